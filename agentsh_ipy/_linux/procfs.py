@@ -1,0 +1,190 @@
+"""Reading a tracee: its memory (process_vm_readv, else /proc/PID/mem) and /proc facts."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+from ._syscall import check, libc
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+_vm_readv = libc.process_vm_readv
+_vm_readv.restype = ctypes.c_ssize_t
+_vm_readv.argtypes = [
+    ctypes.c_int, ctypes.POINTER(_Iovec), ctypes.c_ulong,
+    ctypes.POINTER(_Iovec), ctypes.c_ulong, ctypes.c_ulong,
+]  # fmt: skip
+
+_PAGE = 4096
+
+
+class MemoryReader:
+    """Reads another process's memory; falls back to /proc/PID/mem once
+    process_vm_readv is refused (e.g. EPERM under some LSMs)."""
+
+    def __init__(self) -> None:
+        self.use_vm_readv = True
+
+    def read(self, pid: int, addr: int, size: int) -> bytes:
+        if size <= 0:
+            return b""
+        if self.use_vm_readv:
+            try:
+                return self._vm_read(pid, addr, size)
+            except OSError as e:
+                if e.errno not in (errno.EPERM, errno.ENOSYS):
+                    raise
+                self.use_vm_readv = False
+        fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.pread(fd, size, addr)
+        finally:
+            os.close(fd)
+
+    def _vm_read(self, pid: int, addr: int, size: int) -> bytes:
+        buf = ctypes.create_string_buffer(size)
+        local = _Iovec(ctypes.cast(buf, ctypes.c_void_p), size)
+        remote = _Iovec(addr, size)
+        n = check(_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0), "process_vm_readv")
+        return buf.raw[:n]
+
+    def read_exact(self, pid: int, addr: int, size: int) -> bytes:
+        data = self.read(pid, addr, size)
+        if len(data) != size:
+            raise OSError(errno.EFAULT, f"short read of {size} bytes at {addr:#x}")
+        return data
+
+    def read_cstring(self, pid: int, addr: int, limit: int = 4096) -> bytes:
+        """A NUL-terminated string, read page by page (never across an unmapped page)."""
+        if addr == 0:
+            raise OSError(errno.EFAULT, "NULL string pointer")
+        out = bytearray()
+        while len(out) < limit:
+            chunk = min(_PAGE - (addr % _PAGE), limit - len(out))
+            data = self.read(pid, addr, chunk)
+            if not data:
+                raise OSError(errno.EFAULT, f"unreadable string at {addr:#x}")
+            nul = data.find(b"\0")
+            if nul >= 0:
+                return bytes(out + data[:nul])
+            out += data
+            addr += len(data)
+        raise OSError(errno.ENAMETOOLONG, "string longer than the limit")
+
+    def read_ptr_array(self, pid: int, addr: int, limit: int = 4096) -> list[int]:
+        """A NULL-terminated array of 64-bit pointers (argv), read page by page."""
+        out: list[int] = []
+        while len(out) < limit:
+            chunk = _PAGE - (addr % _PAGE)
+            data = self.read(pid, addr, chunk - chunk % 8 or 8)
+            if len(data) < 8:
+                raise OSError(errno.EFAULT, f"unreadable pointer array at {addr:#x}")
+            for i in range(0, len(data) - 7, 8):
+                ptr = int.from_bytes(data[i : i + 8], "little")
+                if ptr == 0:
+                    return out
+                out.append(ptr)
+            addr += len(data) - len(data) % 8
+        raise OSError(errno.E2BIG, "argument list longer than the limit")
+
+
+def status(pid: int) -> dict[str, str]:
+    """Fields of /proc/PID/status (Tgid, PPid, Uid, ...)."""
+    out: dict[str, str] = {}
+    with open(f"/proc/{pid}/status", encoding="utf-8", errors="replace") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            out[key] = value.strip()
+    return out
+
+
+def tgid_ppid(tid: int) -> tuple[int, int]:
+    st = status(tid)
+    return int(st["Tgid"]), int(st["PPid"])
+
+
+def cwd(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/cwd")
+
+
+def fd_path(pid: int, fd: int) -> str:
+    return os.readlink(f"/proc/{pid}/fd/{fd}")
+
+
+def open_fds(pid: int) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+    return out
+
+
+def first_readable_address(pid: int) -> int:
+    """Start of the first readable mapping, to probe memory access."""
+    with open(f"/proc/{pid}/maps", encoding="ascii") as f:
+        for line in f:
+            rng, perms = line.split()[:2]
+            if perms.startswith("r"):
+                return int(rng.split("-")[0], 16)
+    raise OSError(errno.EFAULT, f"no readable mapping in process {pid}")
+
+
+def _proc_self(head: str, name: str, tgid: int, tid: int) -> str | None:
+    """/proc/self and /proc/thread-self as the tracee sees them, not as we do."""
+    if head != "/proc":
+        return None
+    if name == "self":
+        return f"/proc/{tgid}"
+    if name == "thread-self":
+        return f"/proc/{tgid}/task/{tid}"
+    return None
+
+
+def resolve(path: str, tgid: int, tid: int, *, follow_last: bool = True) -> str:
+    """The path's symlinks resolved as the tracee would, from our side.
+
+    Like os.path.realpath, but /proc/self and /proc/thread-self mean the
+    tracee, and a magic link that names no path (``pipe:[12]``) is kept as
+    is. A missing component ends resolution: the rest is appended.
+    """
+    todo = [p for p in path.split("/") if p][::-1]
+    out = "/"
+    links = 0
+    while todo:
+        name = todo.pop()
+        if name == ".":
+            continue
+        if name == "..":
+            out = os.path.dirname(out)
+            continue
+        mapped = _proc_self(out.rstrip("/") or "/", name, tgid, tid)
+        if mapped is not None:
+            out = mapped
+            continue
+        cand = os.path.join(out, name)
+        if not todo and not follow_last:
+            return cand
+        try:
+            target = os.readlink(cand)
+        except OSError:  # not a link, or missing: lexical from here
+            out = cand
+            continue
+        links += 1
+        if links > 40:
+            raise OSError(errno.ELOOP, f"too many symlinks in {path}")
+        if not target.startswith("/"):
+            if cand.startswith("/proc/"):  # magic link without a path: stop here
+                out = cand
+                continue
+            todo.extend([p for p in target.split("/") if p][::-1])
+            continue
+        out = "/"
+        todo.extend([p for p in target.split("/") if p][::-1])
+    return out

@@ -1,0 +1,84 @@
+"""ptrace with event stops only: SEIZE, the fork/clone/exec/exit events.
+
+python-ptrace supplies the binding and the older request numbers; it lacks
+PTRACE_SEIZE/LISTEN and the newer options, which are defined here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+
+from ptrace import PtraceError
+from ptrace.binding import func as _pt
+
+PTRACE_CONT = _pt.PTRACE_CONT
+PTRACE_DETACH = _pt.PTRACE_DETACH
+PTRACE_GETEVENTMSG = _pt.PTRACE_GETEVENTMSG
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
+
+O_TRACEFORK = _pt.PTRACE_O_TRACEFORK
+O_TRACEVFORK = _pt.PTRACE_O_TRACEVFORK
+O_TRACECLONE = _pt.PTRACE_O_TRACECLONE
+O_TRACEEXEC = _pt.PTRACE_O_TRACEEXEC
+O_TRACEEXIT = _pt.PTRACE_O_TRACEEXIT
+O_EXITKILL = 1 << 20
+
+EVENT_FORK = _pt.PTRACE_EVENT_FORK
+EVENT_VFORK = _pt.PTRACE_EVENT_VFORK
+EVENT_CLONE = _pt.PTRACE_EVENT_CLONE
+EVENT_EXEC = _pt.PTRACE_EVENT_EXEC
+EVENT_EXIT = _pt.PTRACE_EVENT_EXIT
+EVENT_STOP = 128
+
+SEIZE_OPTIONS = O_TRACEFORK | O_TRACEVFORK | O_TRACECLONE | O_TRACEEXEC | O_TRACEEXIT | O_EXITKILL
+
+WALL = 0x40000000  # __WALL: wait for threads and clone children too
+
+
+def _request(req: int, pid: int, addr: int = 0, data: int = 0) -> int:
+    try:
+        return int(_pt.ptrace(req, pid, addr, data))
+    except PtraceError as e:
+        raise OSError(e.errno or errno.EIO, f"ptrace({req:#x}, {pid}): {os.strerror(e.errno or 5)}") from None
+
+
+def seize(pid: int, options: int = SEIZE_OPTIONS) -> None:
+    _request(PTRACE_SEIZE, pid, 0, options)
+
+
+def cont(pid: int, sig: int = 0) -> bool:
+    """Resume a stopped tracee. False when it is already gone (ESRCH): a
+    tracee that was killed or exited between its stop and our resume is
+    not an error."""
+    try:
+        _request(PTRACE_CONT, pid, 0, sig)
+        return True
+    except OSError as e:
+        if e.errno == errno.ESRCH:
+            return False
+        raise
+
+
+def listen(pid: int) -> bool:
+    try:
+        _request(PTRACE_LISTEN, pid)
+        return True
+    except OSError as e:
+        if e.errno == errno.ESRCH:
+            return False
+        raise
+
+
+def geteventmsg(pid: int) -> int:
+    msg = ctypes.c_ulong(0)
+    _request(PTRACE_GETEVENTMSG, pid, 0, ctypes.addressof(msg))
+    return msg.value
+
+
+def event_of(status: int) -> int:
+    """The PTRACE_EVENT_* of a stop status (0 for a signal stop)."""
+    return (status >> 16) & 0xFF

@@ -1,0 +1,250 @@
+"""seccomp: a small BPF assembler for our filter, and the user-notify ioctls.
+
+The filter is built here (in the supervisor) and handed to the wrapper as
+bytes, so the wrapper needs no syscall tables and stays stdlib-only.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .arch import Arch
+
+# Filter return actions (linux/seccomp.h).
+RET_KILL_PROCESS = 0x80000000
+RET_ERRNO = 0x00050000
+RET_USER_NOTIF = 0x7FC00000
+RET_ALLOW = 0x7FFF0000
+
+FILTER_FLAG_NEW_LISTENER = 1 << 3
+FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
+USER_NOTIF_FLAG_CONTINUE = 1
+ADDFD_FLAG_SETFD = 1
+ADDFD_FLAG_SEND = 2
+
+CLONE_NEWUSER = 0x10000000
+
+# BPF opcodes.
+_LD_W_ABS = 0x20
+_JEQ_K = 0x15
+_JGE_K = 0x35
+_JSET_K = 0x45
+_RET_K = 0x06
+
+# struct seccomp_data offsets.
+_OFF_NR = 0
+_OFF_ARCH = 4
+
+
+def _arg_lo(i: int) -> int:
+    return 16 + 8 * i  # little-endian: low word first
+
+
+def _arg_hi(i: int) -> int:
+    return 16 + 8 * i + 4
+
+
+# ioctl numbers: _IOC(dir, '!', nr, size).
+def _ioc(direction: int, nr: int, size: int) -> int:
+    return (direction << 30) | (size << 16) | (ord("!") << 8) | nr
+
+
+_IOC_WRITE, _IOC_READ = 1, 2
+NOTIF_SIZE = 80  # struct seccomp_notif
+RESP_SIZE = 24  # struct seccomp_notif_resp
+ADDFD_SIZE = 24  # struct seccomp_notif_addfd
+IOCTL_NOTIF_RECV = _ioc(_IOC_READ | _IOC_WRITE, 0, NOTIF_SIZE)
+IOCTL_NOTIF_SEND = _ioc(_IOC_READ | _IOC_WRITE, 1, RESP_SIZE)
+IOCTL_NOTIF_ID_VALID = _ioc(_IOC_WRITE, 2, 8)
+IOCTL_NOTIF_ID_VALID_OLD = _ioc(_IOC_READ, 2, 8)  # kernels before 5.17
+IOCTL_NOTIF_ADDFD = _ioc(_IOC_WRITE, 3, ADDFD_SIZE)
+
+# Syscalls that the kernel refuses outright, without a round trip.
+BLOCKED = (
+    "io_uring_setup", "io_uring_enter", "io_uring_register",
+    "ptrace", "process_vm_writev", "process_vm_readv", "pidfd_getfd",
+    "mount", "umount2", "pivot_root", "fsopen", "fsmount", "fsconfig", "move_mount",
+    "open_tree", "mount_setattr",
+    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+    "bpf", "perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd",
+    "setns", "open_by_handle_at",
+)  # fmt: skip
+
+# Syscalls decided by the supervisor (sendto only with a destination, below).
+NOTIFY = (
+    "open", "openat", "openat2", "creat", "truncate",
+    "unlink", "unlinkat", "rename", "renameat", "renameat2",
+    "mkdir", "mkdirat", "rmdir", "link", "linkat", "symlink", "symlinkat",
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "execve", "execveat",
+    "connect", "bind", "sendmsg", "sendmmsg",
+)  # fmt: skip
+
+
+@dataclass
+class _Insn:
+    code: int
+    k: int
+    jt: str | int = 0
+    jf: str | int = 0
+
+
+class _Asm:
+    """Straight-line BPF with symbolic forward jumps, resolved at the end."""
+
+    def __init__(self) -> None:
+        self.prog: list[_Insn] = []
+        self.labels: dict[str, int] = {}
+
+    def emit(self, code: int, k: int, jt: str | int = 0, jf: str | int = 0) -> None:
+        self.prog.append(_Insn(code, k, jt, jf))
+
+    def label(self, name: str) -> None:
+        self.labels[name] = len(self.prog)
+
+    def assemble(self) -> bytes:
+        out = bytearray()
+        for i, insn in enumerate(self.prog):
+            jumps = []
+            for j in (insn.jt, insn.jf):
+                off = j if isinstance(j, int) else self.labels[j] - i - 1
+                if not 0 <= off <= 255:
+                    raise ValueError(f"BPF jump out of range at {i}: {off}")
+                jumps.append(off)
+            out += struct.pack("<HBBI", insn.code, jumps[0], jumps[1], insn.k)
+        return bytes(out)
+
+
+def build_filter(arch: Arch, blocked: Iterable[str] = BLOCKED, notify: Iterable[str] = NOTIFY) -> bytes:
+    """The sandbox's one filter: arch check, block list, notify list, else allow."""
+    a = _Asm()
+    a.emit(_LD_W_ABS, _OFF_ARCH)
+    a.emit(_JEQ_K, arch.audit_arch, 0, "kill")
+    a.emit(_LD_W_ABS, _OFF_NR)
+    if arch.x32_bit is not None:
+        a.emit(_JGE_K, arch.x32_bit, "kill", 0)
+    for name in blocked:
+        nr = arch.nr(name)
+        if nr is not None:
+            a.emit(_JEQ_K, nr, "eperm", 0)
+    for name in notify:
+        nr = arch.nr(name)
+        if nr is not None:
+            a.emit(_JEQ_K, nr, "notify", 0)
+    # clone3 passes its flags in memory the filter cannot read: make libc fall
+    # back to clone(2), whose flags we can check.
+    clone3 = arch.nr("clone3")
+    if clone3 is not None:
+        a.emit(_JEQ_K, clone3, "enosys", 0)
+    # personality(0xffffffff) only queries; anything else changes the ABI.
+    pers = arch.nr("personality")
+    if pers is not None:
+        a.emit(_JEQ_K, pers, 0, "after_personality")
+        a.emit(_LD_W_ABS, _arg_lo(0))
+        a.emit(_JEQ_K, 0xFFFFFFFF, "allow", "eperm")
+        a.label("after_personality")
+    # sendto with no destination (a connected socket) needs no decision.
+    sendto = arch.nr("sendto")
+    if sendto is not None:
+        a.emit(_JEQ_K, sendto, 0, "after_sendto")
+        a.emit(_LD_W_ABS, _arg_lo(4))
+        a.emit(_JEQ_K, 0, 0, "notify")
+        a.emit(_LD_W_ABS, _arg_hi(4))
+        a.emit(_JEQ_K, 0, "allow", "notify")
+        a.label("after_sendto")
+    # New user namespaces (unshare/clone with CLONE_NEWUSER) are refused;
+    # both are the last checks because they clobber the accumulator.
+    a.emit(_LD_W_ABS, _OFF_NR)
+    for name in ("unshare", "clone"):
+        nr = arch.nr(name)
+        if nr is not None:
+            a.emit(_JEQ_K, nr, f"{name}_flags", 0)
+    a.emit(_RET_K, RET_ALLOW)
+    for name in ("unshare", "clone"):
+        a.label(f"{name}_flags")
+        a.emit(_LD_W_ABS, _arg_lo(0))
+        a.emit(_JSET_K, CLONE_NEWUSER, "eperm", "allow")
+    a.label("allow")
+    a.emit(_RET_K, RET_ALLOW)
+    a.label("notify")
+    a.emit(_RET_K, RET_USER_NOTIF)
+    a.label("eperm")
+    a.emit(_RET_K, RET_ERRNO | errno.EPERM)
+    a.label("enosys")
+    a.emit(_RET_K, RET_ERRNO | errno.ENOSYS)
+    a.label("kill")
+    a.emit(_RET_K, RET_KILL_PROCESS)
+    return a.assemble()
+
+
+@dataclass
+class Notif:
+    id: int
+    pid: int  # a thread id
+    nr: int
+    arch: int
+    args: tuple[int, int, int, int, int, int]
+
+
+_NOTIF = struct.Struct("<QIIiIQ6Q")
+
+
+def notif_recv(fd: int) -> Notif:
+    """NOTIF_RECV into a zeroed buffer (the kernel requires it)."""
+    buf = bytearray(NOTIF_SIZE)
+    fcntl.ioctl(fd, IOCTL_NOTIF_RECV, buf, True)
+    nid, pid, _flags, nr, arch_, _ip, *args = _NOTIF.unpack(buf)
+    return Notif(nid, pid, nr, arch_, tuple(args))  # type: ignore[arg-type]
+
+
+def notif_send(fd: int, nid: int, *, error: int = 0, val: int = 0, cont: bool = False) -> bool:
+    """Answer a notification. False when the id is gone (task interrupted or dead)."""
+    flags = USER_NOTIF_FLAG_CONTINUE if cont else 0
+    buf = struct.pack("<QqiI", nid, val, -error if error else 0, flags)
+    try:
+        fcntl.ioctl(fd, IOCTL_NOTIF_SEND, buf)
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return False
+        raise
+    return True
+
+
+_id_valid_req = [IOCTL_NOTIF_ID_VALID]
+
+
+def notif_id_valid(fd: int, nid: int) -> bool:
+    buf = struct.pack("<Q", nid)
+    while True:
+        try:
+            fcntl.ioctl(fd, _id_valid_req[0], buf)
+            return True
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                return False
+            if e.errno == errno.ENOTTY and _id_valid_req[0] != IOCTL_NOTIF_ID_VALID_OLD:
+                _id_valid_req[0] = IOCTL_NOTIF_ID_VALID_OLD
+                continue
+            raise
+
+
+def notif_addfd(fd: int, nid: int, srcfd: int, *, cloexec: bool) -> int:
+    """Install srcfd in the trapped task and answer with it (ADDFD_FLAG_SEND)."""
+    buf = struct.pack("<QIIII", nid, ADDFD_FLAG_SEND, srcfd, 0, 0o2000000 if cloexec else 0)
+    return fcntl.ioctl(fd, IOCTL_NOTIF_ADDFD, buf)  # type: ignore[return-value]
+
+
+def sizes_ok() -> bool:
+    """Check our struct sizes against SECCOMP_GET_NOTIF_SIZES."""
+    from . import _syscall, arch
+
+    nr = arch.current().nr("seccomp")
+    assert nr is not None
+    out = (ctypes.c_uint16 * 3)()
+    _syscall.syscall(nr, 3, 0, ctypes.addressof(out), what="seccomp(GET_NOTIF_SIZES)")
+    return out[0] <= NOTIF_SIZE and out[1] <= RESP_SIZE

@@ -1,0 +1,260 @@
+"""The sandbox side of the launch handshake; runs as ``python -I -S wrapper.py``.
+
+This file is deliberately stdlib-only and imports nothing from agentsh_ipy:
+it runs isolated, in the child, before the command, and its steps are one
+ordered list (``main``). The supervisor builds the BPF program and passes it
+in; the wrapper only installs it.
+
+Protocol on the SOCK_SEQPACKET pair (one message per byte string):
+
+  wrapper -> supervisor   b"F" + SCM_RIGHTS(listener)   the notify fd
+                          b"E" + b"NNN" + reason          cannot start (exit NNN)
+                          b"R"                            READY (ptrace may attach)
+                          b"X" + errno digits             exec failed after GO
+  supervisor -> wrapper   b"A"                            ACK: notifications served
+                          b"G"                            GO: traced, exec now
+
+Between installing the filter and receiving ACK this process must make no
+trapped syscall: nothing would answer it. That is why the fd is sent from a
+second thread created *before* the filter: seccomp filters are per thread, so
+that thread's sendmsg is not trapped, while the main thread (the one that
+execs) carries the filter and only waits on a futex meanwhile.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PTRACER = 0x59616D61
+SECCOMP_SET_MODE_FILTER = 1
+FLAG_NEW_LISTENER = 1 << 3
+FLAG_WAIT_KILLABLE_RECV = 1 << 5
+IOCTL_NOTIF_ID_VALID = 0x40082102
+IOCTL_NOTIF_ID_VALID_OLD = 0x80082102
+
+EXIT_SETUP = 125
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
+
+
+class SetupError(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+class _Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def _check(result: int, what: str) -> int:
+    if result == -1:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result
+
+
+def install_filter(program: bytes, seccomp_nr: int) -> int:
+    """no_new_privs, then the filter with NEW_LISTENER; returns the listener fd.
+
+    WAIT_KILLABLE_RECV (5.19+) keeps a signal from restarting a trapped
+    syscall in a loop once the supervisor has it; older kernels say EINVAL.
+    """
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _Fprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    for flags in (FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV, FLAG_NEW_LISTENER):
+        fd = _libc.syscall(
+            ctypes.c_long(seccomp_nr), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+            ctypes.c_long(flags), ctypes.byref(prog),
+        )  # fmt: skip
+        if fd >= 0:
+            return int(fd)
+        err = ctypes.get_errno()
+        if err != errno.EINVAL or flags == FLAG_NEW_LISTENER:
+            raise OSError(err, f"seccomp(SET_MODE_FILTER): {os.strerror(err)}")
+    raise AssertionError("unreachable")
+
+
+def probe_listener(fd: int) -> None:
+    """NOTIF_ID_VALID(0) must answer ENOENT; a profile that blocks the
+    notify ioctls (EPERM, EACCES) would leave every trapped call hanging."""
+    zero = ctypes.c_uint64(0)
+    for req in (IOCTL_NOTIF_ID_VALID, IOCTL_NOTIF_ID_VALID_OLD):
+        if _libc.ioctl(fd, req, ctypes.addressof(zero)) == 0:
+            return
+        err = ctypes.get_errno()
+        if err == errno.ENOENT:
+            return
+        if err != errno.ENOTTY:
+            break
+    raise OSError(err, f"seccomp notify ioctls unusable: {os.strerror(err)}")
+
+
+def resolve(cmd: str, path_env: str | None) -> str | None:
+    """PATH search, done before the filter exists (each probe would be trapped)."""
+    if "/" in cmd:
+        return cmd if os.path.exists(cmd) else None
+    for d in (path_env if path_env is not None else os.defpath).split(os.pathsep):
+        cand = os.path.join(d or ".", cmd)
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+def wait_byte(fd: int, expected: bytes, timeout: float, what: str) -> None:
+    """Read one byte with a deadline that works on a raw fd (poll, not a
+    socket timeout), retrying EINTR, and reject anything but ``expected``."""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SetupError(EXIT_SETUP, f"no {what} from the supervisor within {timeout:g}s")
+        try:
+            if not poller.poll(left * 1000):
+                continue
+            data = os.read(fd, 16)
+        except InterruptedError:
+            continue
+        except BlockingIOError:
+            continue
+        if data == expected:
+            return
+        if not data:
+            raise SetupError(EXIT_SETUP, f"supervisor closed the channel before {what}")
+        raise SetupError(EXIT_SETUP, f"bad {what} message from the supervisor: {data[:8]!r}")
+
+
+class _Sender(threading.Thread):
+    """Unfiltered thread: sends the listener fd and waits for ACK."""
+
+    def __init__(self, sock: socket.socket, timeout: float) -> None:
+        super().__init__(name="agentsh-handoff", daemon=True)
+        self.sock = sock
+        self.timeout = timeout
+        self.listener = -1
+        self.go = threading.Event()
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.go.wait()
+            if self.listener < 0:
+                return
+            self.sock.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(ctypes.c_int(self.listener)))])
+            wait_byte(self.sock.fileno(), b"A", self.timeout, "ACK")
+        except BaseException as e:
+            self.error = e
+        finally:
+            self.done.set()
+
+
+def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
+    opts: dict[str, str] = {}
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        key = argv[i].lstrip("-")
+        opts[key] = argv[i + 1]
+        i += 2
+    return opts, argv[i + 1 :]
+
+
+def main(argv: list[str]) -> int:
+    opts, cmd = _parse(argv)
+    fd = int(opts["fd"])
+    # posix_spawn's dup2 cleared CLOEXEC so the fd could arrive; set it again
+    # so no supervisor fd survives into the command.
+    os.set_inheritable(fd, False)
+    sock = socket.socket(fileno=fd)
+    sock.setblocking(True)
+    try:
+        return _run(sock, opts, cmd)
+    except SetupError as e:
+        _report(sock, b"E%03d" % e.code + e.reason.encode(errors="replace"))
+        return e.code
+    except OSError as e:
+        _report(sock, b"E%03d" % EXIT_SETUP + str(e).encode(errors="replace"))
+        return EXIT_SETUP
+
+
+def _report(sock: socket.socket, msg: bytes) -> None:
+    try:
+        os.write(sock.fileno(), msg)  # write(2), never trapped
+    except OSError:
+        pass
+
+
+def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
+    supervisor = int(opts["supervisor"])
+    handoff_timeout = float(opts["handoff-timeout"])
+    go_timeout = float(opts["go-timeout"])
+    program = bytes.fromhex(opts["filter"])
+    seccomp_nr = int(opts["seccomp-nr"])
+
+    # 1. Die with the supervisor; and make sure it has not died already.
+    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+    if os.getppid() != supervisor:
+        raise SetupError(EXIT_SETUP, "supervisor exited during launch")
+    if "cwd" in opts:
+        try:
+            os.chdir(opts["cwd"])
+        except OSError as e:
+            raise SetupError(EXIT_SETUP, f"cannot enter {opts['cwd']}: {e.strerror}") from None
+    # 2. Resolve the command before the filter exists.
+    path = resolve(cmd[0], os.environ.get("PATH"))
+    if path is None:
+        raise SetupError(127, f"{cmd[0]}: command not found")
+    # 3. Under Yama ptrace_scope=1 name the supervisor as our tracer (EINVAL: no Yama).
+    if _libc.prctl(PR_SET_PTRACER, supervisor, 0, 0, 0) == -1 and ctypes.get_errno() != errno.EINVAL:
+        _check(-1, "prctl(PR_SET_PTRACER)")
+    # 4. The sender thread must exist before the filter so it is not filtered.
+    sender = _Sender(sock, handoff_timeout)
+    sender.start()
+    try:
+        listener = install_filter(program, seccomp_nr)
+        probe_listener(listener)
+    except BaseException:
+        sender.go.set()
+        sender.join()
+        raise
+    # 5. From here until ACK: no trapped syscall on this thread.
+    sender.listener = listener
+    sender.go.set()
+    sender.done.wait()
+    os.close(listener)  # the command must never hold its own listener
+    if sender.error is not None:
+        if isinstance(sender.error, SetupError):
+            raise sender.error
+        raise SetupError(EXIT_SETUP, f"fd handoff failed: {sender.error}")
+    sender.join()  # ptrace attaches to this thread alone: no other may remain
+    # 6. (Landlock goes here.) READY, then wait for GO around the attach.
+    os.write(sock.fileno(), b"R")
+    wait_byte(sock.fileno(), b"G", go_timeout, "GO")
+    # 7. Exec. The socket is CLOEXEC: it closes on success, and reports failure.
+    try:
+        os.execve(path, cmd, os.environ)
+    except OSError as e:
+        _report(sock, b"X%d" % e.errno)
+        return 127 if e.errno == errno.ENOENT else 126
+    raise AssertionError("unreachable")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
