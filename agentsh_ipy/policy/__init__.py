@@ -1,0 +1,56 @@
+"""The policy engine: parse, validate and decide.  Pure: no I/O beyond
+reading the packaged default policy, no ``os``, no ``ctypes``, no IPython.
+
+    policy = Policy.parse(text, "policy.yaml", {"WORKSPACE": ..., "HOME": ..., "TMPDIR": ...})
+    policy.check_file("write", "/home/u/.ssh/id_rsa")  # Decision("deny", "credentials", ...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib import resources
+
+from ._engine import Decision, Policy
+from ._errors import PolicyError
+from ._schema import (
+    DECISIONS,
+    FILE_OPERATIONS,
+    SOCKET_OPERATIONS,
+    VARIABLES,
+    CommandRule,
+    Defaults,
+    EnvPolicy,
+    FileRule,
+    NetworkRule,
+    UnixSocketRule,
+)
+
+__all__ = [
+    "DECISIONS",
+    "FILE_OPERATIONS",
+    "SOCKET_OPERATIONS",
+    "VARIABLES",
+    "CommandRule",
+    "Decision",
+    "Defaults",
+    "EnvPolicy",
+    "FileRule",
+    "NetworkRule",
+    "Policy",
+    "PolicyError",
+    "UnixSocketRule",
+    "default_policy_text",
+    "load_default",
+]
+
+DEFAULT_SOURCE = "<built-in default.yaml>"
+
+
+def default_policy_text() -> str:
+    """The packaged default policy, ``agentsh_ipy/policy/default.yaml``."""
+    return resources.files(__name__).joinpath("default.yaml").read_text(encoding="utf-8")
+
+
+def load_default(variables: Mapping[str, str]) -> Policy:
+    """Parse the packaged default policy with ``variables`` expanded."""
+    return Policy.parse(default_policy_text(), DEFAULT_SOURCE, variables)

@@ -1,0 +1,183 @@
+"""Decisions: a parsed policy applied to one file, command, socket or env."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ._glob import GlobError, compile_path, escape, normalize_path
+from ._schema import (
+    DECISIONS,
+    FILE_OPERATIONS,
+    SOCKET_OPERATIONS,
+    CommandRule,
+    Defaults,
+    EnvPolicy,
+    FileRule,
+    NetworkRule,
+    UnixSocketRule,
+    parse_policy,
+)
+
+PROTECTED_RULE = "protected"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of one check.
+
+    ``rule`` names the matching rule, or ``default:<kind>`` when no rule
+    matched.  ``approve`` is not allowed by itself: the caller must ask a
+    human and deny when nobody answers within ``Policy.approval_timeout``.
+    """
+
+    decision: str
+    rule: str
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.decision not in DECISIONS:
+            raise ValueError(f"decision {self.decision!r} is not one of {', '.join(DECISIONS)}")
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision in ("allow", "audit")
+
+
+def _check_op(op: str, allowed: Sequence[str]) -> None:
+    if op not in allowed:
+        raise ValueError(f"operation {op!r} is not one of {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy.  Immutable; build one with :meth:`parse`."""
+
+    name: str
+    source: str
+    approval_timeout: float = 60.0
+    defaults: Defaults = field(default_factory=Defaults)
+    file_rules: tuple[FileRule, ...] = ()
+    command_rules: tuple[CommandRule, ...] = ()
+    network_rules: tuple[NetworkRule, ...] = ()
+    unix_socket_rules: tuple[UnixSocketRule, ...] = ()
+    env_policy: EnvPolicy = field(default_factory=EnvPolicy)
+
+    @classmethod
+    def parse(cls, text: str, source: str, variables: Mapping[str, str]) -> Policy:
+        """Parse and validate policy YAML ``text``.
+
+        ``source`` names the text in error messages (usually its file name).
+        ``variables`` supplies ``${WORKSPACE}``, ``${HOME}`` and ``${TMPDIR}``.
+        Raises :class:`PolicyError` listing every problem found.
+        """
+        parsed = parse_policy(text, source, variables)
+        return cls(
+            name=parsed.name,
+            source=source,
+            approval_timeout=parsed.approval_timeout,
+            defaults=parsed.defaults,
+            file_rules=parsed.file_rules,
+            command_rules=parsed.command_rules,
+            network_rules=parsed.network_rules,
+            unix_socket_rules=parsed.unix_socket_rules,
+            env_policy=parsed.env_policy,
+        )
+
+    # -- checks ------------------------------------------------------------
+
+    def check_file(self, op: str, path: str) -> Decision:
+        """Decide ``op`` (one of FILE_OPERATIONS) on absolute ``path``.
+
+        The caller is expected to pass a normalized, symlink-resolved path;
+        it is normalized lexically here as well, so ``..`` can never walk a
+        path out of an allowed tree.  A relative path matches no rule.
+        """
+        _check_op(op, FILE_OPERATIONS)
+        path = normalize_path(path)
+        for rule in self.file_rules:
+            if rule.matches(op, path):
+                return Decision(rule.decision, rule.name, rule.message)
+        return Decision(self.defaults.file, "default:file")
+
+    def check_command(self, path: str, argv: Sequence[str]) -> Decision:
+        """Decide an exec of ``path`` (as resolved for execve) with ``argv``.
+
+        Bare command names in rules match the basename of ``path`` (not
+        ``argv[0]``, which the caller of execve chooses freely); args
+        patterns are searched in ``" ".join(argv[1:])``.
+        """
+        if path.startswith("/"):
+            path = normalize_path(path)
+        basename = path.rsplit("/", 1)[-1]
+        joined = " ".join(argv[1:])
+        for rule in self.command_rules:
+            if rule.matches(path, basename, joined):
+                return Decision(rule.decision, rule.name, rule.message)
+        return Decision(self.defaults.command, "default:command")
+
+    def check_network(self, op: str, ip: str, port: int) -> Decision:
+        """Decide ``op`` (connect, bind, send) to ``ip``:``port``.
+
+        An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) is checked as its
+        IPv4 form, so a dual-stack socket cannot step around IPv4 rules.
+        Raises ValueError for a malformed address, port or op.
+        """
+        _check_op(op, SOCKET_OPERATIONS)
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(ip)
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        if isinstance(port, bool) or not 0 <= port <= 65535:
+            raise ValueError(f"port {port!r} is not in 0..65535")
+        for rule in self.network_rules:
+            if rule.matches(op, addr, port):
+                return Decision(rule.decision, rule.name, rule.message)
+        return Decision(self.defaults.network, "default:network")
+
+    def check_unix(self, op: str, path: str, abstract: bool) -> Decision:
+        """Decide ``op`` on a unix socket; an abstract one matches as ``@name``."""
+        _check_op(op, SOCKET_OPERATIONS)
+        key = "@" + path if abstract else normalize_path(path)
+        for rule in self.unix_socket_rules:
+            if rule.matches(op, key):
+                return Decision(rule.decision, rule.name, rule.message)
+        return Decision(self.defaults.unix_socket, "default:unix_socket")
+
+    def filter_env(self, env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
+        """Split ``env`` into (variables the sandbox may see, sorted hidden names)."""
+        kept: dict[str, str] = {}
+        hidden: list[str] = []
+        for name, value in env.items():
+            if self.env_policy.hides(name):
+                hidden.append(name)
+            else:
+                kept[name] = value
+        return kept, sorted(hidden)
+
+    # -- derivation ----------------------------------------------------------
+
+    def protect(self, paths: Iterable[str]) -> Policy:
+        """Return a copy whose first file rule, ``protected``, denies every
+        operation except read on exactly these paths (the audit log, the
+        policy file).  Reads still go through the remaining rules.
+        """
+        globs = []
+        for path in paths:
+            if not path.startswith("/"):
+                raise ValueError(f"protected path {path!r} is not absolute")
+            try:
+                globs.append(compile_path(escape(normalize_path(path))))
+            except GlobError as exc:
+                raise ValueError(f"protected path {path!r}: {exc}") from None
+        if not globs:
+            return dataclasses.replace(self)
+        rule = FileRule(
+            name=PROTECTED_RULE,
+            globs=tuple(globs),
+            operations=frozenset(FILE_OPERATIONS) - {"read"},
+            decision="deny",
+            message="protected by agentsh-ipy",
+        )
+        return dataclasses.replace(self, file_rules=(rule, *self.file_rules))
