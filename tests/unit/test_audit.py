@@ -1,0 +1,561 @@
+"""Unit tests for agentsh_ipy.audit (pure: no files, no processes)."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from agentsh_ipy.audit import (
+    AUDIT_MIME,
+    EVENT_TYPES,
+    FIELD_ORDER,
+    AuditLog,
+    Event,
+    EventStore,
+    Summary,
+    dumps_event,
+    format_ts,
+    is_denial,
+    mimebundle,
+    parse_jsonl,
+    render_html,
+    render_json,
+    render_text,
+    summarize,
+    summary_line,
+    target,
+)
+
+T0 = 1_795_978_800.123456  # 2026-11-29T19:00:00.123456Z
+
+
+def fixed_clock() -> float:
+    return T0
+
+
+class CountingStream(io.StringIO):
+    """A StringIO that records, at each flush, how many lines were written so far."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.flushes: list[int] = []
+
+    def flush(self) -> None:
+        super().flush()
+        self.flushes.append(self.getvalue().count("\n"))
+
+
+def expected_key_order(event: Event) -> list[str]:
+    known = [k for k in FIELD_ORDER if k in event]
+    extras = sorted(k for k in event if k not in FIELD_ORDER)
+    return known + extras
+
+
+# --- AuditLog -----------------------------------------------------------------
+
+
+def test_seq_gap_free_and_in_file_order_under_threads() -> None:
+    stream = io.StringIO()
+    log = AuditLog(stream, "s1", fixed_clock)
+    threads_n, per_thread = 8, 500
+    start = threading.Barrier(threads_n)
+
+    def worker(n: int) -> None:
+        start.wait()
+        for i in range(per_thread):
+            log.emit("file", op="read", pid=n, path=f"/t{n}/{i}", decision="allow")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    lines = stream.getvalue().splitlines()
+    total = threads_n * per_thread
+    assert len(lines) == total
+    assert log.count == total
+    events = [json.loads(line) for line in lines]
+    assert [e["seq"] for e in events] == list(range(1, total + 1))
+    # Each thread's own events appear in the order it emitted them.
+    for n in range(threads_n):
+        paths = [e["path"] for e in events if e["pid"] == n]
+        assert paths == [f"/t{n}/{i}" for i in range(per_thread)]
+
+
+def test_line_format_key_order_and_none_dropping() -> None:
+    stream = io.StringIO()
+    log = AuditLog(stream, "sess-a", fixed_clock)
+    log.emit(
+        "exec",
+        zeta="last",
+        argv=["ls", "-l"],
+        pid=42,
+        alpha=1,
+        decision="allow",
+        rule=None,
+        path="/bin/ls",
+        ppid=None,
+        op="exec",
+    )
+    (line,) = stream.getvalue().splitlines()
+    assert stream.getvalue().endswith("\n")
+    # compact separators, no spaces
+    assert ", " not in line and '": ' not in line
+    event = json.loads(line)
+    assert list(event) == expected_key_order(event)
+    assert list(event) == [
+        "ts",
+        "seq",
+        "session",
+        "cell",
+        "type",
+        "op",
+        "pid",
+        "path",
+        "argv",
+        "decision",
+        "alpha",
+        "zeta",
+    ]
+    assert event["cell"] is None  # present (null) outside notebooks
+    assert "rule" not in event and "ppid" not in event
+    assert event["ts"] == "2026-11-29T19:00:00.123456Z"
+    assert event["session"] == "sess-a"
+    assert event["type"] == "exec"
+
+
+def test_ts_format() -> None:
+    assert format_ts(0.0) == "1970-01-01T00:00:00.000000Z"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", format_ts(T0))
+
+
+def test_non_ascii_kept_and_line_breaking_chars_escaped() -> None:
+    stream = io.StringIO()
+    log = AuditLog(stream, "s", fixed_clock)
+    nasty = "/tmp/é\u2028x\u2029y\x85z\nw\udcff"
+    log.emit("file", op="read", path=nasty)
+    text = stream.getvalue()
+    assert "é" in text  # ensure_ascii=False
+    # Only one line, whichever line-splitting rules a reader uses.
+    assert len(text.splitlines()) == 1
+    text.encode("utf-8")  # lone surrogate was escaped, so this must not raise
+    assert parse_jsonl(text)[0]["path"] == nasty
+
+
+def test_cell_tracking_and_override() -> None:
+    stream = io.StringIO()
+    log = AuditLog(stream, "s", fixed_clock, cell=1)
+    log.emit("sandbox", op="start")
+    log.set_cell("c2")
+    log.emit("sandbox", op="x")
+    log.set_cell(None)
+    log.emit("sandbox", op="y")
+    log.emit("sandbox", op="z", cell=7)  # explicit attribution
+    cells = [e["cell"] for e in parse_jsonl(stream.getvalue())]
+    assert cells == [1, "c2", None, 7]
+    assert log.cell is None
+    with pytest.raises(TypeError):
+        log.set_cell(True)
+
+
+def test_flush_called_per_emit() -> None:
+    stream = CountingStream()
+    log = AuditLog(stream, "s", fixed_clock)
+    for i in range(5):
+        log.emit("process_start", pid=100 + i)
+    # flushed after every line, with that line already written
+    assert stream.flushes == [1, 2, 3, 4, 5]
+    log.close()
+    assert not stream.closed  # the log does not own the stream
+    with pytest.raises(ValueError, match="closed"):
+        log.emit("process_start", pid=1)
+    log.close()  # idempotent
+
+
+def test_invalid_type_and_reserved_fields_raise() -> None:
+    stream = io.StringIO()
+    log = AuditLog(stream, "s", fixed_clock)
+    with pytest.raises(ValueError, match="unknown audit event type"):
+        log.emit("bogus", pid=1)
+    for reserved in ("seq", "ts", "session"):
+        with pytest.raises(ValueError, match="assigned by the audit log"):
+            log.emit("file", **{reserved: 1})
+    assert stream.getvalue() == ""
+    assert log.count == 0
+    with pytest.raises(ValueError):
+        AuditLog(stream, "", fixed_clock)
+
+
+def test_unserializable_value_does_not_use_a_seq() -> None:
+    stream = io.StringIO()
+    log = AuditLog(stream, "s", fixed_clock)
+    log.emit("file", path="/a")
+    with pytest.raises(TypeError):
+        log.emit("file", path=object())
+    with pytest.raises(ValueError):
+        log.emit("file", path="/n", size=float("nan"))
+    log.emit("file", path="/b")
+    assert [e["seq"] for e in parse_jsonl(stream.getvalue())] == [1, 2]
+
+
+def test_emit_returns_written_event_detached_from_caller() -> None:
+    stream = io.StringIO()
+    log = AuditLog(stream, "s", fixed_clock)
+    argv = ["echo", "hi"]
+    event = log.emit("exec", argv=argv, pid=3)
+    argv.append("mutated")
+    assert event["argv"] == ["echo", "hi"]
+    assert event == parse_jsonl(stream.getvalue())[0]
+
+
+def test_subscribers_get_events_in_seq_order_and_unsubscribe() -> None:
+    log = AuditLog(None, "s", fixed_clock)  # no stream: subscribers only
+    got_a: list[int] = []
+    got_b: list[int] = []
+    unsub_a = log.subscribe(lambda e: got_a.append(e["seq"]))
+    log.subscribe(lambda e: got_b.append(e["seq"]))
+
+    def worker() -> None:
+        for _ in range(200):
+            log.emit("process_start", pid=1)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got_a == list(range(1, 801))
+    assert got_b == got_a
+
+    unsub_a()
+    unsub_a()  # idempotent
+    log.emit("process_exit", pid=1, exit_code=0)
+    assert got_a[-1] == 800
+    assert got_b[-1] == 801
+
+
+def test_subscriber_errors_do_not_starve_others_and_reentry_refused() -> None:
+    log = AuditLog(io.StringIO(), "s", fixed_clock)
+    seen: list[int] = []
+
+    def bad(_event: Event) -> None:
+        raise RuntimeError("boom")
+
+    log.subscribe(bad)
+    log.subscribe(lambda e: seen.append(e["seq"]))
+    with pytest.raises(RuntimeError, match="boom"):
+        log.emit("sandbox", op="start")
+    assert seen == [1]  # the second subscriber still got it
+    assert log.count == 1
+
+    log2 = AuditLog(io.StringIO(), "s", fixed_clock)
+
+    def reenter(_event: Event) -> None:
+        log2.emit("sandbox", op="nested")
+
+    log2.subscribe(reenter)
+    with pytest.raises(RuntimeError, match="subscriber"):
+        log2.emit("sandbox", op="outer")
+
+
+# --- EventStore ---------------------------------------------------------------
+
+
+def test_event_store_bounds_and_dropped_counts() -> None:
+    store = EventStore(max_events_per_cell=3, max_cells=2)
+    log = AuditLog(None, "s", fixed_clock, cell=1)
+    log.subscribe(store.add)
+    for _ in range(5):
+        log.emit("file", op="read", path="/x")
+    assert [e["seq"] for e in store.events(1)] == [1, 2, 3]
+    assert store.dropped(1) == 2
+    log.set_cell(2)
+    log.emit("file", op="read", path="/y")
+    assert store.cells() == [1, 2]
+    log.set_cell(3)
+    log.emit("file", op="read", path="/z")
+    assert store.cells() == [2, 3]  # oldest evicted
+    assert store.events(1) == []
+    assert store.dropped(1) == 0
+    assert store.evicted_cells == 1
+    # events() returns a copy
+    store.events(2).clear()
+    assert len(store.events(2)) == 1
+    # dropped counts reach the summary
+    s = summarize(store.events(2), dropped=store.dropped(2) + 2)
+    assert s.dropped == 2
+    assert "2 events DROPPED" in summary_line(s)
+
+
+def test_event_store_none_cell_and_validation() -> None:
+    store = EventStore()
+    store.add({"type": "sandbox", "seq": 1})  # no cell field -> None
+    store.add({"type": "sandbox", "seq": 2, "cell": None})
+    assert store.cells() == [None]
+    assert len(store.events(None)) == 2
+    store.clear(None)
+    assert store.cells() == []
+    with pytest.raises(ValueError):
+        EventStore(max_events_per_cell=0)
+    with pytest.raises(ValueError):
+        EventStore(max_cells=0)
+
+
+# --- parse_jsonl --------------------------------------------------------------
+
+
+def test_parse_jsonl_roundtrip_and_errors_name_the_line() -> None:
+    stream = io.StringIO()
+    log = AuditLog(stream, "s", fixed_clock)
+    log.emit("process_start", pid=1)
+    log.emit("process_exit", pid=1, exit_code=0)
+    assert [e["type"] for e in parse_jsonl(stream.getvalue())] == ["process_start", "process_exit"]
+    assert parse_jsonl("") == []
+
+    good = '{"seq":1}\n{"seq":2}\n'
+    with pytest.raises(ValueError, match=r"line 3\b"):
+        parse_jsonl(good + '{"seq":3\n')
+    with pytest.raises(ValueError, match=r"line 2: expected a JSON object"):
+        parse_jsonl('{"seq":1}\n[1,2]\n')
+    with pytest.raises(ValueError, match=r"line 2: empty"):
+        parse_jsonl('{"seq":1}\n\n{"seq":3}\n')
+    with pytest.raises(ValueError, match=r"line 1: .*duplicate key 'decision'"):
+        parse_jsonl('{"decision":"deny","decision":"allow"}\n')
+    with pytest.raises(ValueError, match=r"line 1: .*NaN"):
+        parse_jsonl('{"x":NaN}\n')
+
+
+# --- summarize / target ---------------------------------------------------------
+
+CRAFTED: list[Event] = [
+    {"seq": 1, "type": "process_start", "pid": 10, "argv": ["bash", "-c", "x"]},
+    {"seq": 2, "type": "process_start", "pid": 11},
+    {"seq": 3, "type": "exec", "pid": 11, "argv": ["cat", "a b"], "decision": "allow"},
+    {"seq": 4, "type": "exec", "pid": 11, "argv": ["curl"], "decision": "deny", "rule": "no-curl"},
+    {"seq": 5, "type": "file", "op": "read", "path": "/etc/hosts", "decision": "allow"},
+    {"seq": 6, "type": "file", "op": "read", "path": "/etc/passwd", "decision": "audit"},
+    {"seq": 7, "type": "file", "op": "read", "path": "/root/.ssh/id_rsa", "decision": "deny"},
+    {"seq": 8, "type": "file", "op": "write", "path": "/tmp/out", "decision": "allow"},
+    {"seq": 9, "type": "file", "op": "delete", "path": "/tmp/old", "decision": "audit"},
+    {
+        "seq": 10,
+        "type": "net",
+        "op": "connect",
+        "addr": "10.0.0.1",
+        "port": 80,
+        "decision": "allow",
+    },
+    {"seq": 11, "type": "net", "op": "connect", "addr": "::1", "port": 22, "decision": "deny"},
+    {"seq": 12, "type": "unix", "op": "connect", "path": "/run/x.sock", "decision": "allow"},
+    {"seq": 13, "type": "net", "op": "bind", "addr": "0.0.0.0", "port": 8, "decision": "allow"},
+    {"seq": 14, "type": "syscall_blocked", "syscall": "ptrace", "pid": 11},
+    {
+        "seq": 15,
+        "type": "file",
+        "op": "write",
+        "path": "/home/u/.bashrc",
+        "decision": "approve",
+        "approval": "granted",
+    },
+    {
+        "seq": 16,
+        "type": "net",
+        "op": "connect",
+        "addr": "1.2.3.4",
+        "port": 443,
+        "decision": "approve",
+        "approval": "timeout",
+    },
+    {"seq": 17, "type": "process_exit", "pid": 11, "exit_code": 3},
+    {"seq": 18, "type": "process_exit", "pid": 10, "signal": 9},
+    {"seq": 19, "type": "signal", "op": "kill", "pid": 10, "signal": 15, "decision": "deny"},
+]
+
+
+def test_summarize_counts() -> None:
+    assert summarize(CRAFTED, dropped=4) == Summary(
+        processes=2,
+        execs=1,  # the denied exec is a denial, not an exec
+        files_read=2,  # allow + audit; the denied read is not counted
+        files_written=3,  # write, delete, approved write
+        connections=2,  # 10.0.0.1:80 and the unix socket; bind is not a connection
+        # deny decisions (seq 4, 7, 11, 19) + syscall_blocked + the timed-out approval
+        denials=6,
+        approvals=2,
+        dropped=4,
+    )
+    assert summarize([]) == Summary()
+
+
+def test_summary_line_format() -> None:
+    s = Summary(processes=3, execs=2, files_read=14, files_written=1, connections=0, denials=2)
+    assert summary_line(s) == (
+        "agentsh: 3 processes, 2 execs, 14 files read, 1 written, 0 connections, 2 DENIED"
+    )
+    one = Summary(processes=1, execs=1, files_read=1, connections=1, approvals=1)
+    assert summary_line(one) == (
+        "agentsh: 1 process, 1 exec, 1 file read, 0 written, 1 connection, 0 denied, 1 approval"
+    )
+
+
+def test_is_denial_and_target() -> None:
+    by_seq = {e["seq"]: e for e in CRAFTED}
+    assert [seq for seq, e in by_seq.items() if is_denial(e)] == [4, 7, 11, 14, 16, 19]
+    assert target(by_seq[3]) == "cat 'a b'"
+    assert target(by_seq[5]) == "/etc/hosts"
+    assert target(by_seq[10]) == "10.0.0.1:80"
+    assert target(by_seq[11]) == "[::1]:22"
+    assert target(by_seq[14]) == "ptrace"
+    assert target(by_seq[17]) == "exit 3"
+    assert target(by_seq[18]) == "signal 9"
+    assert target({"type": "exec", "path": "/bin/ls", "argv": ["ls", "-a"]}) == "ls -a"
+    assert target({"type": "sandbox"}) == ""
+
+
+# --- renderers ------------------------------------------------------------------
+
+
+def test_render_text_marks_denials() -> None:
+    text = render_text(CRAFTED, dropped=0)
+    lines = text.splitlines()
+    assert lines[0] == summary_line(summarize(CRAFTED))
+    header, rows = lines[1], lines[2:]
+    assert header.split() == ["seq", "type", "op", "pid", "target", "decision", "rule"]
+    assert len(rows) == len(CRAFTED)
+    for event, row in zip(CRAFTED, rows, strict=True):
+        if is_denial(event):
+            assert row.startswith("! "), row
+        else:
+            assert row.startswith("  "), row
+    deny_row = next(r for r in rows if "/root/.ssh/id_rsa" in r)
+    assert deny_row.startswith("!") and "DENY" in deny_row
+    assert "DENY (APPROVAL TIMEOUT)" in text
+    assert "BLOCKED" in text
+    # fixed width: the decision column starts at the same offset in every row
+    col = header.index("decision")
+    assert rows[4][col:].startswith("allow")  # seq 5
+    assert rows[6][col:].startswith("DENY")  # seq 7
+    assert not any(line != line.rstrip() for line in lines)
+    # summary only
+    assert render_text(CRAFTED, detail=False) == lines[0]
+
+
+def test_render_text_neutralizes_control_chars_and_truncates() -> None:
+    evil = "/tmp/a\n! 9 file read /x allow\x1b[2K\u202egpj.exe"
+    long = "/data/" + "x" * 200
+    text = render_text(
+        [
+            {"seq": 1, "type": "file", "op": "read", "path": evil, "decision": "allow"},
+            {"seq": 2, "type": "file", "op": "read", "path": long, "decision": "allow"},
+        ]
+    )
+    lines = text.splitlines()
+    assert len(lines) == 4  # summary, header, two rows: no injected row
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "\\x1b" in text and "\\u202e" in text and "\\x0a" in text
+    long_row = lines[3]
+    shown = next(part for part in long_row.split() if part.startswith("/data/"))
+    assert shown.endswith("…") and len(shown) == 60
+
+
+def test_render_html_no_scripts_or_css_and_escaped() -> None:
+    events = [
+        *CRAFTED,
+        {"seq": 20, "type": "file", "op": "read", "path": "/tmp/<b>x</b>", "decision": "deny"},
+        {"seq": 21, "type": "file", "op": "read", "path": '/tmp/"><script>alert(1)</script>'},
+    ]
+    out = render_html(events, dropped=1)
+    low = out.lower()
+    assert "<script" not in low
+    assert "<style" not in low
+    assert "style=" not in low
+    assert "class=" not in low
+    assert "<table>" in out and "<thead>" in out and "<tbody>" in out
+    assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>" not in out
+    assert out.startswith("<p>")
+    assert "<strong>7 DENIED</strong>" in out
+    assert "<strong>1 event DROPPED" in out
+    # denied rows: marker and <strong> decision
+    deny_rows = [line for line in out.splitlines() if "id_rsa" in line]
+    assert len(deny_rows) == 1
+    assert deny_rows[0].startswith("<tr><td>⛔</td>")
+    assert "<td><strong>DENY</strong></td>" in deny_rows[0]
+    allow_rows = [line for line in out.splitlines() if "/etc/hosts" in line]
+    assert "⛔" not in allow_rows[0] and "<strong>" not in allow_rows[0]
+    # summary only
+    assert "<table>" not in render_html(events, detail=False)
+
+
+def test_render_json_and_mimebundle() -> None:
+    bundle = mimebundle(CRAFTED, cell=5, dropped=2)
+    assert set(bundle) == {"text/plain", "text/html", AUDIT_MIME}
+    data = bundle[AUDIT_MIME]
+    assert json.loads(json.dumps(data)) == data
+    assert data["version"] == 1
+    assert data["cell"] == 5
+    assert data["summary"]["denials"] == 6
+    assert data["summary"]["dropped"] == 2
+    assert data["events"] == CRAFTED
+    assert data["events"][0] is not CRAFTED[0]  # copies, not the caller's dicts
+    assert bundle["text/plain"] == render_text(CRAFTED, dropped=2)
+    assert bundle["text/html"] == render_html(CRAFTED, dropped=2)
+    assert render_json([], cell=None)["summary"] == {
+        "processes": 0,
+        "execs": 0,
+        "files_read": 0,
+        "files_written": 0,
+        "connections": 0,
+        "denials": 0,
+        "approvals": 0,
+        "dropped": 0,
+    }
+
+
+def test_end_to_end_log_store_render() -> None:
+    stream = io.StringIO()
+    store = EventStore()
+    log = AuditLog(stream, "s", fixed_clock, cell=9)
+    log.subscribe(store.add)
+    log.emit("process_start", pid=5, ppid=1, argv=["sh"])
+    log.emit("file", op="read", pid=5, path="/etc/shadow", decision="deny", rule="secrets")
+    log.close()
+    assert store.events(9) == parse_jsonl(stream.getvalue())
+    text = render_text(store.events(9), dropped=store.dropped(9))
+    assert "1 DENIED" in text and "secrets" in text
+
+
+def test_dumps_event_matches_log_format() -> None:
+    line = dumps_event({"type": "file", "seq": 1, "zz": 1, "ts": "t", "aa": [1]})
+    assert line == '{"ts":"t","seq":1,"type":"file","aa":[1],"zz":1}'
+    assert set(EVENT_TYPES) >= {"file", "net", "exec"}
+
+
+# --- layer rule -------------------------------------------------------------------
+
+_FORBIDDEN_MODULES = {"os", "ctypes", "subprocess", "socket", "IPython", "io", "pathlib"}
+
+
+def test_audit_package_is_pure() -> None:
+    import agentsh_ipy.audit as audit
+
+    package = Path(audit.__file__).parent
+    for source in sorted(package.glob("*.py")):
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                names = []
+            for name in names:
+                assert name.split(".")[0] not in _FORBIDDEN_MODULES, f"{source.name}: {name}"
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id != "open", f"{source.name} calls open()"
