@@ -16,9 +16,13 @@ class _Iovec(ctypes.Structure):
 _vm_readv = libc.process_vm_readv
 _vm_readv.restype = ctypes.c_ssize_t
 _vm_readv.argtypes = [
-    ctypes.c_int, ctypes.POINTER(_Iovec), ctypes.c_ulong,
-    ctypes.POINTER(_Iovec), ctypes.c_ulong, ctypes.c_ulong,
-]  # fmt: skip
+    ctypes.c_int,
+    ctypes.POINTER(_Iovec),
+    ctypes.c_ulong,
+    ctypes.POINTER(_Iovec),
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 
 _PAGE = 4096
 
@@ -50,7 +54,9 @@ class MemoryReader:
         buf = ctypes.create_string_buffer(size)
         local = _Iovec(ctypes.cast(buf, ctypes.c_void_p), size)
         remote = _Iovec(addr, size)
-        n = check(_vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0), "process_vm_readv")
+        n = check(
+            _vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0), "process_vm_readv"
+        )
         return buf.raw[:n]
 
     def read_exact(self, pid: int, addr: int, size: int) -> bytes:

@@ -43,7 +43,9 @@ def _request(req: int, pid: int, addr: int = 0, data: int = 0) -> int:
     try:
         return int(_pt.ptrace(req, pid, addr, data))
     except PtraceError as e:
-        raise OSError(e.errno or errno.EIO, f"ptrace({req:#x}, {pid}): {os.strerror(e.errno or 5)}") from None
+        raise OSError(
+            e.errno or errno.EIO, f"ptrace({req:#x}, {pid}): {os.strerror(e.errno or 5)}"
+        ) from None
 
 
 def seize(pid: int, options: int = SEIZE_OPTIONS) -> None:

@@ -66,24 +66,71 @@ IOCTL_NOTIF_ADDFD = _ioc(_IOC_WRITE, 3, ADDFD_SIZE)
 
 # Syscalls that the kernel refuses outright, without a round trip.
 BLOCKED = (
-    "io_uring_setup", "io_uring_enter", "io_uring_register",
-    "ptrace", "process_vm_writev", "process_vm_readv", "pidfd_getfd",
-    "mount", "umount2", "pivot_root", "fsopen", "fsmount", "fsconfig", "move_mount",
-    "open_tree", "mount_setattr",
-    "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-    "bpf", "perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd",
-    "setns", "open_by_handle_at",
-)  # fmt: skip
+    "io_uring_setup",
+    "io_uring_enter",
+    "io_uring_register",
+    "ptrace",
+    "process_vm_writev",
+    "process_vm_readv",
+    "pidfd_getfd",
+    "mount",
+    "umount2",
+    "pivot_root",
+    "fsopen",
+    "fsmount",
+    "fsconfig",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "userfaultfd",
+    "setns",
+    "open_by_handle_at",
+)
 
 # Syscalls decided by the supervisor (sendto only with a destination, below).
 NOTIFY = (
-    "open", "openat", "openat2", "creat", "truncate",
-    "unlink", "unlinkat", "rename", "renameat", "renameat2",
-    "mkdir", "mkdirat", "rmdir", "link", "linkat", "symlink", "symlinkat",
-    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
-    "execve", "execveat",
-    "connect", "bind", "sendmsg", "sendmmsg",
-)  # fmt: skip
+    "open",
+    "openat",
+    "openat2",
+    "creat",
+    "truncate",
+    "unlink",
+    "unlinkat",
+    "rename",
+    "renameat",
+    "renameat2",
+    "mkdir",
+    "mkdirat",
+    "rmdir",
+    "link",
+    "linkat",
+    "symlink",
+    "symlinkat",
+    "chmod",
+    "fchmod",
+    "fchmodat",
+    "fchmodat2",
+    "chown",
+    "fchown",
+    "lchown",
+    "fchownat",
+    "execve",
+    "execveat",
+    "connect",
+    "bind",
+    "sendmsg",
+    "sendmmsg",
+)
 
 
 @dataclass
@@ -120,7 +167,9 @@ class _Asm:
         return bytes(out)
 
 
-def build_filter(arch: Arch, blocked: Iterable[str] = BLOCKED, notify: Iterable[str] = NOTIFY) -> bytes:
+def build_filter(
+    arch: Arch, blocked: Iterable[str] = BLOCKED, notify: Iterable[str] = NOTIFY
+) -> bytes:
     """The sandbox's one filter: arch check, block list, notify list, else allow."""
     a = _Asm()
     a.emit(_LD_W_ABS, _OFF_ARCH)
@@ -188,7 +237,7 @@ class Notif:
     pid: int  # a thread id
     nr: int
     arch: int
-    args: tuple[int, int, int, int, int, int]
+    args: tuple[int, ...]
 
 
 _NOTIF = struct.Struct("<QIIiIQ6Q")
@@ -199,7 +248,7 @@ def notif_recv(fd: int) -> Notif:
     buf = bytearray(NOTIF_SIZE)
     fcntl.ioctl(fd, IOCTL_NOTIF_RECV, buf, True)
     nid, pid, _flags, nr, arch_, _ip, *args = _NOTIF.unpack(buf)
-    return Notif(nid, pid, nr, arch_, tuple(args))  # type: ignore[arg-type]
+    return Notif(nid, pid, nr, arch_, tuple(args))
 
 
 def notif_send(fd: int, nid: int, *, error: int = 0, val: int = 0, cont: bool = False) -> bool:

@@ -23,6 +23,7 @@ execs) carries the filter and only waits on a futex meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -46,7 +47,13 @@ EXIT_SETUP = 125
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 _libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
 
 
@@ -79,9 +86,11 @@ def install_filter(program: bytes, seccomp_nr: int) -> int:
     prog = _Fprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
     for flags in (FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV, FLAG_NEW_LISTENER):
         fd = _libc.syscall(
-            ctypes.c_long(seccomp_nr), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
-            ctypes.c_long(flags), ctypes.byref(prog),
-        )  # fmt: skip
+            ctypes.c_long(seccomp_nr),
+            ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+            ctypes.c_long(flags),
+            ctypes.byref(prog),
+        )
         if fd >= 0:
             return int(fd)
         err = ctypes.get_errno()
@@ -158,7 +167,9 @@ class _Sender(threading.Thread):
             self.go.wait()
             if self.listener < 0:
                 return
-            self.sock.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(ctypes.c_int(self.listener)))])
+            self.sock.sendmsg(
+                [b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(ctypes.c_int(self.listener)))]
+            )
             wait_byte(self.sock.fileno(), b"A", self.timeout, "ACK")
         except BaseException as e:
             self.error = e
@@ -195,10 +206,8 @@ def main(argv: list[str]) -> int:
 
 
 def _report(sock: socket.socket, msg: bytes) -> None:
-    try:
+    with contextlib.suppress(OSError):
         os.write(sock.fileno(), msg)  # write(2), never trapped
-    except OSError:
-        pass
 
 
 def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
@@ -222,7 +231,10 @@ def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
     if path is None:
         raise SetupError(127, f"{cmd[0]}: command not found")
     # 3. Under Yama ptrace_scope=1 name the supervisor as our tracer (EINVAL: no Yama).
-    if _libc.prctl(PR_SET_PTRACER, supervisor, 0, 0, 0) == -1 and ctypes.get_errno() != errno.EINVAL:
+    if (
+        _libc.prctl(PR_SET_PTRACER, supervisor, 0, 0, 0) == -1
+        and ctypes.get_errno() != errno.EINVAL
+    ):
         _check(-1, "prctl(PR_SET_PTRACER)")
     # 4. The sender thread must exist before the filter so it is not filtered.
     sender = _Sender(sock, handoff_timeout)
@@ -251,7 +263,7 @@ def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
     try:
         os.execve(path, cmd, os.environ)
     except OSError as e:
-        _report(sock, b"X%d" % e.errno)
+        _report(sock, b"X%d" % (e.errno or 0))
         return 127 if e.errno == errno.ENOENT else 126
     raise AssertionError("unreachable")
 

@@ -1,0 +1,209 @@
+"""agentsh-ipy: the command line.
+
+Exit statuses of ``exec``: the command's own (128+N when killed by signal
+N); 125 when the sandbox cannot be set up (the command did not run); 126
+when the command cannot be executed or its exec is denied; 127 when it is
+not found. Sandbox diagnostics are one line on stderr, prefixed
+``agentsh-ipy:``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+EXIT_USAGE = 2
+EXIT_SETUP = 125
+
+
+def _err(msg: str) -> None:
+    print(f"agentsh-ipy: {msg}", file=sys.stderr, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="agentsh-ipy", description="Sandboxed execution with policy and audit."
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ex = sub.add_parser("exec", help="run a command in the sandbox")
+    ex.add_argument("--policy", metavar="FILE", help="policy file (default: the built-in policy)")
+    ex.add_argument(
+        "--workspace", metavar="DIR", default=".", help="the read-write workspace (default: .)"
+    )
+    ex.add_argument(
+        "--audit",
+        metavar="FILE",
+        help="append the audit (JSON Lines) here (default: ~/.local/state/agentsh-ipy/audit/)",
+    )
+    ex.add_argument(
+        "--report", action="store_true", help="print the audit table on stderr at the end"
+    )
+    ex.add_argument("--handoff-timeout", type=float, default=10.0, metavar="S")
+    ex.add_argument("--ready-timeout", type=float, default=30.0, metavar="S")
+    ex.add_argument("--go-timeout", type=float, default=30.0, metavar="S")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD [ARG...]")
+
+    pol = sub.add_parser("policy", help="check or show a policy")
+    psub = pol.add_subparsers(dest="policy_command", required=True)
+    chk = psub.add_parser("check", help="validate a policy file")
+    chk.add_argument("file")
+    chk.add_argument("--workspace", metavar="DIR", default=".")
+    psub.add_parser("show", help="print the default policy")
+
+    det = sub.add_parser("detect", help="what this host supports and what the sandbox will use")
+    det.add_argument("--json", action="store_true")
+
+    au = sub.add_parser("audit", help="print an audit file as a table")
+    au.add_argument("file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "exec":
+        return _exec(args)
+    if args.command == "policy":
+        return _policy(args)
+    if args.command == "detect":
+        return _detect(args)
+    return _audit(args)
+
+
+def _exec(args: argparse.Namespace) -> int:
+    cmd = list(args.argv)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        _err("exec: no command given (usage: agentsh-ipy exec [OPTIONS] -- CMD [ARG...])")
+        return EXIT_USAGE
+    if not sys.platform.startswith("linux"):
+        _err(
+            f"sandbox unavailable: enforcement needs Linux (this is {sys.platform}); "
+            f"not running {cmd[0]}"
+        )
+        return EXIT_SETUP
+    from . import audit as aud
+    from . import policy as pol
+    from . import supervisor as sup
+
+    if not os.path.isdir(args.workspace):
+        _err(f"workspace {args.workspace!r} is not a directory; not running {cmd[0]}")
+        return EXIT_SETUP
+    session = sup.new_session_id()
+    audit_path = os.path.abspath(args.audit or sup.default_audit_path(session))
+    try:
+        policy = sup.load_policy(args.policy, args.workspace, protect=(audit_path,))
+    except pol.PolicyError as e:
+        for line in str(e).splitlines():
+            _err(f"policy error: {line}")
+        return EXIT_SETUP
+    try:
+        log = sup.open_audit(audit_path, session)
+    except OSError as e:
+        _err(f"cannot open the audit log {audit_path}: {e.strerror}; not running {cmd[0]}")
+        return EXIT_SETUP
+    events: list[aud.Event] = []
+    if args.report:
+        log.subscribe(events.append)
+    timeouts = sup.Timeouts(args.handoff_timeout, args.ready_timeout, args.go_timeout)
+    try:
+        session_obj = sup.Session(
+            policy, log, timeouts=timeouts, approver=sup.TerminalApprover.open()
+        )
+        result = session_obj.run(cmd)
+    except OSError as e:
+        _err(f"sandbox setup failed: {e}; {cmd[0]} did not run")
+        return EXIT_SETUP
+    finally:
+        log.close()
+    if result.error:
+        _err(result.error)
+    if args.report:
+        print(aud.render_text(events), file=sys.stderr)
+        print(f"agentsh-ipy: audit written to {audit_path}", file=sys.stderr)
+    return result.status
+
+
+def _policy(args: argparse.Namespace) -> int:
+    from . import policy as pol
+    from . import supervisor as sup
+
+    if args.policy_command == "show":
+        sys.stdout.write(pol.default_policy_text())
+        return 0
+    try:
+        p = sup.load_policy(args.file, args.workspace)
+    except pol.PolicyError as e:
+        for line in str(e).splitlines():
+            _err(f"policy error: {line}")
+        return 1
+    print(f"{args.file}: ok (policy {p.name!r})")
+    return 0
+
+
+def _detect(args: argparse.Namespace) -> int:
+    from ._linux import detect
+
+    facts = detect.probe_host()
+    use = _mechanism(facts)
+    if args.json:
+        print(json.dumps({**facts.to_dict(), "sandbox": use}, indent=2))
+    else:
+        print(f"kernel {facts.kernel} ({facts.machine})")
+        for p in facts.probes:
+            print(f"  {'yes' if p.available else 'no ':3}  {p.name:22} {p.detail}")
+        print(f"sandbox: {use['summary']}")
+    return 0 if use["enforcing"] else 1
+
+
+def _mechanism(facts: object) -> dict[str, object]:
+    """What the sandbox will use on this host (policy of the supervisor)."""
+    from ._linux.detect import HostFacts
+
+    assert isinstance(facts, HostFacts)
+    notify = facts.get("seccomp_user_notify").available
+    tracing = facts.get("ptrace").available
+    if facts.arch_supported and notify and tracing:
+        return {
+            "enforcing": True,
+            "mode": "notify",
+            "summary": "seccomp user-notify for files, exec and network; "
+            "ptrace for the process tree",
+        }
+    missing = [
+        n
+        for n, ok in (
+            ("seccomp user-notify", notify),
+            ("ptrace", tracing),
+            ("a supported architecture", facts.arch_supported),
+        )
+        if not ok
+    ]
+    return {
+        "enforcing": False,
+        "mode": None,
+        "summary": "unavailable: missing "
+        + ", ".join(missing)
+        + "; agentsh-ipy exec will refuse (125)",
+    }
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from . import audit as aud
+
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            events = aud.parse_jsonl(f.read())
+    except (OSError, ValueError) as e:
+        _err(f"cannot read audit {args.file}: {e}")
+        return 1
+    print(aud.render_text(events))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

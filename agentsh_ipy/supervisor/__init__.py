@@ -1,0 +1,88 @@
+"""The supervisor: the only layer that joins policy, audit and _linux.
+
+Public API::
+
+    policy = load_policy(path_or_None, workspace)
+    with open_audit(path, session_id) as log:
+        result = Session(policy, log).run(["sh", "-c", "..."])
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from .. import audit as aud
+from .. import policy as pol
+from ._approval import Approver, NoApprover, TerminalApprover
+from ._launch import EXIT_SETUP, LaunchError, Timeouts
+from ._session import Result, Session, exit_status
+
+__all__ = [
+    "EXIT_SETUP",
+    "Approver",
+    "LaunchError",
+    "NoApprover",
+    "Result",
+    "Session",
+    "TerminalApprover",
+    "Timeouts",
+    "default_audit_path",
+    "exit_status",
+    "load_policy",
+    "new_session_id",
+    "open_audit",
+    "policy_variables",
+]
+
+
+def policy_variables(workspace: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = os.environ if env is None else env
+    home = env.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+    return {
+        "WORKSPACE": os.path.realpath(workspace),
+        "HOME": os.path.realpath(home),
+        "TMPDIR": os.path.realpath(env.get("TMPDIR") or tempfile.gettempdir()),
+    }
+
+
+def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ()) -> pol.Policy:
+    """Read and validate a policy (the default when path is None); the
+    paths in ``protect`` (the audit log, the policy file) become unwritable."""
+    variables = policy_variables(workspace)
+    if path is None:
+        p = pol.load_default(variables)
+    else:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as e:
+            raise pol.PolicyError([(path, 0, f"cannot read the policy: {e.strerror}")]) from None
+        except UnicodeDecodeError as e:
+            raise pol.PolicyError([(path, 0, f"not UTF-8 text: {e.reason}")]) from None
+        p = pol.Policy.parse(text, path, variables)
+        protect = (*protect, os.path.realpath(path))
+    return p.protect([os.path.realpath(x) for x in protect]) if protect else p
+
+
+def new_session_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+
+
+def default_audit_path(session: str) -> str:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return os.path.join(state, "agentsh-ipy", "audit", f"{session}.jsonl")
+
+
+def open_audit(path: str, session: str) -> aud.AuditLog:
+    """An audit log appending to ``path`` (created 0600, parents 0700)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    stream = os.fdopen(fd, "a", encoding="utf-8")
+    return aud.AuditLog(stream, session, time.time)

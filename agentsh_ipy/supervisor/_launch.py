@@ -1,0 +1,179 @@
+"""The supervisor side of the launch handshake (see _linux/wrapper.py).
+
+Every wait is bounded by a timeout on a ``socket.socket`` object (which, unlike
+``os.read`` on a raw fd, honours it) and the timeout is cleared before the
+next phase sets its own, so no bound leaks into another wait.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._linux import procfs
+
+WRAPPER = str(Path(__file__).resolve().parent.parent / "_linux" / "wrapper.py")
+
+EXIT_SETUP = 125
+
+
+class LaunchError(Exception):
+    """The sandbox could not be set up; the command did not run."""
+
+    def __init__(self, reason: str, code: int = EXIT_SETUP) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+@dataclass
+class Timeouts:
+    handoff: float = 10.0  # the listener fd
+    ready: float = 30.0  # READY after ACK
+    go: float = 30.0  # the wrapper's wait for GO
+
+
+def _signals_to_reset() -> set[int]:
+    """Dispositions Python changed at start-up (or we changed) that a command
+    must get back as default, as subprocess does."""
+    out: set[int] = {signal.SIGPIPE, signal.SIGXFSZ}
+    if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, signal.SIG_DFL):
+        out.add(signal.SIGINT)
+    return out
+
+
+class Launch:
+    """One wrapper process from spawn to GO."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        filter_program: bytes,
+        seccomp_nr: int,
+        timeouts: Timeouts,
+        wrapper_cmd: Sequence[str] | None = None,
+        new_group: bool = False,
+    ) -> None:
+        self.sock, child = socket.socketpair(
+            socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
+        )
+        self.timeouts = timeouts
+        base = list(wrapper_cmd) if wrapper_cmd else [sys.executable, "-I", "-S", WRAPPER]
+        opts = {
+            "fd": str(child.fileno()),
+            "supervisor": str(os.getpid()),
+            "handoff-timeout": repr(timeouts.handoff),
+            "go-timeout": repr(timeouts.go),
+            "filter": filter_program.hex(),
+            "seccomp-nr": str(seccomp_nr),
+        }
+        if cwd is not None:
+            opts["cwd"] = cwd
+        args = [*base, *(x for k, v in opts.items() for x in (f"--{k}", v)), "--", *argv]
+        try:
+            # dup2(fd, fd) clears CLOEXEC in the child only: the one fd it gets.
+            self.pid = os.posix_spawn(
+                args[0],
+                args,
+                dict(env),
+                file_actions=[(os.POSIX_SPAWN_DUP2, child.fileno(), child.fileno())],
+                setsigdef=_signals_to_reset(),
+                setsigmask=set(),
+                **({"setpgroup": 0} if new_group else {}),  # type: ignore[arg-type]
+            )
+        finally:
+            child.close()
+        self.status: int | None = None
+
+    def _recv(self, timeout: float, what: str) -> tuple[bytes, list[int]]:
+        self.sock.settimeout(timeout)
+        fds = array.array("i")
+        try:
+            msg, anc, _flags, _addr = self.sock.recvmsg(
+                512, socket.CMSG_SPACE(16 * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+            )
+        except TimeoutError:
+            raise LaunchError(f"the sandbox wrapper sent no {what} within {timeout:g}s") from None
+        finally:
+            self.sock.settimeout(None)
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
+        if msg.startswith(b"E"):
+            for fd in fds:
+                os.close(fd)
+            code = int(msg[1:4]) if msg[1:4].isdigit() else EXIT_SETUP
+            raise LaunchError(msg[4:].decode(errors="replace"), code)
+        if not msg:
+            for fd in fds:
+                os.close(fd)
+            raise LaunchError(f"the sandbox wrapper exited before sending {what}")
+        return msg, list(fds)
+
+    def receive_listener(self) -> int:
+        msg, fds = self._recv(self.timeouts.handoff, "seccomp listener fd")
+        # Keep exactly one fd, and only a seccomp listener; close any surplus.
+        listener = fds[0] if msg == b"F" and fds else -1
+        for fd in fds[1:]:
+            os.close(fd)
+        if listener < 0:
+            raise LaunchError(f"bad fd handoff message from the wrapper: {msg[:8]!r}")
+        try:
+            kind = os.readlink(f"/proc/self/fd/{listener}")
+        except OSError:
+            kind = "?"
+        if "seccomp" not in kind:
+            os.close(listener)
+            raise LaunchError(f"the wrapper sent an fd that is not a seccomp listener ({kind})")
+        return listener
+
+    def probe_memory(self) -> None:
+        """Notifications need the child's memory; check before serving them."""
+        try:
+            addr = procfs.first_readable_address(self.pid)
+            procfs.MemoryReader().read_exact(self.pid, addr, 8)
+        except OSError as e:
+            raise LaunchError(f"cannot read the sandboxed process's memory: {e}") from None
+
+    def ack(self) -> None:
+        self.sock.send(b"A")
+
+    def wait_ready(self) -> None:
+        msg, fds = self._recv(self.timeouts.ready, "READY")
+        for fd in fds:
+            os.close(fd)
+        if msg != b"R":
+            raise LaunchError(f"bad READY message from the wrapper: {msg[:8]!r}")
+
+    def go(self) -> None:
+        self.sock.send(b"G")
+
+    def exec_failure(self) -> int | None:
+        """After the command is gone: the errno of a failed exec, if any."""
+        self.sock.setblocking(False)
+        try:
+            msg = self.sock.recv(64)
+        except (BlockingIOError, OSError):
+            return None
+        if msg.startswith(b"X") and msg[1:].isdigit():
+            return int(msg[1:])
+        return None
+
+    def abort(self) -> int:
+        """Kill the wrapper (it runs no command yet) and reap it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pid, signal.SIGKILL)
+        _, self.status = os.waitpid(self.pid, 0)
+        return self.status
+
+    def close(self) -> None:
+        self.sock.close()

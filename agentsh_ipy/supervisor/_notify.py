@@ -1,0 +1,476 @@
+"""The notification loop: decode a trapped syscall, decide it by the policy,
+answer the kernel, then audit (in that order: the audit never delays the
+tracee, and nothing the wrapper or supervisor prints reaches the command)."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import select
+import socket
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import policy as pol
+from .._linux import procfs, seccomp
+from .._linux.arch import Arch
+
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+O_ACCMODE = 0o3
+O_CREAT = 0o100
+O_TRUNC = 0o1000
+O_NOFOLLOW = 0o400000
+O_TMPFILE = 0o20000000
+
+_DENY_ERRNO = {"connect": errno.ECONNREFUSED}
+_RANK = {"allow": 0, "audit": 1, "approve": 2, "deny": 3}
+
+
+class Unreadable(Exception):
+    """An argument could not be read from the tracee: the call is denied."""
+
+
+@dataclass
+class Request:
+    """One decoded trapped syscall, and what the policy said of it."""
+
+    kind: str  # file | exec | net | unix
+    op: str
+    syscall: str
+    pid: int
+    tid: int
+    decision: pol.Decision
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def errno(self) -> int:
+        return (
+            _DENY_ERRNO.get(self.op, errno.EACCES) if self.kind in ("net", "unix") else errno.EACCES
+        )
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def worst(decisions: list[pol.Decision]) -> pol.Decision:
+    return max(decisions, key=lambda d: _RANK[d.decision])
+
+
+class Decoder:
+    """Reads a trapped call's arguments and asks the policy."""
+
+    def __init__(
+        self, policy: pol.Policy, arch: Arch, procs: Callable[[int], tuple[int, int]]
+    ) -> None:
+        self.policy = policy
+        self.mem = procfs.MemoryReader()
+        self.tgid_ppid = procs
+        names = {n: arch.nr(n) for n in (*seccomp.NOTIFY, "sendto")}
+        self.handlers: dict[int, Callable[[str, int, int, tuple[int, ...]], Request | None]] = {}
+        for name, nr in names.items():
+            if nr is None:
+                continue
+            h = getattr(self, "_h_" + name, None)
+            if h is not None:
+                self.handlers[nr] = self._bind(name, h)
+
+    @staticmethod
+    def _bind(name: str, h: Callable[..., Request | None]) -> Callable[..., Request | None]:
+        return lambda _n, pid, tid, args: h(name, pid, tid, args)
+
+    def decode(self, nr: int, tid: int, args: tuple[int, ...], name: str) -> Request | None:
+        """None: not ours to decide (e.g. a sendmsg without a destination)."""
+        pid, _ppid = self.tgid_ppid(tid)
+        return self.handlers[nr](name, pid, tid, args)
+
+    # -- argument readers --------------------------------------------------
+    def _str(self, tid: int, addr: int) -> str:
+        try:
+            return os.fsdecode(self.mem.read_cstring(tid, addr))
+        except OSError as e:
+            raise Unreadable(f"path argument at {addr:#x}: {e.strerror}") from None
+
+    def _path(self, pid: int, tid: int, dirfd: int, addr: int, flags: int = 0) -> str:
+        raw = self._str(tid, addr)
+        dirfd = _s32(dirfd)
+        if raw == "" and flags & AT_EMPTY_PATH:
+            return self._fd(tid, dirfd)
+        if raw.startswith("/"):
+            base = ""
+        elif dirfd == AT_FDCWD:
+            base = self._cwd(tid)
+        else:
+            base = self._fd(tid, dirfd)
+        return os.path.normpath(os.path.join(base, raw)) if raw else base
+
+    def _cwd(self, tid: int) -> str:
+        try:
+            return procfs.cwd(tid)
+        except OSError as e:
+            raise Unreadable(f"cwd of {tid}: {e.strerror}") from None
+
+    def _fd(self, tid: int, fd: int) -> str:
+        try:
+            target = procfs.fd_path(tid, fd)
+        except OSError as e:
+            raise Unreadable(f"fd {fd} of {tid}: {e.strerror}") from None
+        if not target.startswith("/"):
+            raise Unreadable(f"fd {fd} of {tid} is not a directory or file ({target})")
+        return target
+
+    # -- files --------------------------------------------------------------
+    def _file(
+        self,
+        name: str,
+        pid: int,
+        tid: int,
+        ops: list[str],
+        path: str,
+        follow: bool = True,
+        **extra: Any,
+    ) -> Request:
+        paths = [path]
+        try:
+            real = procfs.resolve(path, pid, tid, follow_last=follow)
+        except OSError:
+            real = path
+        if real != path:
+            paths.append(real)
+            extra["resolved"] = real
+        decision = worst([self.policy.check_file(op, p) for op in ops for p in paths])
+        return Request("file", ops[0], name, pid, tid, decision, {"path": path, **extra})
+
+    def _open(self, name: str, pid: int, tid: int, path: str, flags: int) -> Request:
+        ops: list[str] = []
+        if flags & O_TMPFILE == O_TMPFILE or (
+            flags & O_CREAT and not os.path.lexists(procfs.resolve(path, pid, tid))
+        ):
+            ops.append("create")
+        if flags & O_ACCMODE or flags & O_TRUNC:
+            ops.append("write")
+        if not ops:
+            ops.append("read")
+        return self._file(name, pid, tid, ops, path, follow=not flags & O_NOFOLLOW, flags=flags)
+
+    def _h_open(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._open(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1])
+
+    def _h_openat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._open(name, pid, tid, self._path(pid, tid, a[0], a[1]), a[2])
+
+    def _h_openat2(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        try:
+            (flags,) = struct.unpack("<Q", self.mem.read_exact(tid, a[2], 8))
+        except OSError as e:
+            raise Unreadable(f"open_how: {e.strerror}") from None
+        return self._open(name, pid, tid, self._path(pid, tid, a[0], a[1]), flags)
+
+    def _h_creat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._open(
+            name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), O_CREAT | O_TRUNC | 1
+        )
+
+    def _h_truncate(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["write"], self._path(pid, tid, AT_FDCWD, a[0]))
+
+    def _h_unlink(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["delete"], self._path(pid, tid, AT_FDCWD, a[0]), False)
+
+    _h_rmdir = _h_unlink
+
+    def _h_unlinkat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["delete"], self._path(pid, tid, a[0], a[1]), False)
+
+    def _two(self, name: str, pid: int, tid: int, op: str, old: str, new: str) -> Request:
+        a = self._file(name, pid, tid, [op], old, False)
+        b = self._file(name, pid, tid, [op], new, False)
+        d = worst([a.decision, b.decision])
+        return Request("file", op, name, pid, tid, d, {"path": old, "dest": new})
+
+    def _h_rename(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._two(
+            name,
+            pid,
+            tid,
+            "rename",
+            self._path(pid, tid, AT_FDCWD, a[0]),
+            self._path(pid, tid, AT_FDCWD, a[1]),
+        )
+
+    def _h_renameat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._two(
+            name,
+            pid,
+            tid,
+            "rename",
+            self._path(pid, tid, a[0], a[1]),
+            self._path(pid, tid, a[2], a[3]),
+        )
+
+    _h_renameat2 = _h_renameat
+
+    def _h_link(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._two(
+            name,
+            pid,
+            tid,
+            "link",
+            self._path(pid, tid, AT_FDCWD, a[0]),
+            self._path(pid, tid, AT_FDCWD, a[1]),
+        )
+
+    def _h_linkat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._two(
+            name,
+            pid,
+            tid,
+            "link",
+            self._path(pid, tid, a[0], a[1], a[4]),
+            self._path(pid, tid, a[2], a[3]),
+        )
+
+    def _h_symlink(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        target = self._str(tid, a[0])
+        path = self._path(pid, tid, AT_FDCWD, a[1])
+        return self._file(name, pid, tid, ["link"], path, False, target=target)
+
+    def _h_symlinkat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        target = self._str(tid, a[0])
+        path = self._path(pid, tid, a[1], a[2])
+        return self._file(name, pid, tid, ["link"], path, False, target=target)
+
+    def _h_mkdir(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["mkdir"], self._path(pid, tid, AT_FDCWD, a[0]), False)
+
+    def _h_mkdirat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["mkdir"], self._path(pid, tid, a[0], a[1]), False)
+
+    def _h_chmod(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["chmod"], self._path(pid, tid, AT_FDCWD, a[0]))
+
+    def _h_fchmod(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["chmod"], self._fd(tid, _s32(a[0])))
+
+    def _h_fchmodat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        flags = a[3] if name == "fchmodat2" else 0
+        path = self._path(pid, tid, a[0], a[1], flags)
+        return self._file(name, pid, tid, ["chmod"], path, not flags & AT_SYMLINK_NOFOLLOW)
+
+    _h_fchmodat2 = _h_fchmodat
+
+    def _h_chown(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        path = self._path(pid, tid, AT_FDCWD, a[0])
+        return self._file(name, pid, tid, ["chown"], path, name != "lchown")
+
+    _h_lchown = _h_chown
+
+    def _h_fchown(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["chown"], self._fd(tid, _s32(a[0])))
+
+    def _h_fchownat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        path = self._path(pid, tid, a[0], a[1], a[4])
+        return self._file(name, pid, tid, ["chown"], path, not a[4] & AT_SYMLINK_NOFOLLOW)
+
+    # -- exec ---------------------------------------------------------------
+    def _exec(self, name: str, pid: int, tid: int, path: str, argv_addr: int) -> Request:
+        try:
+            argv = [
+                os.fsdecode(self.mem.read_cstring(tid, p, 131072))
+                for p in self.mem.read_ptr_array(tid, argv_addr)
+            ]
+        except OSError as e:
+            raise Unreadable(f"argv: {e.strerror}") from None
+        try:
+            real = procfs.resolve(path, pid, tid)
+        except OSError:
+            real = path
+        decision = worst([self.policy.check_command(p, argv) for p in {path, real}])
+        fields: dict[str, Any] = {"path": path, "argv": argv}
+        if real != path:
+            fields["resolved"] = real
+        return Request("exec", "exec", name, pid, tid, decision, fields)
+
+    def _h_execve(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._exec(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1])
+
+    def _h_execveat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._exec(name, pid, tid, self._path(pid, tid, a[0], a[1], a[4]), a[2])
+
+    # -- network ------------------------------------------------------------
+    def _sockaddr(
+        self, name: str, op: str, pid: int, tid: int, addr: int, length: int
+    ) -> Request | None:
+        if addr == 0 or length < 2:
+            return None
+        try:
+            raw = self.mem.read_exact(tid, addr, min(length, 128))
+        except OSError as e:
+            raise Unreadable(f"sockaddr: {e.strerror}") from None
+        family = struct.unpack_from("=H", raw)[0]
+        if family == socket.AF_INET and len(raw) >= 8:
+            port = struct.unpack_from("!H", raw, 2)[0]
+            ip = str(ipaddress.IPv4Address(raw[4:8]))
+        elif family == socket.AF_INET6 and len(raw) >= 24:
+            port = struct.unpack_from("!H", raw, 2)[0]
+            ip = str(ipaddress.IPv6Address(raw[8:24]))
+        elif family == socket.AF_UNIX:
+            sun = raw[2:]
+            if not sun:  # unnamed (autobind): no path to decide on
+                return None
+            abstract = sun[0] == 0
+            if abstract:
+                path = "@" + os.fsdecode(sun[1:]).rstrip("\0")
+            else:
+                path = os.fsdecode(sun.split(b"\0", 1)[0])
+                if not path.startswith("/"):
+                    path = os.path.normpath(os.path.join(self._cwd(tid), path))
+            d = self.policy.check_unix(op, path, abstract)
+            return Request("unix", op, name, pid, tid, d, {"path": path})
+        else:
+            return None  # families we do not decide on keep the kernel's answer
+        d = self.policy.check_network(op, ip, port)
+        return Request("net", op, name, pid, tid, d, {"addr": ip, "port": port})
+
+    def _h_connect(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        return self._sockaddr(name, "connect", pid, tid, a[1], a[2])
+
+    def _h_bind(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        return self._sockaddr(name, "bind", pid, tid, a[1], a[2])
+
+    def _h_sendto(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        return self._sockaddr(name, "send", pid, tid, a[4], a[5])
+
+    def _msghdr(self, name: str, pid: int, tid: int, addr: int) -> Request | None:
+        try:
+            msg_name, namelen = struct.unpack("<QI", self.mem.read_exact(tid, addr, 12))
+        except OSError as e:
+            raise Unreadable(f"msghdr: {e.strerror}") from None
+        return self._sockaddr(name, "send", pid, tid, msg_name, namelen)
+
+    def _h_sendmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        return self._msghdr(name, pid, tid, a[1])
+
+    def _h_sendmmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        """Every message's destination must pass; the first refused one decides."""
+        found: Request | None = None
+        for i in range(min(a[2] & 0xFFFFFFFF, 1024)):
+            r = self._msghdr(name, pid, tid, a[1] + 64 * i)  # sizeof(struct mmsghdr)
+            if r is not None and (
+                found is None or _RANK[r.decision.decision] > _RANK[found.decision.decision]
+            ):
+                found = r
+        return found
+
+
+class NotifyLoop(threading.Thread):
+    """Serves the listener until stopped. One thread answers every allow and
+    deny; approvals go to their own threads so a person thinking does not
+    stall every other trapped call."""
+
+    def __init__(
+        self,
+        listener: int,
+        decoder: Decoder,
+        arch: Arch,
+        on_request: Callable[[Request], None],
+        approve: Callable[[Request, Callable[[bool, str], None]], None],
+    ) -> None:
+        super().__init__(name="agentsh-notify", daemon=True)
+        self.listener = listener
+        self.decoder = decoder
+        self.arch = arch
+        self.on_request = on_request
+        self.approve = approve
+        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
+        self.error: BaseException | None = None
+        self.handled = 0
+
+    def stop(self) -> None:
+        os.write(self._stop_w, b"x")
+
+    def close(self) -> None:
+        for fd in (self._stop_r, self._stop_w, self.listener):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    def run(self) -> None:
+        poller = select.poll()
+        poller.register(self.listener, select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        try:
+            while True:
+                ready = dict(poller.poll())
+                if self._stop_r in ready:
+                    return
+                ev = ready.get(self.listener, 0)
+                if ev & select.POLLIN:
+                    self._one()
+                elif ev & (select.POLLHUP | select.POLLERR):
+                    return  # every filtered task is gone
+        except BaseException as e:  # surfaced by the session, never swallowed
+            self.error = e
+
+    def _one(self) -> None:
+        try:
+            n = seccomp.notif_recv(self.listener)
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.EINTR):  # the task died or was interrupted
+                return
+            raise
+        self.handled += 1
+        name = self.arch.name_of(n.nr)
+        try:
+            req = self.decoder.decode(n.nr, n.pid, n.args, name)
+        except (Unreadable, OSError) as e:
+            # Fail closed: what we cannot read we cannot allow.
+            if seccomp.notif_id_valid(self.listener, n.id):
+                seccomp.notif_send(self.listener, n.id, error=errno.EACCES)
+            self.on_request(
+                Request(
+                    "file",
+                    "unreadable",
+                    name,
+                    n.pid,
+                    n.pid,
+                    pol.Decision("deny", "unreadable-argument"),
+                    {"reason": str(e)},
+                )
+            )
+            return
+        # The /proc reads above may have raced a pid reuse: only answer a
+        # notification that is still the one we read.
+        if not seccomp.notif_id_valid(self.listener, n.id):
+            return
+        if req is None:
+            seccomp.notif_send(self.listener, n.id, cont=True)
+            return
+        if req.decision.decision == "approve":
+            nid = n.id
+
+            def answer(granted: bool, how: str, req: Request = req) -> None:
+                req.fields["approval"] = how
+                final = "allow" if granted else "deny"
+                req.decision = pol.Decision(final, req.decision.rule, req.decision.message)
+                self._answer(nid, req)
+
+            self.approve(req, answer)
+            return
+        self._answer(n.id, req)
+
+    def _answer(self, nid: int, req: Request) -> None:
+        if req.decision.decision in ("allow", "audit"):
+            delivered = seccomp.notif_send(self.listener, nid, cont=True)
+        else:
+            delivered = seccomp.notif_send(self.listener, nid, error=req.errno)
+        if delivered:
+            self.on_request(req)

@@ -1,0 +1,239 @@
+"""A sandbox session: one command, its process tree, its policy and its audit.
+
+Threads: the caller's thread waits (and so stays free for signals); one
+"agentsh-trace" thread spawns the wrapper, runs the handshake, attaches and
+then is the only thread that waits on the children; one "agentsh-notify"
+thread answers the seccomp listener; approvals get short-lived threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import audit as aud
+from .. import policy as pol
+from .._linux import arch as arch_mod
+from .._linux import seccomp
+from ._approval import Approver, NoApprover, ask_async
+from ._launch import EXIT_SETUP, Launch, LaunchError, Timeouts
+from ._notify import Decoder, NotifyLoop, Request
+from ._tracer import ProcessTable, Tracer
+
+
+@dataclass
+class Result:
+    """How the command ended. ``error`` is a one-line reason when the
+    sandbox itself failed or refused (then ``status`` is 125/126/127)."""
+
+    status: int
+    error: str | None = None
+    hidden_env: list[str] = field(default_factory=list)
+
+
+def exit_status(wait_status: int) -> int:
+    if os.WIFSIGNALED(wait_status):
+        return 128 + os.WTERMSIG(wait_status)
+    return os.WEXITSTATUS(wait_status)
+
+
+class Session:
+    def __init__(
+        self,
+        policy: pol.Policy,
+        log: aud.AuditLog,
+        *,
+        timeouts: Timeouts | None = None,
+        approver: Approver | None = None,
+        wrapper_cmd: Sequence[str] | None = None,
+        new_process_group: bool = False,
+    ) -> None:
+        self.policy = policy
+        self.log = log
+        self.timeouts = timeouts or Timeouts()
+        self.approver = approver or NoApprover()
+        self.wrapper_cmd = wrapper_cmd
+        self.new_process_group = new_process_group
+        self.arch = arch_mod.current()
+        self.table = ProcessTable()
+        self.root_pid = -1
+        self._exec_denied: dict[int, Request] = {}
+        self._result: Result | None = None
+        self._crash: BaseException | None = None
+
+    # -- audit --------------------------------------------------------------
+    def _emit(self, type: str, **fields: Any) -> None:
+        self.log.emit(type, **fields)
+
+    def _on_request(self, req: Request) -> None:
+        d = req.decision
+        try:
+            _, ppid = self.table.tgid_ppid(req.pid)
+        except OSError:  # already gone
+            ppid = None
+        fields: dict[str, Any] = dict(req.fields)
+        if req.tid != req.pid:
+            fields["tid"] = req.tid
+        denied = d.decision == "deny"
+        if denied:
+            fields["errno"] = errno.errorcode.get(req.errno, str(req.errno))
+            if req.kind == "exec":
+                self._exec_denied[req.pid] = req
+        if d.message:
+            fields["message"] = d.message
+        self._emit(
+            req.kind,
+            op=req.op,
+            pid=req.pid,
+            ppid=ppid,
+            syscall=req.syscall,
+            decision=d.decision,
+            rule=d.rule,
+            **fields,
+        )
+
+    def _approve(self, req: Request, done: Any) -> None:
+        target = req.fields.get("argv") or req.fields.get("path") or req.fields.get("addr")
+        question = f"{req.kind} {req.op} {target} (pid {req.pid}, rule {req.decision.rule})"
+        ask_async(self.approver, question, self.policy.approval_timeout, done)
+
+    # -- running ------------------------------------------------------------
+    def run(
+        self, argv: Sequence[str], env: Mapping[str, str] | None = None, cwd: str | None = None
+    ) -> Result:
+        """Run argv sandboxed and wait for it. Never runs it unsandboxed."""
+        if not argv:
+            raise ValueError("empty command")
+        kept, hidden = self.policy.filter_env(os.environ if env is None else env)
+        self._emit(
+            "sandbox",
+            op="start",
+            argv=list(argv),
+            policy=self.policy.name,
+            policy_source=self.policy.source,
+            hidden_env=hidden,
+        )
+        t = threading.Thread(
+            target=self._trace_thread,
+            args=(list(argv), kept, cwd),
+            name="agentsh-trace",
+            daemon=True,
+        )
+        t.start()
+        forward = self._forward_signals()
+        try:
+            while t.is_alive():
+                t.join(0.2)
+        finally:
+            for sig, old in forward.items():
+                signal.signal(sig, old)
+        if self._crash is not None:
+            self._emit("sandbox", op="error", reason=f"supervisor failure: {self._crash!r}")
+            raise self._crash
+        assert self._result is not None
+        self._result.hidden_env = hidden
+        self._emit(
+            "sandbox",
+            op="end",
+            exit_code=self._result.status,
+            **({"reason": self._result.error} if self._result.error else {}),
+        )
+        return self._result
+
+    def _forward_signals(self) -> dict[int, Any]:
+        """SIGTERM/SIGHUP to the supervisor go to the command; SIGINT/SIGQUIT
+        from the terminal already reach it directly (same process group), so
+        the supervisor ignores them and keeps supervising."""
+        old: dict[int, Any] = {}
+        if threading.current_thread() is not threading.main_thread():
+            return old
+
+        def forward(sig: int, _frame: Any) -> None:
+            if self.root_pid > 0:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.root_pid, sig)
+
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            old[sig] = signal.signal(sig, forward)
+        for sig in (signal.SIGINT, signal.SIGQUIT):
+            old[sig] = signal.signal(sig, signal.SIG_IGN if not self.new_process_group else forward)
+        return old
+
+    def _trace_thread(self, argv: list[str], env: dict[str, str], cwd: str | None) -> None:
+        try:
+            self._result = self._launch_and_trace(argv, env, cwd)
+        except BaseException as e:
+            self._crash = e
+
+    def _launch_and_trace(self, argv: list[str], env: dict[str, str], cwd: str | None) -> Result:
+        nr = self.arch.nr("seccomp")
+        assert nr is not None
+        launch = Launch(
+            argv,
+            env,
+            cwd,
+            seccomp.build_filter(self.arch),
+            nr,
+            self.timeouts,
+            self.wrapper_cmd,
+            self.new_process_group,
+        )
+        self.root_pid = launch.pid
+        tracer = Tracer(self.table, self._emit)
+        loop: NotifyLoop | None = None
+        try:
+            try:
+                listener = launch.receive_listener()
+                loop = NotifyLoop(
+                    listener,
+                    Decoder(self.policy, self.arch, self.table.tgid_ppid),
+                    self.arch,
+                    self._on_request,
+                    self._approve,
+                )
+                launch.probe_memory()
+                loop.start()
+                launch.ack()
+                launch.wait_ready()
+                try:
+                    tracer.attach(launch.pid, os.getpid(), argv)
+                except ProcessLookupError:
+                    # Gone between READY and the attach: its own status is the answer.
+                    return Result(exit_status(launch.abort()))
+                launch.go()
+            except (LaunchError, OSError) as e:
+                if tracer.root < 0:
+                    launch.abort()
+                else:
+                    tracer.kill_rest()
+                if isinstance(e, LaunchError):
+                    return Result(e.code, e.reason)
+                return Result(EXIT_SETUP, f"sandbox setup failed: {e}")
+            status = tracer.loop()
+            tracer.kill_rest()
+            code = exit_status(status)
+            failed = launch.exec_failure()
+            if failed is not None:
+                return Result(code, self._exec_message(argv[0], failed))
+            return Result(code)
+        finally:
+            if loop is not None:
+                if loop.is_alive():
+                    loop.stop()
+                    loop.join()
+                loop.close()
+                if loop.error is not None:
+                    raise loop.error
+            launch.close()
+
+    def _exec_message(self, cmd: str, err: int) -> str:
+        denial = self._exec_denied.get(self.root_pid)
+        if err == errno.EACCES and denial is not None:
+            return f"{cmd}: execution denied by policy (rule {denial.decision.rule})"
+        return f"{cmd}: cannot execute: {os.strerror(err)}"

@@ -1,0 +1,205 @@
+"""The process tree, followed with ptrace event stops only.
+
+Every ptrace request must come from the thread that attached, and that
+thread's ``waitpid(-1, __WALL)`` must be the only wait on the traced
+children: the session runs the launch and this loop on one dedicated thread,
+in a process where nothing else waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .._linux import procfs, ptracer
+
+_GROUP_STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+
+
+@dataclass
+class Proc:
+    pid: int
+    ppid: int
+    started: float
+    argv: list[str] = field(default_factory=list)
+    threads: set[int] = field(default_factory=set)
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [os.fsdecode(a) for a in f.read().split(b"\0")[:-1]]
+    except OSError:
+        return []
+
+
+class ProcessTable:
+    """tid -> process, shared with the notify thread (which reads only)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.procs: dict[int, Proc] = {}
+        self.tgid: dict[int, int] = {}
+
+    def tgid_ppid(self, tid: int) -> tuple[int, int]:
+        with self._lock:
+            pid = self.tgid.get(tid)
+            if pid is not None and pid in self.procs:
+                return pid, self.procs[pid].ppid
+        return procfs.tgid_ppid(tid)  # a task the tracer has not seen yet
+
+    def add_process(self, pid: int, ppid: int, argv: list[str]) -> Proc:
+        p = Proc(pid, ppid, time.monotonic(), argv, {pid})
+        with self._lock:
+            self.procs[pid] = p
+            self.tgid[pid] = pid
+        return p
+
+    def add_thread(self, pid: int, tid: int) -> None:
+        with self._lock:
+            self.procs[pid].threads.add(tid)
+            self.tgid[tid] = pid
+
+    def drop_tid(self, tid: int) -> Proc | None:
+        """Forget a task; returns its process when the task was the leader."""
+        with self._lock:
+            pid = self.tgid.pop(tid, None)
+            if pid is None:
+                return None
+            p = self.procs.get(pid)
+            if p is not None:
+                p.threads.discard(tid)
+            if tid == pid:
+                return self.procs.pop(pid, None)
+            return None
+
+    def live_tids(self) -> list[int]:
+        with self._lock:
+            return list(self.tgid)
+
+
+class Tracer:
+    """Follows a seized root and its descendants until all of them are gone."""
+
+    def __init__(self, table: ProcessTable, emit: Callable[..., object]) -> None:
+        self.table = table
+        self.emit = emit
+        self.root = -1
+        self.root_status: int | None = None
+
+    def attach(self, pid: int, ppid: int, argv: list[str]) -> None:
+        ptracer.seize(pid)
+        self.root = pid
+        self.table.add_process(pid, ppid, argv)
+        self.emit("process_start", pid=pid, ppid=ppid, argv=argv)
+
+    def _new_task(self, tid: int, parent: int | None) -> None:
+        """A task we have not seen: a process or a thread of one."""
+        if tid in self.table.tgid:
+            return
+        try:
+            tgid, ppid = procfs.tgid_ppid(tid)
+        except OSError:
+            return
+        if tgid != tid and tgid in self.table.procs:
+            self.table.add_thread(tgid, tid)
+            return
+        self.table.add_process(tid, ppid, _cmdline(tid))
+        self.emit("process_start", pid=tid, ppid=ppid, argv=self.table.procs[tid].argv)
+
+    def _exited(self, tid: int, status: int) -> None:
+        proc = self.table.drop_tid(tid)
+        if tid == self.root:
+            self.root_status = status
+        if proc is None:
+            return
+        fields: dict[str, object] = {
+            "pid": proc.pid,
+            "ppid": proc.ppid,
+            "duration": round(time.monotonic() - proc.started, 6),
+        }
+        if os.WIFSIGNALED(status):
+            fields["signal"] = os.WTERMSIG(status)
+        else:
+            fields["exit_code"] = os.WEXITSTATUS(status)
+        self.emit("process_exit", **fields)
+
+    def _stopped(self, tid: int, status: int) -> None:
+        sig = os.WSTOPSIG(status)
+        event = ptracer.event_of(status)
+        if tid not in self.table.tgid:
+            self._new_task(tid, None)
+        if event in (ptracer.EVENT_FORK, ptracer.EVENT_VFORK, ptracer.EVENT_CLONE):
+            with contextlib.suppress(OSError):
+                self._new_task(ptracer.geteventmsg(tid), tid)
+            ptracer.cont(tid)
+        elif event == ptracer.EVENT_EXEC:
+            self._exec(tid)
+            ptracer.cont(tid)
+        elif event == ptracer.EVENT_STOP:
+            # With SEIZE a group stop is an EVENT_STOP with a stop signal: keep
+            # it stopped (job control) with LISTEN. Anything else (a new
+            # child's first stop, an interrupt) just continues.
+            if sig in _GROUP_STOP_SIGNALS:
+                ptracer.listen(tid)
+            else:
+                ptracer.cont(tid)
+        elif event != 0:  # EXIT, VFORK_DONE
+            ptracer.cont(tid)
+        else:
+            ptracer.cont(tid, sig)  # signal-delivery stop: deliver it
+
+    def _exec(self, pid: int) -> None:
+        # A non-leader thread that execs takes over the leader's pid; its
+        # sibling threads are gone without an exit report.
+        with self.table._lock:
+            p = self.table.procs.get(pid)
+            if p is not None:
+                for t in list(p.threads):
+                    if t != pid:
+                        p.threads.discard(t)
+                        self.table.tgid.pop(t, None)
+                p.argv = _cmdline(pid)
+
+    def loop(self) -> int:
+        """Wait until the root exits; returns its wait status."""
+        while self.root_status is None:
+            self.step()
+        assert self.root_status is not None
+        return self.root_status
+
+    def step(self) -> bool:
+        """One wait. False once there is nothing left to wait for."""
+        try:
+            tid, status = os.waitpid(-1, ptracer.WALL)
+        except ChildProcessError:
+            # ECHILD: already reaped, nothing traced remains.
+            for t in self.table.live_tids():
+                self._exited(t, self.root_status or 0)
+            if self.root_status is None:
+                self.root_status = 0
+            return False
+        if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+            self._exited(tid, status)
+        elif os.WIFSTOPPED(status):
+            self._stopped(tid, status)
+        return True
+
+    def kill_rest(self) -> None:
+        """After the root exits nothing may run on unsupervised: kill what
+        remains of the tree and collect its exits."""
+        for tid in self.table.live_tids():
+            try:
+                os.kill(tid, signal.SIGKILL)
+            except OSError as e:
+                if e.errno != errno.ESRCH:
+                    raise
+        while self.table.live_tids():
+            if not self.step():
+                break
