@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import array
 import contextlib
+import contextlib
 import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,7 +157,10 @@ class Launch:
             raise LaunchError(f"bad READY message from the wrapper: {msg[:8]!r}")
 
     def go(self) -> None:
-        self.sock.send(b"G")
+        # A wrapper that died after READY is not a setup failure: the tracer
+        # reports its real status.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self.sock.send(b"G")
 
     def exec_failure(self) -> int | None:
         """After the command is gone: the errno of a failed exec, if any."""
@@ -168,8 +173,25 @@ class Launch:
             return int(msg[1:])
         return None
 
+    def reap_if_dead(self, grace: float = 0.5) -> int | None:
+        """The wrapper's wait status if it exits within ``grace`` seconds.
+
+        A task that is already exiting refuses PTRACE_SEIZE (EPERM or
+        ESRCH); that is its own ending, not a setup failure."""
+        deadline = time.monotonic() + grace
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid == self.pid:
+                self.status = status
+                return status
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.005)
+
     def abort(self) -> int:
         """Kill the wrapper (it runs no command yet) and reap it."""
+        if self.status is not None:
+            return self.status
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         _, self.status = os.waitpid(self.pid, 0)

@@ -203,9 +203,14 @@ class Session:
                 launch.wait_ready()
                 try:
                     tracer.attach(launch.pid, os.getpid(), argv)
-                except ProcessLookupError:
+                except OSError as e:
                     # Gone between READY and the attach: its own status is the answer.
-                    return Result(exit_status(launch.abort()))
+                    status = launch.reap_if_dead()
+                    if status is not None:
+                        return Result(exit_status(status))
+                    raise LaunchError(
+                        f"cannot attach to the sandboxed process: {e.strerror}"
+                    ) from e
                 launch.go()
             except (LaunchError, OSError) as e:
                 if tracer.root < 0:

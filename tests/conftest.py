@@ -1,0 +1,219 @@
+"""Shared fixtures: run the installed CLI as root and as an unprivileged user.
+
+Every enforcement test takes the ``user`` fixture, so it runs twice: once as
+the user running the suite, once as uid 65534 (dropped with setpriv) when the
+suite runs as root. A non-root run is already unprivileged, so the root
+variant is skipped there with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+NOBODY = 65534
+IS_ROOT = os.geteuid() == 0
+REPO = Path(__file__).resolve().parent.parent
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="enforcement is Linux-only"
+)
+
+
+@dataclass
+class User:
+    name: str  # "root" or "nobody" (or the invoking user when not root)
+    uid: int
+    prefix: list[str] = field(default_factory=list)
+
+    def cmd(self, argv: Sequence[str]) -> list[str]:
+        return [*self.prefix, *argv]
+
+
+def _setpriv() -> list[str]:
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+
+
+_nobody_checked: list[str] = []
+
+
+def _check_nobody_can_run() -> None:
+    """Fail (not skip) when uid 65534 cannot run this interpreter and package:
+    the unprivileged half of the suite is required evidence."""
+    if _nobody_checked:
+        return
+    probe = subprocess.run(
+        [*_setpriv(), sys.executable, "-c", "import agentsh_ipy.cli, ptrace, yaml"],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if probe.returncode != 0:
+        pytest.fail(
+            f"uid {NOBODY} cannot run {sys.executable} with agentsh_ipy installed "
+            f"({probe.stderr.strip()[-300:]}); run the suite from a virtual environment "
+            "that other users can read, as .ci/run does (/opt/agentsh-ipy-venv)"
+        )
+    _nobody_checked.append("ok")
+
+
+@pytest.fixture(params=["root", "nobody"])
+def user(request: pytest.FixtureRequest) -> User:
+    if request.param == "root":
+        if not IS_ROOT:
+            pytest.skip(
+                "the suite is not running as root; the unprivileged variant covers this user"
+            )
+        return User("root", 0)
+    if not IS_ROOT:
+        return User("self", os.geteuid())
+    _check_nobody_can_run()
+    return User("nobody", NOBODY, _setpriv())
+
+
+class Area:
+    """A scratch tree outside every path the default policy lets a sandbox
+    write (not under /tmp, /var/tmp or /dev/shm), owned by the test user:
+    the OS would allow the writes, so only the sandbox can stop them."""
+
+    def __init__(self, user: User) -> None:
+        parent = "/var/lib" if IS_ROOT else os.path.expanduser("~/.cache")
+        os.makedirs(parent, exist_ok=True)
+        self.root = Path(tempfile.mkdtemp(prefix="agentsh-test-", dir=parent))
+        self.root.chmod(0o755)
+        self.user = user
+        self.ws = self.mkdir("ws")
+        self.outside = self.mkdir("outside")
+        self.home = self.mkdir("home")
+        self.audit = self.root / "audit" / "audit.jsonl"
+        self.mkdir("audit")
+
+    def mkdir(self, name: str) -> Path:
+        p = self.root / name
+        p.mkdir(parents=True, exist_ok=True)
+        self.own(p)
+        return p
+
+    def own(self, p: Path) -> None:
+        if IS_ROOT and self.user.uid != 0:
+            os.chown(p, self.user.uid, self.user.uid)
+
+    def write(self, rel: str, text: str, mode: int = 0o644) -> Path:
+        p = self.root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+        p.chmod(mode)
+        self.own(p)
+        return p
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def area(user: User) -> Iterator[Area]:
+    a = Area(user)
+    yield a
+    a.cleanup()
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    events: list[dict[str, Any]]
+    seconds: float
+
+    def of_type(self, *types: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] in types]
+
+    def denials(self) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("decision") == "deny"]
+
+
+def sandbox_env(area: Area) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    env.update(HOME=str(area.home), LC_ALL="C.UTF-8", PATH="/usr/local/bin:/usr/bin:/bin")
+    env.pop("TMPDIR", None)
+    return env
+
+
+def read_audit(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def run_cli(
+    area: Area,
+    args: Sequence[str],
+    *,
+    timeout: float = 120,
+    input: str | None = None,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Run:
+    """`agentsh-ipy ARGS` as the area's user, with no controlling terminal."""
+    argv = area.user.cmd([sys.executable, "-m", "agentsh_ipy.cli", *args])
+    start = time.monotonic()
+    p = subprocess.run(
+        argv,
+        cwd=cwd or area.ws,
+        env=env or sandbox_env(area),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        start_new_session=True,  # no controlling terminal: approvals cannot be asked
+    )
+    return Run(p.returncode, p.stdout, p.stderr, read_audit(area.audit), time.monotonic() - start)
+
+
+def sandbox(
+    area: Area,
+    cmd: Sequence[str],
+    *,
+    policy: Path | None = None,
+    extra: Sequence[str] = (),
+    **kw: Any,
+) -> Run:
+    args = ["exec", "--workspace", str(area.ws), "--audit", str(area.audit), *extra]
+    if policy is not None:
+        args += ["--policy", str(policy)]
+    return run_cli(area, [*args, "--", *cmd], **kw)
+
+
+TEST_POLICY = """\
+version: 1
+name: test
+file_rules:
+  - name: workspace
+    paths: ["${WORKSPACE}", "${WORKSPACE}/**"]
+    operations: ["*"]
+    decision: allow
+  - name: devices
+    paths: ["/dev/null", "/dev/tty", "/dev/pts/**"]
+    operations: [read, write, create]
+    decision: allow
+  - name: read-only
+    paths: ["/", "/**"]
+    operations: [read]
+    decision: allow
+"""
+
+
+def write_policy(area: Area, extra: str = "", name: str = "policy.yaml") -> Path:
+    return area.write(name, TEST_POLICY + extra)

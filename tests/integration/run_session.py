@@ -1,0 +1,41 @@
+"""Run one Session with a chosen wrapper and bounds; print the result as JSON.
+
+Used by the handshake tests to inject faults through the Python API
+(the CLI has no way to swap the wrapper, on purpose).
+"""
+
+import json
+import sys
+import time
+
+from agentsh_ipy import audit as aud
+from agentsh_ipy import supervisor as sup
+
+
+def main() -> None:
+    wrapper, handoff, ready, go, workspace, *cmd = sys.argv[1:]
+    policy = sup.load_policy(None, workspace)
+    log = aud.AuditLog(None, "test", time.time)
+    events: list[dict[str, object]] = []
+    log.subscribe(events.append)
+    session = sup.Session(
+        policy,
+        log,
+        timeouts=sup.Timeouts(float(handoff), float(ready), float(go)),
+        wrapper_cmd=[sys.executable, wrapper] if wrapper != "-" else None,
+    )
+    start = time.monotonic()
+    result = session.run(cmd, cwd=workspace)
+    print(
+        json.dumps(
+            {
+                "status": result.status,
+                "error": result.error,
+                "seconds": time.monotonic() - start,
+                "events": events,
+            }
+        )
+    )
+
+
+main()

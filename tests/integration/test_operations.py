@@ -1,0 +1,100 @@
+"""More trapped operations end to end: dirfd-relative paths, rename and link
+out of the workspace, /proc/self seen as the tracee, the kernel block list."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.conftest import Area, linux_only, sandbox, write_policy
+
+pytestmark = linux_only
+
+
+def test_dirfd_relative_write_is_resolved_against_the_dirfd(area: Area) -> None:
+    script = (
+        "import os\n"
+        f"d = os.open({str(area.outside)!r}, os.O_RDONLY)\n"
+        "try:\n"
+        "    os.open('via-dirfd', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=d)\n"
+        "except PermissionError:\n"
+        "    print('denied')\n"
+    )
+    r = sandbox(area, [sys.executable, "-c", script], policy=write_policy(area))
+    assert r.stdout.strip() == "denied", r.stderr
+    assert not (area.outside / "via-dirfd").exists()
+    assert any(e["path"] == str(area.outside / "via-dirfd") for e in r.denials())
+
+
+def test_rename_and_link_out_of_the_workspace_are_denied(area: Area) -> None:
+    area.write("ws/data", "payload\n")
+    r = sandbox(
+        area,
+        ["sh", "-c", f"mv data {area.outside}/moved; ln data {area.outside}/linked; ls"],
+        policy=write_policy(area),
+    )
+    assert (area.ws / "data").exists()
+    assert not (area.outside / "moved").exists()
+    assert not (area.outside / "linked").exists()
+    ops = {(e["op"], e.get("dest")) for e in r.denials()}
+    assert ("rename", str(area.outside / "moved")) in ops
+    assert ("link", str(area.outside / "linked")) in ops
+
+
+def test_proc_self_root_path_is_resolved_as_the_tracee(area: Area) -> None:
+    (area.home / ".ssh").mkdir()
+    area.own(area.home / ".ssh")
+    key = area.write("home/.ssh/id_rsa", "SECRET-KEY-MATERIAL\n", 0o600)
+    r = sandbox(area, ["cat", f"/proc/self/root{key}"])
+    assert "SECRET-KEY-MATERIAL" not in r.stdout
+    assert r.returncode == 1
+    [ev] = [e for e in r.denials() if e["type"] == "file"]
+    assert ev["resolved"] == str(key)
+    assert ev["rule"] == "credentials"
+
+
+def test_kernel_block_list_refuses_without_a_round_trip(area: Area) -> None:
+    script = (
+        "import ctypes, errno, os\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "def call(nr, *a):\n"
+        "    r = libc.syscall(nr, *a)\n"
+        "    return errno.errorcode.get(ctypes.get_errno(), '?') if r == -1 else 'ok'\n"
+        "print('io_uring_setup', call(425, 1, 0))\n"
+        "print('unshare_user', call(272, 0x10000000))\n"
+        "print('ptrace', call(101, 16, os.getppid(), 0, 0))\n"  # PTRACE_ATTACH
+        "print('bpf', call(321, 0, 0, 0))\n"
+    )
+    import platform
+
+    if platform.machine() != "x86_64":
+        import pytest
+
+        pytest.skip("syscall numbers in this script are x86_64's")
+    r = sandbox(area, [sys.executable, "-c", script])
+    assert r.returncode == 0, r.stderr
+    got = dict(line.split() for line in r.stdout.splitlines())
+    assert got == {
+        "io_uring_setup": "EPERM",
+        "unshare_user": "EPERM",
+        "ptrace": "EPERM",
+        "bpf": "EPERM",
+    }
+
+
+def test_sendto_with_a_destination_is_decided(area: Area) -> None:
+    script = (
+        "import socket\n"
+        "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+        "try:\n"
+        "    s.sendto(b'x', ('127.0.0.2', 9))\n"
+        "    print('sent')\n"
+        "except PermissionError:\n"
+        "    print('denied')\n"
+    )
+    policy = write_policy(
+        area, "network_rules:\n  - {name: lo1, cidrs: [127.0.0.1/32], decision: allow}\n"
+    )
+    r = sandbox(area, [sys.executable, "-c", script], policy=policy)
+    assert r.stdout.strip() == "denied", r.stderr
+    [ev] = [e for e in r.of_type("net") if e["decision"] == "deny"]
+    assert (ev["op"], ev["addr"], ev["port"]) == ("send", "127.0.0.2", 9)
