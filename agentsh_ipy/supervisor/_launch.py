@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import array
 import contextlib
-import contextlib
 import os
 import signal
 import socket

@@ -196,7 +196,10 @@ def test_command_not_found_is_127_and_runs_nothing(area: Area) -> None:
 
 def test_approve_without_a_terminal_denies_and_says_so(area: Area) -> None:
     target = area.outside / "asked"
-    ask = f"  - {{name: ask-first, paths: ['{area.outside}/**'], operations: ['*'], decision: approve}}\n"
+    ask = (
+        f"  - {{name: ask-first, paths: ['{area.outside}/**'], operations: ['*'],"
+        " decision: approve}\n"
+    )
     policy = area.write(
         "policy.yaml", TEST_POLICY.replace("file_rules:\n", "file_rules:\n" + ask, 1)
     )

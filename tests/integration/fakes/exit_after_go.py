@@ -4,6 +4,6 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import run  # noqa: E402
+from _common import run
 
 run(lambda w: setattr(w.os, "execve", lambda *a: os._exit(5)))

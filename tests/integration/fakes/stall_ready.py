@@ -5,7 +5,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import run  # noqa: E402
+from _common import run
 
 real_write = os.write
 
