@@ -283,9 +283,13 @@ def notif_id_valid(fd: int, nid: int) -> bool:
 
 
 def notif_addfd(fd: int, nid: int, srcfd: int, *, cloexec: bool) -> int:
-    """Install srcfd in the trapped task and answer with it (ADDFD_FLAG_SEND)."""
-    buf = struct.pack("<QIIII", nid, ADDFD_FLAG_SEND, srcfd, 0, 0o2000000 if cloexec else 0)
-    return fcntl.ioctl(fd, IOCTL_NOTIF_ADDFD, buf)  # type: ignore[return-value]
+    """Install srcfd in the trapped task and answer with it (ADDFD_FLAG_SEND).
+
+    The buffer must be mutable: with bytes, fcntl.ioctl returns the buffer,
+    not the ioctl's result (the new fd number in the task)."""
+    flags = 0o2000000 if cloexec else 0
+    buf = bytearray(struct.pack("<QIIII", nid, ADDFD_FLAG_SEND, srcfd, 0, flags))
+    return int(fcntl.ioctl(fd, IOCTL_NOTIF_ADDFD, buf, True))
 
 
 def sizes_ok() -> bool:
