@@ -5,6 +5,8 @@ Used by the handshake tests to inject faults through the Python API
 """
 
 import json
+import os
+import signal
 import sys
 import time
 
@@ -14,6 +16,10 @@ from agentsh_ipy import supervisor as sup
 
 def main() -> None:
     wrapper, handoff, ready, go, workspace, *cmd = sys.argv[1:]
+    if os.environ.get("AGENTSH_TEST_SIGUSR1"):
+        # A handler (not SIG_IGN), so each SIGUSR1 interrupts a blocking read.
+        signal.signal(signal.SIGUSR1, lambda *_: None)
+        print("ready-for-signals", flush=True)
     policy = sup.load_policy(None, workspace)
     log = aud.AuditLog(None, "test", time.time)
     events: list[dict[str, object]] = []
@@ -26,6 +32,8 @@ def main() -> None:
     )
     start = time.monotonic()
     result = session.run(cmd, cwd=workspace)
+    # Python restores default handlers at exit; a late SIGUSR1 must not kill it.
+    signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     print(
         json.dumps(
             {

@@ -14,7 +14,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Area, User, linux_only, sandbox, sandbox_env, write_policy
+from tests.conftest import (
+    Area,
+    User,
+    linux_only,
+    read_audit,
+    sandbox,
+    sandbox_env,
+    write_policy,
+)
 
 pytestmark = linux_only
 
@@ -72,6 +80,28 @@ def test_a_wrong_ready_byte_is_rejected(area: Area) -> None:
     assert r["status"] == 125
     assert "bad READY message" in r["error"] and "Q" in r["error"]
     assert gone(r["wrapper_pid"])
+
+
+def test_signals_during_the_supervisor_handshake_reads_are_retried(area: Area, user: User) -> None:
+    fakes = area.root / "fakes"
+    run_session(area, None, ["true"])  # lays out the fakes copy
+    env = {**sandbox_env(area), "AGENTSH_TEST_SIGUSR1": "1"}
+    argv = user.cmd([sys.executable, str(fakes / "run_session.py"), str(fakes / "slow_ready.py"),
+                     "10", "30", "30", str(area.ws), "sh", "-c", "exit 4"])  # fmt: skip
+    p = subprocess.Popen(argv, env=env, cwd=area.ws, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)  # fmt: skip
+    assert p.stdout is not None
+    assert p.stdout.readline().strip() == "ready-for-signals"
+    sent = 0
+    while p.poll() is None and sent < 400:
+        os.kill(p.pid, signal.SIGUSR1)  # by pid: the run_session process
+        sent += 1
+        time.sleep(0.005)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 0, err
+    r = json.loads(out.splitlines()[-1])
+    assert (r["status"], r["error"]) == (4, None)
+    assert sent > 50  # the one-second READY wait really was signalled
 
 
 def test_a_command_that_exits_at_once_reports_its_own_status(area: Area) -> None:
@@ -152,6 +182,11 @@ def test_supervisor_killed_takes_the_tree_down(area: Area, user: User) -> None:
         while not all(gone(t) for t in tree) and time.monotonic() < deadline:
             time.sleep(0.02)
         assert all(gone(t) for t in tree), [t for t in tree if not gone(t)]
+        # What was decided before the kill is on disk, gap-free.
+        events = read_audit(area.audit)
+        assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+        assert {e["pid"] for e in events if e["type"] == "process_start"} >= {tree[0]}
+        assert any(e["type"] == "exec" and e["argv"][0] == "sleep" for e in events)
     finally:
         if p.poll() is None:
             p.kill()
