@@ -57,9 +57,27 @@ class Request:
         )
 
 
+def kind_of(syscall: str) -> str:
+    """The audit type of a trapped syscall when its arguments are unknown."""
+    if syscall.startswith("execve"):
+        return "exec"
+    if syscall in ("connect", "bind", "sendto", "sendmsg", "sendmmsg"):
+        return "net"
+    return "file"
+
+
 def _s32(v: int) -> int:
     v &= 0xFFFFFFFF
     return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _resolve(path: str, pid: int, tid: int, follow: bool) -> str:
+    """Symlinks resolved as the tracee sees them; a loop (ELOOP) leaves the
+    path as given, and the kernel will refuse the call anyway."""
+    try:
+        return procfs.resolve(path, pid, tid, follow_last=follow)
+    except OSError:
+        return path
 
 
 def worst(decisions: list[pol.Decision]) -> pol.Decision:
@@ -137,13 +155,12 @@ class Decoder:
         ops: list[str],
         path: str,
         follow: bool = True,
+        real: str | None = None,
         **extra: Any,
     ) -> Request:
         paths = [path]
-        try:
-            real = procfs.resolve(path, pid, tid, follow_last=follow)
-        except OSError:
-            real = path
+        if real is None:
+            real = _resolve(path, pid, tid, follow)
         if real != path:
             paths.append(real)
             extra["resolved"] = real
@@ -151,16 +168,16 @@ class Decoder:
         return Request("file", ops[0], name, pid, tid, decision, {"path": path, **extra})
 
     def _open(self, name: str, pid: int, tid: int, path: str, flags: int) -> Request:
+        follow = not flags & O_NOFOLLOW
+        real = _resolve(path, pid, tid, follow)
         ops: list[str] = []
-        if flags & O_TMPFILE == O_TMPFILE or (
-            flags & O_CREAT and not os.path.lexists(procfs.resolve(path, pid, tid))
-        ):
+        if flags & O_TMPFILE == O_TMPFILE or (flags & O_CREAT and not os.path.lexists(real)):
             ops.append("create")
         if flags & O_ACCMODE or flags & O_TRUNC:
             ops.append("write")
         if not ops:
             ops.append("read")
-        return self._file(name, pid, tid, ops, path, follow=not flags & O_NOFOLLOW, flags=flags)
+        return self._file(name, pid, tid, ops, path, follow, real, flags=flags)
 
     def _h_open(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._open(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1])
@@ -290,10 +307,7 @@ class Decoder:
             ]
         except OSError as e:
             raise Unreadable(f"argv: {e.strerror}") from None
-        try:
-            real = procfs.resolve(path, pid, tid)
-        except OSError:
-            real = path
+        real = _resolve(path, pid, tid, True)
         decision = worst([self.policy.check_command(p, argv) for p in {path, real}])
         fields: dict[str, Any] = {"path": path, "argv": argv}
         if real != path:
@@ -432,20 +446,15 @@ class NotifyLoop(threading.Thread):
         try:
             req = self.decoder.decode(n.nr, n.pid, n.args, name)
         except (Unreadable, OSError) as e:
-            # Fail closed: what we cannot read we cannot allow.
+            # Fail closed: what we cannot read we cannot allow. A task that
+            # is already gone gets no answer and no audit line.
             if seccomp.notif_id_valid(self.listener, n.id):
                 seccomp.notif_send(self.listener, n.id, error=errno.EACCES)
-            self.on_request(
-                Request(
-                    "file",
-                    "unreadable",
-                    name,
-                    n.pid,
-                    n.pid,
-                    pol.Decision("deny", "unreadable-argument"),
-                    {"reason": str(e)},
+                denied = pol.Decision("deny", "unreadable-argument")
+                fields = {"reason": str(e)}
+                self.on_request(
+                    Request(kind_of(name), "unreadable", name, n.pid, n.pid, denied, fields)
                 )
-            )
             return
         # The /proc reads above may have raced a pid reuse: only answer a
         # notification that is still the one we read.

@@ -179,11 +179,16 @@ class Tracer:
         try:
             tid, status = os.waitpid(-1, ptracer.WALL)
         except ChildProcessError:
-            # ECHILD: already reaped, nothing traced remains.
-            for t in self.table.live_tids():
-                self._exited(t, self.root_status or 0)
+            # ECHILD: nothing traced is left to wait for. Tasks we still list
+            # were reaped without a report; say so rather than invent a status.
+            for tid in self.table.live_tids():
+                proc = self.table.drop_tid(tid)
+                if proc is not None:
+                    self.emit(
+                        "process_exit", pid=proc.pid, ppid=proc.ppid, reason="exit not observed"
+                    )
             if self.root_status is None:
-                self.root_status = 0
+                raise RuntimeError("lost the command's exit status (ECHILD)") from None
             return False
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             self._exited(tid, status)
