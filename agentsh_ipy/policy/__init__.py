@@ -3,6 +3,8 @@ reading the packaged default policy, no ``os``, no ``ctypes``, no IPython.
 
     policy = Policy.parse(text, "policy.yaml", {"WORKSPACE": ..., "HOME": ..., "TMPDIR": ...})
     policy.check_file("write", "/home/u/.ssh/id_rsa")  # Decision("deny", "credentials", ...)
+    policy.check_signal(15, "outside")                 # Decision("deny", "default:signal")
+    policy.limits.max_processes                        # 512 in the default policy
 """
 
 from __future__ import annotations
@@ -13,21 +15,31 @@ from importlib import resources
 from ._engine import Decision, Policy
 from ._errors import PolicyError
 from ._schema import (
+    COMMAND_DECISIONS,
     DECISIONS,
+    FILE_DECISIONS,
     FILE_OPERATIONS,
+    SIGNAL_TARGETS,
+    SIGNALS,
     SOCKET_OPERATIONS,
     VARIABLES,
     CommandRule,
     Defaults,
     EnvPolicy,
     FileRule,
+    Limits,
     NetworkRule,
+    SignalRule,
     UnixSocketRule,
 )
 
 __all__ = [
+    "COMMAND_DECISIONS",
     "DECISIONS",
+    "FILE_DECISIONS",
     "FILE_OPERATIONS",
+    "SIGNALS",
+    "SIGNAL_TARGETS",
     "SOCKET_OPERATIONS",
     "VARIABLES",
     "CommandRule",
@@ -35,9 +47,11 @@ __all__ = [
     "Defaults",
     "EnvPolicy",
     "FileRule",
+    "Limits",
     "NetworkRule",
     "Policy",
     "PolicyError",
+    "SignalRule",
     "UnixSocketRule",
     "default_policy_text",
     "load_default",

@@ -1,4 +1,4 @@
-"""Decisions: a parsed policy applied to one file, command, socket or env."""
+"""Decisions: a parsed policy applied to one file, command, socket, signal or env."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ from ._glob import GlobError, compile_path, escape, normalize_path
 from ._schema import (
     DECISIONS,
     FILE_OPERATIONS,
+    MAX_SIGNAL,
+    SIGNAL_TARGETS,
     SOCKET_OPERATIONS,
     CommandRule,
     Defaults,
     EnvPolicy,
     FileRule,
+    Limits,
     NetworkRule,
+    SignalRule,
     UnixSocketRule,
     parse_policy,
 )
@@ -31,15 +35,26 @@ class Decision:
     ``rule`` names the matching rule, or ``default:<kind>`` when no rule
     matched.  ``approve`` is not allowed by itself: the caller must ask a
     human and deny when nobody answers within ``Policy.approval_timeout``.
+    ``redirect`` (commands only) means: do not run the command, run the argv
+    in ``redirect`` instead.  ``soft_delete`` (file deletes only) means: do
+    not remove the file, keep it aside where it can be restored.  Neither
+    counts as :attr:`allowed`, since what was asked for does not happen.
     """
 
     decision: str
     rule: str
     message: str = ""
+    redirect: tuple[str, ...] | None = None
+    """The argv to run instead; set exactly when ``decision`` is ``redirect``."""
 
     def __post_init__(self) -> None:
         if self.decision not in DECISIONS:
             raise ValueError(f"decision {self.decision!r} is not one of {', '.join(DECISIONS)}")
+        if self.decision == "redirect":
+            if not isinstance(self.redirect, tuple) or not self.redirect:
+                raise ValueError("a redirect decision needs a non-empty argv tuple in redirect")
+        elif self.redirect is not None:
+            raise ValueError(f"redirect is only set for decision 'redirect', not {self.decision!r}")
 
     @property
     def allowed(self) -> bool:
@@ -63,7 +78,9 @@ class Policy:
     command_rules: tuple[CommandRule, ...] = ()
     network_rules: tuple[NetworkRule, ...] = ()
     unix_socket_rules: tuple[UnixSocketRule, ...] = ()
+    signal_rules: tuple[SignalRule, ...] = ()
     env_policy: EnvPolicy = field(default_factory=EnvPolicy)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def parse(cls, text: str, source: str, variables: Mapping[str, str]) -> Policy:
@@ -83,7 +100,9 @@ class Policy:
             command_rules=parsed.command_rules,
             network_rules=parsed.network_rules,
             unix_socket_rules=parsed.unix_socket_rules,
+            signal_rules=parsed.signal_rules,
             env_policy=parsed.env_policy,
+            limits=parsed.limits,
         )
 
     # -- checks ------------------------------------------------------------
@@ -107,7 +126,8 @@ class Policy:
 
         Bare command names in rules match the basename of ``path`` (not
         ``argv[0]``, which the caller of execve chooses freely); args
-        patterns are searched in ``" ".join(argv[1:])``.
+        patterns are searched in ``" ".join(argv[1:])``.  A ``redirect``
+        decision carries the argv to run instead in ``Decision.redirect``.
         """
         if path.startswith("/"):
             path = normalize_path(path)
@@ -115,7 +135,7 @@ class Policy:
         joined = " ".join(argv[1:])
         for rule in self.command_rules:
             if rule.matches(path, basename, joined):
-                return Decision(rule.decision, rule.name, rule.message)
+                return Decision(rule.decision, rule.name, rule.message, rule.redirect)
         return Decision(self.defaults.command, "default:command")
 
     def check_network(self, op: str, ip: str, port: int) -> Decision:
@@ -144,6 +164,27 @@ class Policy:
             if rule.matches(op, key):
                 return Decision(rule.decision, rule.name, rule.message)
         return Decision(self.defaults.unix_socket, "default:unix_socket")
+
+    def check_signal(self, signal: int, target: str) -> Decision:
+        """Decide sending ``signal`` (0..64; 0 probes existence) from the
+        sandbox to a process that is ``target``: ``sandbox`` (any process of
+        the sandboxed tree, the sender included) or ``outside`` (any other,
+        the supervisor included).  Raises ValueError for anything else.
+        """
+        if target not in SIGNAL_TARGETS:
+            raise ValueError(f"target {target!r} is not one of {', '.join(SIGNAL_TARGETS)}")
+        if isinstance(signal, bool) or not isinstance(signal, int):
+            raise ValueError(f"signal {signal!r} is not a number")
+        if not 0 <= signal <= MAX_SIGNAL:
+            raise ValueError(f"signal {signal} is not in 0..{MAX_SIGNAL}")
+        for rule in self.signal_rules:
+            if rule.matches(signal, target):
+                return Decision(rule.decision, rule.name, rule.message)
+        # A sandboxed process may always signal its own tree unless a rule
+        # says otherwise; `defaults.signal` governs everything outside it.
+        if target == "sandbox":
+            return Decision("allow", "default:own-tree")
+        return Decision(self.defaults.signal, "default:signal")
 
     def filter_env(self, env: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
         """Split ``env`` into (variables the sandbox may see, sorted hidden names)."""

@@ -13,14 +13,23 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from fractions import Fraction
+from types import MappingProxyType
+from typing import Literal, TypeVar
 
 import yaml
 
 from ._errors import PolicyError, Problem
 from ._glob import Glob, GlobError, compile_abstract, compile_name, compile_path, escape
 
-DECISIONS = ("allow", "deny", "audit", "approve")
+DECISIONS = ("allow", "deny", "audit", "approve", "redirect", "soft_delete")
+# Which decisions each kind of rule may use: `redirect` (run another argv
+# instead) only makes sense for an exec, `soft_delete` (keep the file aside
+# instead of removing it) only for a delete.
+_BASIC_DECISIONS = ("allow", "deny", "audit", "approve")
+FILE_DECISIONS = (*_BASIC_DECISIONS, "soft_delete")
+COMMAND_DECISIONS = (*_BASIC_DECISIONS, "redirect")
+_ONLY_IN = {"redirect": "command_rules", "soft_delete": "file_rules"}
 FILE_OPERATIONS = (
     "read",
     "write",
@@ -34,6 +43,57 @@ FILE_OPERATIONS = (
 )
 SOCKET_OPERATIONS = ("connect", "bind", "send")
 VARIABLES = ("WORKSPACE", "HOME", "TMPDIR")
+SIGNAL_TARGETS = ("sandbox", "outside")
+
+# Linux signal numbers (x86, arm, and the generic table most architectures
+# share), by name without the SIG prefix.  Fixed here rather than read from
+# the `signal` module so a policy means the same on every host.
+SIGNALS: Mapping[str, int] = MappingProxyType(
+    {
+        "HUP": 1,
+        "INT": 2,
+        "QUIT": 3,
+        "ILL": 4,
+        "TRAP": 5,
+        "ABRT": 6,
+        "BUS": 7,
+        "FPE": 8,
+        "KILL": 9,
+        "USR1": 10,
+        "SEGV": 11,
+        "USR2": 12,
+        "PIPE": 13,
+        "ALRM": 14,
+        "TERM": 15,
+        "STKFLT": 16,
+        "CHLD": 17,
+        "CONT": 18,
+        "STOP": 19,
+        "TSTP": 20,
+        "TTIN": 21,
+        "TTOU": 22,
+        "URG": 23,
+        "XCPU": 24,
+        "XFSZ": 25,
+        "VTALRM": 26,
+        "PROF": 27,
+        "WINCH": 28,
+        "IO": 29,
+        "PWR": 30,
+        "SYS": 31,
+    }
+)
+# glibc's real-time range (the kernel's starts at 32; glibc keeps 32 and 33).
+SIGRTMIN = 34
+SIGRTMAX = 64
+# 0 sends nothing: kill(pid, 0) only probes that the process exists.
+MAX_SIGNAL = SIGRTMAX
+
+# Largest values the limits accept: the kernel's PID_MAX_LIMIT (more live
+# processes cannot exist), and the largest rlim_t that is not RLIM_INFINITY
+# read as signed.
+MAX_PROCESSES_LIMIT = 4 * 1024 * 1024
+MEMORY_LIMIT = 2**63 - 1
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -46,6 +106,26 @@ _MAPPED_V4 = ipaddress.IPv6Network("::ffff:0:0/96")
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PORT_RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
+_RT_SIGNAL = re.compile(r"RTMIN(?:\+(\d+))?|RTMAX(?:-(\d+))?")
+_NUMBER = r"\s*(\d+(?:\.\d*)?|\.\d+)\s*"
+_DURATION = re.compile(_NUMBER + r"(s|m|h)?\s*")
+_SIZE = re.compile(_NUMBER + r"(KiB|MiB|GiB|TiB|KB|MB|GB|TB|K|M|G|T)?\s*")
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+_SIZE_UNITS = {
+    "": 1,
+    "K": 1024,
+    "M": 1024**2,
+    "G": 1024**3,
+    "T": 1024**4,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "TiB": 1024**4,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "TB": 1000**4,
+}
 
 
 # --------------------------------------------------------------------------
@@ -58,6 +138,7 @@ class Defaults:
     command: str = "allow"
     network: str = "deny"
     unix_socket: str = "allow"
+    signal: str = "deny"
 
 
 @dataclass(frozen=True)
@@ -93,6 +174,8 @@ class CommandRule:
     decision: str
     message: str = ""
     line: int = 0
+    redirect: tuple[str, ...] | None = None
+    """The argv to run instead, for decision ``redirect`` (variables expanded)."""
 
     def matches(self, path: str, basename: str, joined_args: str) -> bool:
         if not any(c.matches(path, basename) for c in self.commands):
@@ -136,6 +219,34 @@ class UnixSocketRule:
 
 
 @dataclass(frozen=True)
+class SignalRule:
+    name: str
+    targets: frozenset[str]
+    signals: frozenset[int] | None
+    """None: every signal, 0 included."""
+    decision: str
+    message: str = ""
+    line: int = 0
+
+    def matches(self, signal: int, target: str) -> bool:
+        return target in self.targets and (self.signals is None or signal in self.signals)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for the sandboxed tree; None means no limit.
+
+    ``max_processes``: live processes in the sandboxed tree at once.
+    ``wall_clock``: seconds the command may run.
+    ``memory``: address-space limit of each process, in bytes.
+    """
+
+    max_processes: int | None = None
+    wall_clock: float | None = None
+    memory: int | None = None
+
+
+@dataclass(frozen=True)
 class EnvPolicy:
     hide: tuple[Glob, ...] = ()
     allow: tuple[Glob, ...] = ()
@@ -155,7 +266,9 @@ class ParsedPolicy:
     command_rules: tuple[CommandRule, ...]
     network_rules: tuple[NetworkRule, ...]
     unix_socket_rules: tuple[UnixSocketRule, ...]
+    signal_rules: tuple[SignalRule, ...]
     env_policy: EnvPolicy
+    limits: Limits
 
 
 # --------------------------------------------------------------------------
@@ -241,7 +354,10 @@ class _Reader:
         what: str,
         required: Sequence[str],
         optional: Sequence[str],
+        rejected: Mapping[str, str] | None = None,
     ) -> dict[str, yaml.Node] | None:
+        """The keys of mapping ``node``; ``rejected`` maps keys that are
+        refused with a reason of their own to that reason."""
         if not isinstance(node, yaml.MappingNode):
             self.error(node, f"{what} must be a mapping, not {_describe(node)}")
             return None
@@ -256,6 +372,8 @@ class _Reader:
             key = str(key_node.value)
             if key in out:
                 self.error(key_node, f"duplicate key '{key}' in {what}")
+            elif rejected and key in rejected:
+                self.error(key_node, rejected[key])
             elif key not in allowed:
                 self.error(
                     key_node, f"unknown key '{key}' in {what}; allowed: {', '.join(allowed)}"
@@ -306,14 +424,19 @@ class _Reader:
             self.error(node, f"cannot read value {_describe(node)}: {exc}")
             return None
 
-    def decision(self, node: yaml.Node, what: str = "decision") -> str | None:
+    def decision(
+        self, node: yaml.Node, what: str = "decision", allowed: Sequence[str] = _BASIC_DECISIONS
+    ) -> str | None:
         text = self.string(node, what)
         if text is None:
             return None
-        if text not in DECISIONS:
-            self.error(node, f"{what} '{text}' is not one of {', '.join(DECISIONS)}")
-            return None
-        return text
+        if text in allowed:
+            return text
+        if text in _ONLY_IN:
+            self.error(node, f"{what} '{text}' is only valid in {_ONLY_IN[text]}")
+        else:
+            self.error(node, f"{what} '{text}' is not one of {', '.join(allowed)}")
+        return None
 
     def operations(self, node: yaml.Node, allowed: Sequence[str]) -> frozenset[str] | None:
         ops: set[str] = set()
@@ -375,11 +498,12 @@ class _Reader:
         read_one: Callable[[yaml.MappingNode, dict[str, yaml.Node], str], _T | None],
         required: Sequence[str],
         optional: Sequence[str],
+        rejected: Mapping[str, str] | None = None,
     ) -> tuple[_T, ...]:
         out: list[_T] = []
         seen: dict[str, int] = {}
         for item in self.sequence(node, what, allow_null=True) or []:
-            fields = self.mapping(item, label, [], ["name", *required, *optional])
+            fields = self.mapping(item, label, [], ["name", *required, *optional], rejected)
             if fields is None:
                 continue
             assert isinstance(item, yaml.MappingNode)
@@ -410,8 +534,12 @@ class _Reader:
                 out.append(rule)
         return tuple(out)
 
-    def common(self, fields: dict[str, yaml.Node]) -> tuple[str | None, str]:
-        decision = self.decision(fields["decision"]) if "decision" in fields else None
+    def common(
+        self, fields: dict[str, yaml.Node], allowed: Sequence[str] = _BASIC_DECISIONS
+    ) -> tuple[str | None, str]:
+        decision = (
+            self.decision(fields["decision"], allowed=allowed) if "decision" in fields else None
+        )
         message = ""
         if "message" in fields:
             message = self.string(fields["message"], "message") or ""
@@ -426,7 +554,15 @@ class _Reader:
             if "operations" in fields
             else None
         )
-        decision, message = self.common(fields)
+        decision, message = self.common(fields, FILE_DECISIONS)
+        if decision == "soft_delete" and ops is not None and ops != {"delete"}:
+            # Only a delete can be kept aside; any other operation would
+            # silently get a meaning nobody wrote down.
+            self.error(
+                fields["operations"],
+                "soft_delete applies to delete only: write operations: [delete]",
+            )
+            return None
         if globs is None or ops is None or decision is None:
             return None
         return FileRule(name, globs, ops, decision, message, _line(node))
@@ -475,8 +611,21 @@ class _Reader:
                 except re.error as exc:
                     self.error(item, f"bad regex '{text}': {exc}")
                     ok = False
-        decision, message = self.common(fields)
-        if not ok or decision is None:
+        decision, message = self.common(fields, COMMAND_DECISIONS)
+        redirect: tuple[str, ...] | None = None
+        if "redirect_to" in fields:
+            redirect = self.redirect_argv(fields["redirect_to"])
+            if decision is not None and decision != "redirect":
+                self.error(
+                    fields["redirect_to"],
+                    f"redirect_to is only valid with decision: redirect, not {decision}",
+                )
+                ok = False
+        elif decision == "redirect":
+            where = f"command rule '{name}'" if name else "command rule"
+            self.error(node, f"{where} has decision redirect but no 'redirect_to'")
+            ok = False
+        if not ok or decision is None or (decision == "redirect" and redirect is None):
             return None
         return CommandRule(
             name,
@@ -485,7 +634,27 @@ class _Reader:
             decision,
             message,
             _line(node),
+            redirect if decision == "redirect" else None,
         )
+
+    def redirect_argv(self, node: yaml.Node) -> tuple[str, ...] | None:
+        entries = self.strings(node, "redirect_to")
+        argv: list[str] = []
+        ok = bool(entries)
+        for i, (item, text) in enumerate(entries):
+            expanded = self.expand(item, text, lambda value: value, strict=True)
+            if expanded is None:
+                ok = False
+            elif "\0" in expanded:
+                self.error(item, f"redirect_to entry {text!r} contains a NUL character")
+                ok = False
+            elif i == 0 and not expanded.startswith("/"):
+                # No PATH search: what runs instead must be exactly this file.
+                self.error(item, f"redirect_to must start with an absolute path, not {text!r}")
+                ok = False
+            else:
+                argv.append(expanded)
+        return tuple(argv) if ok else None
 
     def network_rule(
         self, node: yaml.MappingNode, fields: dict[str, yaml.Node], name: str
@@ -576,6 +745,155 @@ class _Reader:
             return None
         return UnixSocketRule(name, globs, ops, decision, message, _line(node))
 
+    def signal_rule(
+        self, node: yaml.MappingNode, fields: dict[str, yaml.Node], name: str
+    ) -> SignalRule | None:
+        targets: set[str] = set()
+        ok = "targets" in fields
+        if "targets" in fields:
+            entries = self.strings(fields["targets"], "targets")
+            ok = bool(entries)
+            for item, text in entries:
+                if text == "*":
+                    targets.update(SIGNAL_TARGETS)
+                elif text in SIGNAL_TARGETS:
+                    targets.add(text)
+                else:
+                    self.error(
+                        item,
+                        f"target '{text}' is not one of {', '.join(SIGNAL_TARGETS)}, or '*'",
+                    )
+                    ok = False
+        signals: set[int] | None = None
+        if "signals" in fields:
+            signals = set()
+            items = self.sequence(fields["signals"], "signals")
+            ok = ok and bool(items)
+            every = False
+            for item in items or []:
+                number = self.signal(item)
+                if number is None:
+                    ok = False
+                elif number == "*":
+                    every = True
+                else:
+                    signals.add(number)
+            if every:
+                signals = None
+        decision, message = self.common(fields)
+        if not ok or decision is None:
+            return None
+        return SignalRule(
+            name,
+            frozenset(targets),
+            None if signals is None else frozenset(signals),
+            decision,
+            message,
+            _line(node),
+        )
+
+    def signal(self, node: yaml.Node) -> int | Literal["*"] | None:
+        """A signal name (SIGTERM or TERM, SIGRTMIN+3), number 0..64 or '*'."""
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag == _INT_TAG:
+                value = self.construct(node)
+                if isinstance(value, int) and 0 <= value <= MAX_SIGNAL:
+                    return value
+            elif node.tag == _STR_TAG:
+                text = str(node.value).strip()
+                if text == "*":
+                    return "*"
+                if text.isdecimal() and int(text) <= MAX_SIGNAL:
+                    return int(text)
+                bare = text.removeprefix("SIG")
+                if bare in SIGNALS:
+                    return SIGNALS[bare]
+                m = _RT_SIGNAL.fullmatch(bare)
+                if m is not None:
+                    if m.group(1) is not None:
+                        number = SIGRTMIN + int(m.group(1))
+                    elif m.group(2) is not None:
+                        number = SIGRTMAX - int(m.group(2))
+                    else:
+                        number = SIGRTMIN if bare == "RTMIN" else SIGRTMAX
+                    if SIGRTMIN <= number <= SIGRTMAX:
+                        return number
+        self.error(
+            node,
+            f"bad signal {_describe(node)}: expected a name such as SIGTERM or TERM,"
+            f" a number 0..{MAX_SIGNAL}, or '*'",
+        )
+        return None
+
+    # -- limits --------------------------------------------------------------
+
+    def limits(self, node: yaml.Node) -> Limits:
+        fields = self.mapping(node, "limits", [], ["max_processes", "wall_clock", "memory"]) or {}
+        max_processes = None
+        if "max_processes" in fields:
+            max_processes = self.max_processes(fields["max_processes"])
+        wall_clock = self.wall_clock(fields["wall_clock"]) if "wall_clock" in fields else None
+        memory = self.memory(fields["memory"]) if "memory" in fields else None
+        return Limits(max_processes=max_processes, wall_clock=wall_clock, memory=memory)
+
+    def max_processes(self, node: yaml.Node) -> int | None:
+        value = self.construct(node) if node.tag == _INT_TAG else None
+        if not isinstance(value, int) or value <= 0:
+            self.error(
+                node, f"limits.max_processes must be a positive whole number, not {_describe(node)}"
+            )
+            return None
+        if value > MAX_PROCESSES_LIMIT:
+            self.error(
+                node,
+                f"limits.max_processes {value} is more than the kernel allows"
+                f" ({MAX_PROCESSES_LIMIT})",
+            )
+            return None
+        return value
+
+    def wall_clock(self, node: yaml.Node) -> float | None:
+        seconds: float | None = None
+        if node.tag in (_INT_TAG, _FLOAT_TAG):
+            value = self.construct(node)
+            if isinstance(value, int | float):
+                seconds = float(value)
+        elif node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+            m = _DURATION.fullmatch(str(node.value))
+            if m is not None:
+                seconds = float(m.group(1)) * _DURATION_UNITS[m.group(2) or ""]
+        if seconds is None or not math.isfinite(seconds) or seconds <= 0:
+            self.error(
+                node,
+                "limits.wall_clock must be a positive number of seconds or a duration"
+                f" such as '30s', '5m', '2h', not {_describe(node)}",
+            )
+            return None
+        return seconds
+
+    def memory(self, node: yaml.Node) -> int | None:
+        size: int | None = None
+        if node.tag == _INT_TAG:
+            value = self.construct(node)
+            if isinstance(value, int):
+                size = value
+        elif node.tag == _STR_TAG and isinstance(node, yaml.ScalarNode):
+            m = _SIZE.fullmatch(str(node.value))
+            if m is not None:
+                # Exact arithmetic: "1.5GiB" is 1610612736 bytes, not a float near it.
+                size = int(Fraction(m.group(1)) * _SIZE_UNITS[m.group(2) or ""])
+        if size is None or size <= 0:
+            self.error(
+                node,
+                "limits.memory must be a positive number of bytes or a size such as"
+                f" '512MiB', '2GiB', '500MB', '1G', not {_describe(node)}",
+            )
+            return None
+        if size > MEMORY_LIMIT:
+            self.error(node, f"limits.memory {size} is too large (at most {MEMORY_LIMIT} bytes)")
+            return None
+        return size
+
     # -- top level ---------------------------------------------------------
 
     def document(self, root: yaml.Node) -> ParsedPolicy | None:
@@ -591,7 +909,9 @@ class _Reader:
                 "command_rules",
                 "network_rules",
                 "unix_socket_rules",
+                "signal_rules",
                 "env_policy",
+                "limits",
             ],
         )
         if top is None:
@@ -609,7 +929,10 @@ class _Reader:
         defaults = Defaults()
         if "defaults" in top:
             fields = self.mapping(
-                top["defaults"], "defaults", [], ["file", "command", "network", "unix_socket"]
+                top["defaults"],
+                "defaults",
+                [],
+                ["file", "command", "network", "unix_socket", "signal"],
             )
             values = {
                 key: self.decision(value, f"defaults.{key}")
@@ -634,11 +957,12 @@ class _Reader:
             read_one: Callable[[yaml.MappingNode, dict[str, yaml.Node], str], _T | None],
             required: Sequence[str],
             optional: Sequence[str],
+            rejected: Mapping[str, str] | None = None,
         ) -> tuple[_T, ...]:
             if key not in top:
                 return ()
             label = key.removesuffix("_rules").replace("_", " ") + " rule"
-            return self.rules(top[key], key, label, read_one, required, optional)
+            return self.rules(top[key], key, label, read_one, required, optional, rejected)
 
         file_rules = rules(
             "file_rules", self.file_rule, ["paths", "operations", "decision"], ["message"]
@@ -647,19 +971,28 @@ class _Reader:
             "command_rules",
             self.command_rule,
             ["commands", "decision"],
-            ["args_patterns", "message"],
+            ["args_patterns", "redirect_to", "message"],
         )
         network_rules = rules(
             "network_rules",
             self.network_rule,
             ["decision"],
             ["cidrs", "ports", "operations", "message"],
+            # agentsh has them; here a name could only be matched against a
+            # reverse lookup or a DNS answer the sandbox controls.
+            rejected={
+                "domains": "domains are not supported: connections are decided by address;"
+                " use cidrs"
+            },
         )
         unix_rules = rules(
             "unix_socket_rules",
             self.unix_rule,
             ["paths", "decision"],
             ["operations", "message"],
+        )
+        signal_rules = rules(
+            "signal_rules", self.signal_rule, ["targets", "decision"], ["signals", "message"]
         )
 
         env = EnvPolicy()
@@ -674,6 +1007,8 @@ class _Reader:
                 ),
             )
 
+        limits = self.limits(top["limits"]) if "limits" in top else Limits()
+
         return ParsedPolicy(
             name=name,
             approval_timeout=timeout,
@@ -682,7 +1017,9 @@ class _Reader:
             command_rules=command_rules,
             network_rules=network_rules,
             unix_socket_rules=unix_rules,
+            signal_rules=signal_rules,
             env_policy=env,
+            limits=limits,
         )
 
 

@@ -44,7 +44,7 @@ def only_problem(text: str, variables: dict[str, str] | None = None) -> tuple[in
 
 
 def test_public_constants() -> None:
-    assert DECISIONS == ("allow", "deny", "audit", "approve")
+    assert DECISIONS == ("allow", "deny", "audit", "approve", "redirect", "soft_delete")
     assert FILE_OPERATIONS == (
         "read",
         "write",
@@ -226,12 +226,13 @@ def test_unknown_key_lists_allowed_keys() -> None:
         """\
         version: 1
 
-        limits: {}
+        limit: {}
         """
     ) == (
         3,
-        "unknown key 'limits' in policy; allowed: version, name, defaults, approval_timeout,"
-        " file_rules, command_rules, network_rules, unix_socket_rules, env_policy",
+        "unknown key 'limit' in policy; allowed: version, name, defaults, approval_timeout,"
+        " file_rules, command_rules, network_rules, unix_socket_rules, signal_rules,"
+        " env_policy, limits",
     )
     line, reason = only_problem(
         """\
@@ -242,7 +243,7 @@ def test_unknown_key_lists_allowed_keys() -> None:
     )
     assert (line, reason) == (
         3,
-        "unknown key 'files' in defaults; allowed: file, command, network, unix_socket",
+        "unknown key 'files' in defaults; allowed: file, command, network, unix_socket, signal",
     )
     line, reason = only_problem(
         """\
@@ -322,11 +323,15 @@ def test_bad_decision() -> None:
             operations: [read]
             decision: maybe
         """
-    assert only_problem(text) == (6, "decision 'maybe' is not one of allow, deny, audit, approve")
+    # The list is the decisions this kind of rule accepts.
+    assert only_problem(text) == (
+        6,
+        "decision 'maybe' is not one of allow, deny, audit, approve, soft_delete",
+    )
     # YAML 1.1 would read `yes` as a boolean; the message shows what was written.
     assert only_problem(text.replace("maybe", "yes")) == (
         6,
-        "decision 'yes' is not one of allow, deny, audit, approve",
+        "decision 'yes' is not one of allow, deny, audit, approve, soft_delete",
     )
     assert only_problem(text.replace("maybe", "Allow"))[0] == 6
     assert only_problem(

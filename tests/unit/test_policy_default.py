@@ -6,6 +6,8 @@ import pytest
 
 from agentsh_ipy.policy import (
     FILE_OPERATIONS,
+    Decision,
+    Limits,
     Policy,
     PolicyError,
     default_policy_text,
@@ -28,6 +30,7 @@ def test_default_policy_loads(policy: Policy) -> None:
     assert policy.defaults.command == "allow"
     assert policy.defaults.network == "deny"
     assert policy.defaults.unix_socket == "allow"
+    assert policy.defaults.signal == "deny"
     assert default_policy_text().startswith("# agentsh-ipy default policy")
     assert Policy.parse(default_policy_text(), "x", VARS) == Policy.parse(
         default_policy_text(), "x", VARS
@@ -329,3 +332,33 @@ def test_default_protect(policy: Policy) -> None:
     assert q.check_file("delete", "/w/policy.yaml").rule == "protected"
     assert q.check_file("read", "/w/policy.yaml").rule == "workspace"
     assert q.check_file("write", "/w/other.py").rule == "workspace"
+
+
+@pytest.mark.parametrize("signal", range(65))
+def test_default_signals(policy: Policy, signal: int) -> None:
+    # The sandbox may signal its own tree (signal 0, the existence probe,
+    # included); the supervisor and every other process are unreachable.
+    assert policy.check_signal(signal, "sandbox") == Decision("allow", "own-tree")
+    assert policy.check_signal(signal, "outside") == Decision("deny", "default:signal")
+
+
+def test_default_signal_rules(policy: Policy) -> None:
+    assert [r.name for r in policy.signal_rules] == ["own-tree"]
+    assert policy.signal_rules[0].targets == frozenset({"sandbox"})
+
+
+def test_default_limits(policy: Policy) -> None:
+    assert policy.limits == Limits(max_processes=512, wall_clock=None, memory=None)
+
+
+def test_default_uses_no_redirect_or_soft_delete(policy: Policy) -> None:
+    basic = {"allow", "deny", "audit", "approve"}
+    decisions = {
+        *(r.decision for r in policy.file_rules),
+        *(r.decision for r in policy.command_rules),
+        *(r.decision for r in policy.network_rules),
+        *(r.decision for r in policy.unix_socket_rules),
+        *(r.decision for r in policy.signal_rules),
+    }
+    assert decisions <= basic
+    assert all(r.redirect is None for r in policy.command_rules)
