@@ -110,6 +110,7 @@ def _exec(args: argparse.Namespace) -> int:
     if args.report:
         log.subscribe(events.append)
     timeouts = sup.Timeouts(args.handoff_timeout, args.ready_timeout, args.go_timeout)
+    sup.harden_supervisor_process()
     try:
         session_obj = sup.Session(
             policy, log, timeouts=timeouts, approver=sup.TerminalApprover.open()

@@ -194,3 +194,20 @@ def resolve(path: str, tgid: int, tid: int, *, follow_last: bool = True) -> str:
         out = "/"
         todo.extend([p for p in target.split("/") if p][::-1])
     return out
+
+
+def pidfd_pid(pid: int, fd: int) -> int | None:
+    """The process a pidfd of ``pid`` refers to (from fdinfo), or None."""
+    try:
+        with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Pid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def tracer_of(pid: int) -> int:
+    """TracerPid of a task (0 when untraced)."""
+    return int(status(pid).get("TracerPid", "0"))

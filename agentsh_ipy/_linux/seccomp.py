@@ -64,7 +64,7 @@ IOCTL_NOTIF_ID_VALID = _ioc(_IOC_WRITE, 2, 8)
 IOCTL_NOTIF_ID_VALID_OLD = _ioc(_IOC_READ, 2, 8)  # kernels before 5.17
 IOCTL_NOTIF_ADDFD = _ioc(_IOC_WRITE, 3, ADDFD_SIZE)
 
-# Syscalls that the kernel refuses outright, without a round trip.
+# Syscalls refused outright (EPERM, audited as syscall_blocked).
 BLOCKED = (
     "io_uring_setup",
     "io_uring_enter",
@@ -167,63 +167,87 @@ class _Asm:
         return bytes(out)
 
 
+RET_TRACE = 0x7FF00000
+CLONE_THREAD = 0x00010000
+TIOCSTI = 0x5412
+TIOCLINUX = 0x541C
+
+# Signal delivery, decided so the supervisor and outsiders stay unreachable.
+SIGNALS = (
+    "kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal",
+)  # fmt: skip
+# Process creation, counted against limits.max_processes.
+PROCESS = ("fork", "vfork")
+
+
 def build_filter(
-    arch: Arch, blocked: Iterable[str] = BLOCKED, notify: Iterable[str] = NOTIFY
+    arch: Arch,
+    blocked: Iterable[str] = BLOCKED,
+    notify: Iterable[str] = NOTIFY + SIGNALS + PROCESS,
+    decide: int = RET_USER_NOTIF,
 ) -> bytes:
-    """The sandbox's one filter: arch check, block list, notify list, else allow."""
+    """The sandbox's one filter: arch check, then every syscall we decide or
+    refuse goes to ``decide`` (the listener, or the tracer in ptrace mode),
+    the rest is allowed.
+
+    Refused syscalls go to the supervisor too, although it answers EPERM
+    without asking the policy: a kernel-only EPERM would leave no trace, and
+    an attempt to leave the sandbox is what the audit most needs to show.
+    They are rare, so the round trip costs nothing in practice.
+    """
     a = _Asm()
     a.emit(_LD_W_ABS, _OFF_ARCH)
     a.emit(_JEQ_K, arch.audit_arch, 0, "kill")
     a.emit(_LD_W_ABS, _OFF_NR)
     if arch.x32_bit is not None:
         a.emit(_JGE_K, arch.x32_bit, "kill", 0)
-    for name in blocked:
+    for name in (*blocked, *notify):
         nr = arch.nr(name)
         if nr is not None:
-            a.emit(_JEQ_K, nr, "eperm", 0)
-    for name in notify:
-        nr = arch.nr(name)
-        if nr is not None:
-            a.emit(_JEQ_K, nr, "notify", 0)
+            a.emit(_JEQ_K, nr, "decide", 0)
     # clone3 passes its flags in memory the filter cannot read: make libc fall
     # back to clone(2), whose flags we can check.
     clone3 = arch.nr("clone3")
     if clone3 is not None:
         a.emit(_JEQ_K, clone3, "enosys", 0)
+
+    # Argument checks: each block either returns or, when the syscall number
+    # does not match, falls through with the number still loaded.
+    def block(name: str, arg: int, body: list[tuple[int, int, str | int, str | int]]) -> None:
+        nr = arch.nr(name)
+        if nr is None:
+            return
+        a.emit(_JEQ_K, nr, 0, f"after_{name}")
+        a.emit(_LD_W_ABS, _arg_lo(arg))
+        for code, k, jt, jf in body:
+            a.emit(code, k, jt, jf)
+        a.label(f"after_{name}")
+
     # personality(0xffffffff) only queries; anything else changes the ABI.
-    pers = arch.nr("personality")
-    if pers is not None:
-        a.emit(_JEQ_K, pers, 0, "after_personality")
-        a.emit(_LD_W_ABS, _arg_lo(0))
-        a.emit(_JEQ_K, 0xFFFFFFFF, "allow", "eperm")
-        a.label("after_personality")
+    block("personality", 0, [(_JEQ_K, 0xFFFFFFFF, "allow", "decide")])
+    # New user namespaces are refused; threads need no decision, processes are counted.
+    block(
+        "clone",
+        0,
+        [(_JSET_K, CLONE_NEWUSER, "decide", 0), (_JSET_K, CLONE_THREAD, "allow", "decide")],
+    )
+    block("unshare", 0, [(_JSET_K, CLONE_NEWUSER, "decide", "allow")])
+    # Typing into the terminal (TIOCSTI) would let a sandboxed program answer
+    # an approval prompt or run commands in the user's shell.
+    block("ioctl", 1, [(_JEQ_K, TIOCSTI, "decide", 0), (_JEQ_K, TIOCLINUX, "decide", "allow")])
     # sendto with no destination (a connected socket) needs no decision.
     sendto = arch.nr("sendto")
     if sendto is not None:
         a.emit(_JEQ_K, sendto, 0, "after_sendto")
         a.emit(_LD_W_ABS, _arg_lo(4))
-        a.emit(_JEQ_K, 0, 0, "notify")
+        a.emit(_JEQ_K, 0, 0, "decide")
         a.emit(_LD_W_ABS, _arg_hi(4))
-        a.emit(_JEQ_K, 0, "allow", "notify")
+        a.emit(_JEQ_K, 0, "allow", "decide")
         a.label("after_sendto")
-    # New user namespaces (unshare/clone with CLONE_NEWUSER) are refused;
-    # both are the last checks because they clobber the accumulator.
-    a.emit(_LD_W_ABS, _OFF_NR)
-    for name in ("unshare", "clone"):
-        nr = arch.nr(name)
-        if nr is not None:
-            a.emit(_JEQ_K, nr, f"{name}_flags", 0)
-    a.emit(_RET_K, RET_ALLOW)
-    for name in ("unshare", "clone"):
-        a.label(f"{name}_flags")
-        a.emit(_LD_W_ABS, _arg_lo(0))
-        a.emit(_JSET_K, CLONE_NEWUSER, "eperm", "allow")
     a.label("allow")
     a.emit(_RET_K, RET_ALLOW)
-    a.label("notify")
-    a.emit(_RET_K, RET_USER_NOTIF)
-    a.label("eperm")
-    a.emit(_RET_K, RET_ERRNO | errno.EPERM)
+    a.label("decide")
+    a.emit(_RET_K, decide)
     a.label("enosys")
     a.emit(_RET_K, RET_ERRNO | errno.ENOSYS)
     a.label("kill")

@@ -69,6 +69,14 @@ def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ())
     return p.protect([os.path.realpath(x) for x in protect]) if protect else p
 
 
+def harden_supervisor_process() -> None:
+    """Make this process non-dumpable: its /proc files become root's and
+    ptrace/process_vm_readv of it are refused to a same-uid sandbox."""
+    from .._linux import _syscall
+
+    _syscall.prctl(_syscall.PR_SET_DUMPABLE, 0)
+
+
 def new_session_id() -> str:
     return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
 

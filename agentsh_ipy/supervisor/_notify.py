@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import ipaddress
 import os
 import select
 import socket
+import stat
 import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .. import policy as pol
-from .._linux import procfs, seccomp
+from .._linux import files, procfs, seccomp
 from .._linux.arch import Arch
 
 AT_FDCWD = -100
@@ -31,7 +33,7 @@ O_NOFOLLOW = 0o400000
 O_TMPFILE = 0o20000000
 
 _DENY_ERRNO = {"connect": errno.ECONNREFUSED}
-_RANK = {"allow": 0, "audit": 1, "approve": 2, "deny": 3}
+_RANK = {"allow": 0, "audit": 1, "soft_delete": 1, "redirect": 2, "approve": 2, "deny": 3}
 
 
 class Unreadable(Exception):
@@ -42,19 +44,37 @@ class Unreadable(Exception):
 class Request:
     """One decoded trapped syscall, and what the policy said of it."""
 
-    kind: str  # file | exec | net | unix
+    kind: str  # the audit type: file | exec | net | unix | signal | syscall_blocked
     op: str
     syscall: str
     pid: int
     tid: int
     decision: pol.Decision
     fields: dict[str, Any] = field(default_factory=dict)
+    err: int | None = None  # errno of a denial, when not the kind's usual one
+    quiet: bool = False  # allowed and recorded elsewhere (a fork: process_start)
+    emulated: int | None = None  # done by the supervisor: answer with this value
+    open_spec: tuple[str, int, int] | None = None  # (resolved path, flags, mode) to emulate
 
     @property
     def errno(self) -> int:
-        return (
-            _DENY_ERRNO.get(self.op, errno.EACCES) if self.kind in ("net", "unix") else errno.EACCES
-        )
+        if self.err is not None:
+            return self.err
+        if self.kind in ("net", "unix"):
+            return _DENY_ERRNO.get(self.op, errno.EACCES)
+        if self.kind in ("signal", "syscall_blocked"):
+            return errno.EPERM
+        return errno.EACCES
+
+
+BLOCKED_RULE = "seccomp-blocklist"
+PROC_RULE = "proc-outside"
+# What another process exposes to the sandbox under /proc/<pid>/.
+_PROC_PUBLIC = frozenset(
+    {"", "stat", "status", "cmdline", "comm", "statm", "cgroup", "sched", "schedstat", "wchan",
+     "oom_score", "loginuid", "sessionid", "limits", "task"}
+)  # fmt: skip
+LIMIT_RULE = "limits.max_processes"
 
 
 def kind_of(syscall: str) -> str:
@@ -71,6 +91,13 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
 def _resolve(path: str, pid: int, tid: int, follow: bool) -> str:
     """Symlinks resolved as the tracee sees them; a loop (ELOOP) leaves the
     path as given, and the kernel will refuse the call anyway."""
@@ -84,16 +111,30 @@ def worst(decisions: list[pol.Decision]) -> pol.Decision:
     return max(decisions, key=lambda d: _RANK[d.decision])
 
 
+class Tree(Protocol):
+    """What the decoder needs to know of the sandboxed process tree."""
+
+    def tgid_ppid(self, tid: int) -> tuple[int, int]: ...
+    def inside(self, pid: int) -> bool: ...
+    def members(self) -> list[int]: ...
+    def reserve_process(self, limit: int | None) -> bool: ...
+
+
 class Decoder:
     """Reads a trapped call's arguments and asks the policy."""
 
-    def __init__(
-        self, policy: pol.Policy, arch: Arch, procs: Callable[[int], tuple[int, int]]
-    ) -> None:
+    def __init__(self, policy: pol.Policy, arch: Arch, tree: Tree) -> None:
         self.policy = policy
         self.mem = procfs.MemoryReader()
-        self.tgid_ppid = procs
-        names = {n: arch.nr(n) for n in (*seccomp.NOTIFY, "sendto")}
+        self.tree = tree
+        self.tgid_ppid = tree.tgid_ppid
+        for name in seccomp.BLOCKED:
+            setattr(self, "_h_" + name, self._blocked)
+        all_names = (
+            *seccomp.NOTIFY, *seccomp.SIGNALS, *seccomp.PROCESS, *seccomp.BLOCKED,
+            "sendto", "clone", "unshare", "personality", "ioctl",
+        )  # fmt: skip
+        names = {n: arch.nr(n) for n in all_names}
         self.handlers: dict[int, Callable[[str, int, int, tuple[int, ...]], Request | None]] = {}
         for name, nr in names.items():
             if nr is None:
@@ -164,10 +205,27 @@ class Decoder:
         if real != path:
             paths.append(real)
             extra["resolved"] = real
-        decision = worst([self.policy.check_file(op, p) for op in ops for p in paths])
+        outsider = next((p for p in paths if self._proc_outside(p)), None)
+        if outsider is not None:
+            decision = pol.Decision("deny", PROC_RULE, "another process's /proc entry")
+        else:
+            decision = worst([self.policy.check_file(op, p) for op in ops for p in paths])
         return Request("file", ops[0], name, pid, tid, decision, {"path": path, **extra})
 
-    def _open(self, name: str, pid: int, tid: int, path: str, flags: int) -> Request:
+    def _proc_outside(self, path: str) -> bool:
+        """/proc/<pid>/<entry> of a process outside the sandbox (the
+        supervisor included): only what ps and top read is visible."""
+        parts = path.split("/")
+        if len(parts) < 4 or parts[1] != "proc" or not parts[2].isdigit():
+            return False
+        if self.tree.inside(int(parts[2])):
+            return False
+        entry = parts[3]
+        if entry == "task" and len(parts) >= 6:
+            entry = parts[5]
+        return entry not in _PROC_PUBLIC
+
+    def _open(self, name: str, pid: int, tid: int, path: str, flags: int, mode: int = 0) -> Request:
         follow = not flags & O_NOFOLLOW
         real = _resolve(path, pid, tid, follow)
         ops: list[str] = []
@@ -177,13 +235,25 @@ class Decoder:
             ops.append("write")
         if not ops:
             ops.append("read")
-        return self._file(name, pid, tid, ops, path, follow, real, flags=flags)
+        req = self._file(name, pid, tid, ops, path, follow, real, flags=flags)
+        # Emulate (open here, inject the fd) so the kernel never re-reads a
+        # path buffer that a racing thread may have changed since we decided.
+        # Never openat2 (RESOLVE semantics) or O_TMPFILE; not /proc, /dev or
+        # /sys, whose files mean something else when we open them.
+        if (
+            name in ("open", "openat", "creat")
+            and flags & O_TMPFILE != O_TMPFILE
+            and not real.startswith(("/proc/", "/dev/", "/sys/"))
+            and real not in ("/proc", "/dev", "/sys")
+        ):
+            req.open_spec = (real, flags, mode & 0o7777)
+        return req
 
     def _h_open(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._open(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1])
+        return self._open(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1], a[2])
 
     def _h_openat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._open(name, pid, tid, self._path(pid, tid, a[0], a[1]), a[2])
+        return self._open(name, pid, tid, self._path(pid, tid, a[0], a[1]), a[2], a[3])
 
     def _h_openat2(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         try:
@@ -193,9 +263,8 @@ class Decoder:
         return self._open(name, pid, tid, self._path(pid, tid, a[0], a[1]), flags)
 
     def _h_creat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._open(
-            name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), O_CREAT | O_TRUNC | 1
-        )
+        path = self._path(pid, tid, AT_FDCWD, a[0])
+        return self._open(name, pid, tid, path, O_CREAT | O_TRUNC | os.O_WRONLY, a[1])
 
     def _h_truncate(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._file(name, pid, tid, ["write"], self._path(pid, tid, AT_FDCWD, a[0]))
@@ -320,6 +389,94 @@ class Decoder:
     def _h_execveat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._exec(name, pid, tid, self._path(pid, tid, a[0], a[1], a[4]), a[2])
 
+    # -- refused outright ---------------------------------------------------
+    def _blocked(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        d = pol.Decision("deny", BLOCKED_RULE)
+        return Request(
+            "syscall_blocked", name, name, pid, tid, d, {"args": [hex(x) for x in a[:3]]}
+        )
+
+    _h_personality = _blocked
+    _h_ioctl = _blocked  # only TIOCSTI and TIOCLINUX reach the supervisor
+
+    def _h_unshare(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._blocked(name, pid, tid, a)  # only CLONE_NEWUSER reaches us
+
+    # -- process creation ---------------------------------------------------
+    def _fork(self, name: str, pid: int, tid: int) -> Request:
+        limit = self.policy.limits.max_processes
+        if self.tree.reserve_process(limit):
+            return Request(
+                "syscall_blocked", name, name, pid, tid, pol.Decision("allow", ""), quiet=True
+            )
+        d = pol.Decision("deny", LIMIT_RULE, f"at most {limit} processes")
+        return Request(
+            "syscall_blocked", name, name, pid, tid, d, {"limit": limit}, err=errno.EAGAIN
+        )
+
+    def _h_fork(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._fork(name, pid, tid)
+
+    _h_vfork = _h_fork
+
+    def _h_clone(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        if a[0] & seccomp.CLONE_NEWUSER:
+            return self._blocked(name, pid, tid, a)
+        return self._fork(name, pid, tid)
+
+    # -- signals ------------------------------------------------------------
+    def _signal(self, name: str, pid: int, tid: int, target: int, sig: int) -> Request:
+        inside = self.tree.inside(target)
+        d = self.policy.check_signal(sig, "sandbox" if inside else "outside")
+        fields = {"target": target, "signal": sig, "target_inside": inside}
+        return Request("signal", name, name, pid, tid, d, fields)
+
+    def _h_kill(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        target, sig = _s32(a[0]), _s32(a[1])
+        if target > 0:
+            return self._signal(name, pid, tid, target, sig)
+        # A process group or every process: the supervisor delivers the signal
+        # to the members inside the sandbox only, and answers for the kernel.
+        members = [p for p in self.tree.members() if p != pid or target != -1]
+        if target != -1:
+            pgid = os.getpgid(pid) if target == 0 else -target
+            members = [p for p in members if _pgid(p) == pgid]
+        d = self.policy.check_signal(sig, "sandbox")
+        req = Request("signal", name, name, pid, tid, d, {"target": target, "signal": sig,
+                      "delivered_to": members})  # fmt: skip
+        if d.allowed:
+            delivered = 0
+            for p in members:
+                with contextlib.suppress(OSError):
+                    os.kill(p, sig)
+                    delivered += 1
+            req.emulated = 0 if delivered or target > 0 else -errno.ESRCH
+        return req
+
+    def _h_tkill(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._signal(name, pid, tid, self._tgid(_s32(a[0])), _s32(a[1]))
+
+    def _h_tgkill(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._signal(name, pid, tid, _s32(a[0]), _s32(a[2]))
+
+    def _h_rt_sigqueueinfo(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._signal(name, pid, tid, _s32(a[0]), _s32(a[1]))
+
+    def _h_rt_tgsigqueueinfo(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._signal(name, pid, tid, _s32(a[0]), _s32(a[2]))
+
+    def _h_pidfd_send_signal(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        target = procfs.pidfd_pid(tid, _s32(a[0]))
+        if target is None:
+            raise Unreadable(f"fd {_s32(a[0])} of {tid} is not a pidfd")
+        return self._signal(name, pid, tid, target, _s32(a[1]))
+
+    def _tgid(self, tid: int) -> int:
+        try:
+            return self.tgid_ppid(tid)[0]
+        except OSError:
+            return tid
+
     # -- network ------------------------------------------------------------
     def _sockaddr(
         self, name: str, op: str, pid: int, tid: int, addr: int, length: int
@@ -408,6 +565,7 @@ class NotifyLoop(threading.Thread):
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
         self.error: BaseException | None = None
         self.handled = 0
+        self.emulate_opens = True
 
     def stop(self) -> None:
         os.write(self._stop_w, b"x")
@@ -418,6 +576,13 @@ class NotifyLoop(threading.Thread):
                 os.close(fd)
 
     def run(self) -> None:
+        # Opens done for the tracee apply its umask: this thread gets its own
+        # fs_struct, so umask 0 here leaves the rest of the process alone.
+        try:
+            files.unshare_fs()
+            os.umask(0)
+        except OSError:
+            self.emulate_opens = False
         poller = select.poll()
         poller.register(self.listener, select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)
@@ -445,8 +610,8 @@ class NotifyLoop(threading.Thread):
         name = self.arch.name_of(n.nr)
         try:
             req = self.decoder.decode(n.nr, n.pid, n.args, name)
-        except (Unreadable, OSError) as e:
-            # Fail closed: what we cannot read we cannot allow. A task that
+        except Exception as e:  # any decoding failure must deny, never crash the loop
+            # Fail closed: what we cannot read (or decode) we cannot allow. A task that
             # is already gone gets no answer and no audit line.
             if seccomp.notif_id_valid(self.listener, n.id):
                 seccomp.notif_send(self.listener, n.id, error=errno.EACCES)
@@ -477,9 +642,48 @@ class NotifyLoop(threading.Thread):
         self._answer(n.id, req)
 
     def _answer(self, nid: int, req: Request) -> None:
-        if req.decision.decision in ("allow", "audit"):
+        allowed = req.decision.decision in ("allow", "audit")
+        if allowed and req.open_spec is not None and self.emulate_opens:
+            delivered = self._emulate_open(nid, req, *req.open_spec)
+        elif req.emulated is not None:
+            val, err = (req.emulated, 0) if req.emulated >= 0 else (0, -req.emulated)
+            delivered = seccomp.notif_send(self.listener, nid, val=val, error=err)
+        elif allowed:
             delivered = seccomp.notif_send(self.listener, nid, cont=True)
         else:
             delivered = seccomp.notif_send(self.listener, nid, error=req.errno)
-        if delivered:
+        if delivered and not req.quiet:
             self.on_request(req)
+
+    def _emulate_open(self, nid: int, req: Request, path: str, flags: int, mode: int) -> bool:
+        """Open ``path`` (the resolved path we decided on) and inject the fd.
+
+        RESOLVE_NO_SYMLINKS: a component swapped for a symlink since we
+        resolved it fails the open instead of leading elsewhere. O_NONBLOCK
+        until we know it is a regular file or a directory: a FIFO would block
+        this thread; anything else falls back to CONTINUE (Landlock's field).
+        """
+        ours = (flags & ~os.O_CLOEXEC) | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+        try:
+            umask = files.umask_of(req.tid)
+            fd = files.openat2(path, ours, mode & ~umask, files.RESOLVE_NO_SYMLINKS)
+        except OSError as e:
+            if e.errno in (errno.ENXIO, errno.ENODEV):  # a FIFO without a reader, a socket
+                return seccomp.notif_send(self.listener, nid, cont=True)
+            req.fields["result"] = errno.errorcode.get(e.errno or 0, str(e.errno))
+            return seccomp.notif_send(self.listener, nid, error=e.errno or errno.EACCES)
+        try:
+            st = os.fstat(fd)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                return seccomp.notif_send(self.listener, nid, cont=True)
+            if not flags & os.O_NONBLOCK:
+                fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+            try:
+                seccomp.notif_addfd(self.listener, nid, fd, cloexec=bool(flags & os.O_CLOEXEC))
+            except OSError as e:
+                if e.errno == errno.ENOENT:  # the task was interrupted or died
+                    return False
+                return seccomp.notif_send(self.listener, nid, error=e.errno or errno.EMFILE)
+            return True
+        finally:
+            os.close(fd)

@@ -13,6 +13,7 @@ import errno
 import os
 import signal
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,13 +66,38 @@ class Session:
         self.root_pid = -1
         self._exec_denied: dict[int, Request] = {}
         self._result: Result | None = None
+        self._killed_for: str | None = None
+        self._repeats: dict[tuple[Any, ...], int] = {}
         self._crash: BaseException | None = None
 
     # -- audit --------------------------------------------------------------
     def _emit(self, type: str, **fields: Any) -> None:
         self.log.emit(type, **fields)
 
+    # A program looping on a denied call (a fork bomb at its limit) would
+    # flood the audit: after the first few, identical denials are counted and
+    # reported as one "suppressed" event per kind at the end. Nothing is lost.
+    _REPEATS_SHOWN = 20
+
+    def _repeated(self, req: Request) -> bool:
+        if req.decision.decision != "deny":
+            return False
+        key = (req.pid, req.kind, req.op, req.decision.rule,
+               req.fields.get("path"), req.fields.get("target"))  # fmt: skip
+        n = self._repeats.get(key, 0) + 1
+        self._repeats[key] = n
+        return n > self._REPEATS_SHOWN
+
+    def _flush_suppressed(self) -> None:
+        for (pid, kind, op, rule, path, target), n in self._repeats.items():
+            if n > self._REPEATS_SHOWN:
+                self._emit("sandbox", op="suppressed", pid=pid, decision="deny", rule=rule,
+                           count=n - self._REPEATS_SHOWN, of_type=kind, of_op=op,
+                           path=path, target=target)  # fmt: skip
+
     def _on_request(self, req: Request) -> None:
+        if self._repeated(req):
+            return
         d = req.decision
         try:
             _, ppid = self.table.tgid_ppid(req.pid)
@@ -119,6 +145,11 @@ class Session:
             policy_source=self.policy.source,
             hidden_env=hidden,
         )
+        if hidden:
+            self._emit(
+                "sandbox", op="env", decision="deny", rule="env_policy", hidden_env=hidden,
+                message="hidden from the sandboxed environment",
+            )  # fmt: skip
         t = threading.Thread(
             target=self._trace_thread,
             args=(list(argv), kept, cwd),
@@ -127,9 +158,14 @@ class Session:
         )
         t.start()
         forward = self._forward_signals()
+        wall = self.policy.limits.wall_clock
+        deadline = time.monotonic() + wall if wall else None
         try:
             while t.is_alive():
-                t.join(0.2)
+                t.join(0.1)
+                if deadline is not None and time.monotonic() > deadline and t.is_alive():
+                    deadline = None
+                    self._wall_clock_exceeded(wall or 0)
         finally:
             for sig, old in forward.items():
                 signal.signal(sig, old)
@@ -138,6 +174,9 @@ class Session:
             raise self._crash
         assert self._result is not None
         self._result.hidden_env = hidden
+        if self._killed_for is not None and self._result.error is None:
+            self._result.error = self._killed_for
+        self._flush_suppressed()
         self._emit(
             "sandbox",
             op="end",
@@ -145,6 +184,15 @@ class Session:
             **({"reason": self._result.error} if self._result.error else {}),
         )
         return self._result
+
+    def _wall_clock_exceeded(self, seconds: float) -> None:
+        """Kill the whole tree; the tracer collects the exits as usual."""
+        self._killed_for = f"wall-clock limit of {seconds:g}s reached: the command was killed"
+        self._emit("sandbox", op="limit", decision="deny", rule="limits.wall_clock",
+                   message=self._killed_for)  # fmt: skip
+        for pid in self.table.members():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def _forward_signals(self) -> dict[int, Any]:
         """SIGTERM/SIGHUP to the supervisor go to the command; SIGINT/SIGQUIT
@@ -192,7 +240,7 @@ class Session:
                 listener = launch.receive_listener()
                 loop = NotifyLoop(
                     listener,
-                    Decoder(self.policy, self.arch, self.table.tgid_ppid),
+                    Decoder(self.policy, self.arch, self.table),
                     self.arch,
                     self._on_request,
                     self._approve,

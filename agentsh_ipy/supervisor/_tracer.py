@@ -46,6 +46,34 @@ class ProcessTable:
         self._lock = threading.Lock()
         self.procs: dict[int, Proc] = {}
         self.tgid: dict[int, int] = {}
+        self.tracer_tid = 0  # the thread that attached; set by Tracer.attach
+        self._pending: list[float] = []  # forks allowed but not seen yet
+
+    def inside(self, pid: int) -> bool:
+        """Is pid a process of the sandboxed tree? The table knows every
+        process the tracer has seen; TracerPid covers one not seen yet."""
+        with self._lock:
+            if pid in self.procs or pid in self.tgid:
+                return True
+        try:
+            return self.tracer_tid != 0 and procfs.tracer_of(pid) == self.tracer_tid
+        except OSError:
+            return False
+
+    def members(self) -> list[int]:
+        with self._lock:
+            return list(self.procs)
+
+    def reserve_process(self, limit: int | None) -> bool:
+        """Count a fork the notify path is about to allow; False at the limit.
+        A reservation lapses after 2 s in case the fork failed in the kernel."""
+        now = time.monotonic()
+        with self._lock:
+            self._pending = [t for t in self._pending if now - t < 2.0]
+            if limit is not None and len(self.procs) + len(self._pending) >= limit:
+                return False
+            self._pending.append(now)
+            return True
 
     def tgid_ppid(self, tid: int) -> tuple[int, int]:
         with self._lock:
@@ -57,6 +85,8 @@ class ProcessTable:
     def add_process(self, pid: int, ppid: int, argv: list[str]) -> Proc:
         p = Proc(pid, ppid, time.monotonic(), argv, {pid})
         with self._lock:
+            if self._pending:
+                self._pending.pop(0)
             self.procs[pid] = p
             self.tgid[pid] = pid
         return p
@@ -95,6 +125,7 @@ class Tracer:
 
     def attach(self, pid: int, ppid: int, argv: list[str]) -> None:
         ptracer.seize(pid)
+        self.table.tracer_tid = threading.get_native_id()
         self.root = pid
         self.table.add_process(pid, ppid, argv)
         self.emit("process_start", pid=pid, ppid=ppid, argv=argv)

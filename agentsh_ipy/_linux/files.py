@@ -1,0 +1,48 @@
+"""Opening files on a tracee's behalf: openat2 with RESOLVE flags, umask."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from . import _syscall, arch
+
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+CLONE_FS = 0x00000200
+AT_FDCWD = -100
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+_NR_OPENAT2 = 437  # the same on every architecture
+
+
+def openat2(path: str, flags: int, mode: int, resolve: int, dirfd: int = AT_FDCWD) -> int:
+    how = _OpenHow(flags, mode if flags & (os.O_CREAT | 0o20000000) else 0, resolve)
+    buf = ctypes.create_string_buffer(os.fsencode(path))
+    return _syscall.syscall(
+        _NR_OPENAT2, dirfd, ctypes.addressof(buf), ctypes.addressof(how), ctypes.sizeof(how),
+        what=f"openat2({path!r})",
+    )  # fmt: skip
+
+
+def umask_of(pid: int) -> int:
+    """A task's umask, from /proc/PID/status (Linux 4.7+)."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    raise OSError(f"no Umask in /proc/{pid}/status")
+
+
+def unshare_fs() -> None:
+    """Give the calling thread its own cwd/root/umask (fs_struct), so a umask
+    set here does not touch the rest of the process."""
+    nr = arch.current().nr("unshare")
+    assert nr is not None
+    _syscall.syscall(nr, CLONE_FS, what="unshare(CLONE_FS)")
