@@ -42,6 +42,13 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--report", action="store_true", help="print the audit table on stderr at the end"
     )
+    ex.add_argument(
+        "--mode",
+        choices=("auto", "notify", "ptrace"),
+        default="auto",
+        help="how trapped calls reach the supervisor: seccomp user-notify, or ptrace where "
+        "user-notify is unavailable (auto: notify, else ptrace)",
+    )
     ex.add_argument("--handoff-timeout", type=float, default=10.0, metavar="S")
     ex.add_argument("--ready-timeout", type=float, default=30.0, metavar="S")
     ex.add_argument("--go-timeout", type=float, default=30.0, metavar="S")
@@ -59,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
 
     au = sub.add_parser("audit", help="print an audit file as a table")
     au.add_argument("file")
+
+    tr = sub.add_parser("trash", help="files a soft_delete rule kept")
+    tsub = tr.add_subparsers(dest="trash_command", required=True)
+    tl = tsub.add_parser("list", help="list the trash of a workspace")
+    tl.add_argument("--workspace", metavar="DIR", default=".")
+    trs = tsub.add_parser("restore", help="move an entry back where it was")
+    trs.add_argument("id")
+    trs.add_argument("--workspace", metavar="DIR", default=".")
     return p
 
 
@@ -70,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _policy(args)
     if args.command == "detect":
         return _detect(args)
+    if args.command == "trash":
+        return _trash(args)
     return _audit(args)
 
 
@@ -111,11 +128,20 @@ def _exec(args: argparse.Namespace) -> int:
         log.subscribe(events.append)
     timeouts = sup.Timeouts(args.handoff_timeout, args.ready_timeout, args.go_timeout)
     sup.harden_supervisor_process()
+    approver = sup.TerminalApprover.open()
     try:
-        session_obj = sup.Session(
-            policy, log, timeouts=timeouts, approver=sup.TerminalApprover.open()
-        )
-        result = session_obj.run(cmd)
+        mode = "notify" if args.mode == "auto" else args.mode
+        result = sup.Session(
+            policy, log, timeouts=timeouts, approver=approver, workspace=args.workspace, mode=mode
+        ).run(cmd)
+        if args.mode == "auto" and result.notify_unavailable:
+            # Nothing ran: the wrapper stopped before exec. Same policy and
+            # audit, through the tracer instead.
+            log.emit("sandbox", op="fallback", mode="ptrace", reason=result.error)
+            result = sup.Session(
+                policy, log, timeouts=timeouts, approver=approver, workspace=args.workspace,
+                mode="ptrace",
+            ).run(cmd)  # fmt: skip
     except OSError as e:
         _err(f"sandbox setup failed: {e}; {cmd[0]} did not run")
         return EXIT_SETUP
@@ -191,6 +217,23 @@ def _mechanism(facts: object) -> dict[str, object]:
         + ", ".join(missing)
         + "; agentsh-ipy exec will refuse (125)",
     }
+
+
+def _trash(args: argparse.Namespace) -> int:
+    from .supervisor import Trash
+
+    trash = Trash(args.workspace)
+    if args.trash_command == "list":
+        for e in trash.entries():
+            print(f"{e.id}  {e.original}")
+        return 0
+    try:
+        original = trash.restore(args.id)
+    except (OSError, ValueError, KeyError) as e:
+        _err(f"cannot restore {args.id}: {e}")
+        return 1
+    print(f"restored {original}")
+    return 0
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ O_TRACEVFORK = _pt.PTRACE_O_TRACEVFORK
 O_TRACECLONE = _pt.PTRACE_O_TRACECLONE
 O_TRACEEXEC = _pt.PTRACE_O_TRACEEXEC
 O_TRACEEXIT = _pt.PTRACE_O_TRACEEXIT
+O_TRACESECCOMP = 0x80
 O_EXITKILL = 1 << 20
 
 EVENT_FORK = _pt.PTRACE_EVENT_FORK
@@ -32,6 +33,7 @@ EVENT_VFORK = _pt.PTRACE_EVENT_VFORK
 EVENT_CLONE = _pt.PTRACE_EVENT_CLONE
 EVENT_EXEC = _pt.PTRACE_EVENT_EXEC
 EVENT_EXIT = _pt.PTRACE_EVENT_EXIT
+EVENT_SECCOMP = 7
 EVENT_STOP = 128
 
 SEIZE_OPTIONS = O_TRACEFORK | O_TRACEVFORK | O_TRACECLONE | O_TRACEEXEC | O_TRACEEXIT | O_EXITKILL
@@ -84,3 +86,34 @@ def geteventmsg(pid: int) -> int:
 def event_of(status: int) -> int:
     """The PTRACE_EVENT_* of a stop status (0 for a signal stop)."""
     return (status >> 16) & 0xFF
+
+
+class SyscallRegs:
+    """A seccomp-stopped task's syscall number and arguments (x86_64), and a
+    way to refuse the call: number -1 skips it, rax holds its result."""
+
+    def __init__(self, tid: int) -> None:
+        self.tid = tid
+        self.regs = _pt.ptrace_getregs(tid)
+
+    @property
+    def nr(self) -> int:
+        return int(self.regs.orig_rax) & 0xFFFFFFFF
+
+    @property
+    def args(self) -> tuple[int, ...]:
+        r = self.regs
+        return tuple(int(x) for x in (r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9))
+
+    def skip(self, result: int) -> None:
+        """Skip the syscall; it returns ``result`` (a negative errno or a value)."""
+        self.regs.orig_rax = (1 << 64) - 1
+        self.regs.rax = result & ((1 << 64) - 1)
+        _pt.ptrace_setregs(self.tid, self.regs)
+
+
+def ptrace_mode_supported() -> bool:
+    """Deciding by RET_TRACE needs the register layout: x86_64 here."""
+    import platform
+
+    return platform.machine() == "x86_64"

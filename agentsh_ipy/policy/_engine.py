@@ -199,17 +199,25 @@ class Policy:
 
     # -- derivation ----------------------------------------------------------
 
-    def protect(self, paths: Iterable[str]) -> Policy:
+    def protect(self, paths: Iterable[str], trees: Iterable[str] = ()) -> Policy:
         """Return a copy whose first file rule, ``protected``, denies every
         operation except read on exactly these paths (the audit log, the
-        policy file).  Reads still go through the remaining rules.
+        policy file) and on these directories and everything below them (the
+        trash).  Reads still go through the remaining rules.
         """
         globs = []
-        for path in paths:
+        patterns = [(p, escape(normalize_path(p)) if p.startswith("/") else p) for p in paths]
+        for tree in trees:
+            if tree.startswith("/"):
+                base = escape(normalize_path(tree))
+                patterns += [(tree, base), (tree, base.rstrip("/") + "/**")]
+            else:
+                patterns.append((tree, tree))
+        for path, pattern in patterns:
             if not path.startswith("/"):
                 raise ValueError(f"protected path {path!r} is not absolute")
             try:
-                globs.append(compile_path(escape(normalize_path(path))))
+                globs.append(compile_path(pattern))
             except GlobError as exc:
                 raise ValueError(f"protected path {path!r}: {exc}") from None
         if not globs:

@@ -22,6 +22,7 @@ from .. import policy as pol
 from ._approval import Approver, NoApprover, TerminalApprover
 from ._launch import EXIT_SETUP, LaunchError, Timeouts
 from ._session import Result, Session, exit_status
+from ._trash import TRASH_DIR, Trash
 
 __all__ = [
     "EXIT_SETUP",
@@ -32,6 +33,7 @@ __all__ = [
     "Session",
     "TerminalApprover",
     "Timeouts",
+    "Trash",
     "default_audit_path",
     "exit_status",
     "load_policy",
@@ -53,7 +55,8 @@ def policy_variables(workspace: str, env: Mapping[str, str] | None = None) -> di
 
 def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ()) -> pol.Policy:
     """Read and validate a policy (the default when path is None); the
-    paths in ``protect`` (the audit log, the policy file) become unwritable."""
+    paths in ``protect`` (the audit log, the policy file) and the
+    workspace's trash folder become unwritable by the sandbox."""
     variables = policy_variables(workspace)
     if path is None:
         p = pol.load_default(variables)
@@ -66,7 +69,8 @@ def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ())
             raise pol.PolicyError([(path, 0, f"not UTF-8 text: {e.reason}")]) from None
         p = pol.Policy.parse(text, path, variables)
         protect = (*protect, os.path.realpath(path))
-    return p.protect([os.path.realpath(x) for x in protect]) if protect else p
+    trash = os.path.join(os.path.realpath(workspace), TRASH_DIR)
+    return p.protect([os.path.realpath(x) for x in protect], trees=[trash])
 
 
 def harden_supervisor_process() -> None:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from .. import policy as pol
 from .._linux import files, procfs, seccomp
 from .._linux.arch import Arch
+from ._trash import Trash
 
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
@@ -53,7 +54,9 @@ class Request:
     fields: dict[str, Any] = field(default_factory=dict)
     err: int | None = None  # errno of a denial, when not the kind's usual one
     quiet: bool = False  # allowed and recorded elsewhere (a fork: process_start)
-    emulated: int | None = None  # done by the supervisor: answer with this value
+    # Done by the supervisor instead of the kernel, at answer time (after the
+    # notification is known valid): returns the result, a value or -errno.
+    action: Callable[[], int] | None = None
     open_spec: tuple[str, int, int] | None = None  # (resolved path, flags, mode) to emulate
 
     @property
@@ -84,6 +87,14 @@ def kind_of(syscall: str) -> str:
     if syscall in ("connect", "bind", "sendto", "sendmsg", "sendmmsg"):
         return "net"
     return "file"
+
+
+def unreadable(syscall: str, tid: int, error: Exception) -> Request:
+    """The denial of a call whose arguments could not be read or decoded."""
+    denied = pol.Decision("deny", "unreadable-argument")
+    return Request(
+        kind_of(syscall), "unreadable", syscall, tid, tid, denied, {"reason": str(error)}
+    )
 
 
 def _s32(v: int) -> int:
@@ -123,8 +134,11 @@ class Tree(Protocol):
 class Decoder:
     """Reads a trapped call's arguments and asks the policy."""
 
-    def __init__(self, policy: pol.Policy, arch: Arch, tree: Tree) -> None:
+    def __init__(
+        self, policy: pol.Policy, arch: Arch, tree: Tree, trash: Trash | None = None
+    ) -> None:
         self.policy = policy
+        self.trash = trash
         self.mem = procfs.MemoryReader()
         self.tree = tree
         self.tgid_ppid = tree.tgid_ppid
@@ -210,7 +224,26 @@ class Decoder:
             decision = pol.Decision("deny", PROC_RULE, "another process's /proc entry")
         else:
             decision = worst([self.policy.check_file(op, p) for op in ops for p in paths])
-        return Request("file", ops[0], name, pid, tid, decision, {"path": path, **extra})
+        req = Request("file", ops[0], name, pid, tid, decision, {"path": path, **extra})
+        if decision.decision == "soft_delete":
+            self._soft_delete(req, real)
+        return req
+
+    def _soft_delete(self, req: Request, real: str) -> None:
+        """The delete becomes a move into the trash, done when answering."""
+        trash = self.trash
+        if trash is None:
+            req.decision = pol.Decision("deny", req.decision.rule, "no trash folder (no workspace)")
+            return
+
+        def move() -> int:
+            result, entry = trash.put(real, pid=req.pid, syscall=req.syscall)
+            req.fields["trash"] = entry
+            if result < 0:
+                req.fields["result"] = errno.errorcode.get(-result, str(-result))
+            return result
+
+        req.action = move
 
     def _proc_outside(self, path: str) -> bool:
         """/proc/<pid>/<entry> of a process outside the sandbox (the
@@ -445,12 +478,16 @@ class Decoder:
         req = Request("signal", name, name, pid, tid, d, {"target": target, "signal": sig,
                       "delivered_to": members})  # fmt: skip
         if d.allowed:
-            delivered = 0
-            for p in members:
-                with contextlib.suppress(OSError):
-                    os.kill(p, sig)
-                    delivered += 1
-            req.emulated = 0 if delivered or target > 0 else -errno.ESRCH
+
+            def deliver() -> int:
+                delivered = 0
+                for p in members:
+                    with contextlib.suppress(OSError):
+                        os.kill(p, sig)
+                        delivered += 1
+                return 0 if delivered else -errno.ESRCH
+
+            req.action = deliver
         return req
 
     def _h_tkill(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
@@ -615,11 +652,7 @@ class NotifyLoop(threading.Thread):
             # is already gone gets no answer and no audit line.
             if seccomp.notif_id_valid(self.listener, n.id):
                 seccomp.notif_send(self.listener, n.id, error=errno.EACCES)
-                denied = pol.Decision("deny", "unreadable-argument")
-                fields = {"reason": str(e)}
-                self.on_request(
-                    Request(kind_of(name), "unreadable", name, n.pid, n.pid, denied, fields)
-                )
+                self.on_request(unreadable(name, n.pid, e))
             return
         # The /proc reads above may have raced a pid reuse: only answer a
         # notification that is still the one we read.
@@ -645,8 +678,9 @@ class NotifyLoop(threading.Thread):
         allowed = req.decision.decision in ("allow", "audit")
         if allowed and req.open_spec is not None and self.emulate_opens:
             delivered = self._emulate_open(nid, req, *req.open_spec)
-        elif req.emulated is not None:
-            val, err = (req.emulated, 0) if req.emulated >= 0 else (0, -req.emulated)
+        elif req.action is not None:
+            result = req.action()
+            val, err = (result, 0) if result >= 0 else (0, -result)
             delivered = seccomp.notif_send(self.listener, nid, val=val, error=err)
         elif allowed:
             delivered = seccomp.notif_send(self.listener, nid, cont=True)

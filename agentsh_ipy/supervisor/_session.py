@@ -26,6 +26,7 @@ from ._approval import Approver, NoApprover, ask_async
 from ._launch import EXIT_SETUP, Launch, LaunchError, Timeouts
 from ._notify import Decoder, NotifyLoop, Request
 from ._tracer import ProcessTable, Tracer
+from ._trash import Trash
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Result:
     status: int
     error: str | None = None
     hidden_env: list[str] = field(default_factory=list)
+    # The host refused a seccomp listener: nothing ran, ptrace mode may.
+    notify_unavailable: bool = False
 
 
 def exit_status(wait_status: int) -> int:
@@ -54,6 +57,8 @@ class Session:
         approver: Approver | None = None,
         wrapper_cmd: Sequence[str] | None = None,
         new_process_group: bool = False,
+        workspace: str | None = None,
+        mode: str = "notify",
     ) -> None:
         self.policy = policy
         self.log = log
@@ -61,6 +66,10 @@ class Session:
         self.approver = approver or NoApprover()
         self.wrapper_cmd = wrapper_cmd
         self.new_process_group = new_process_group
+        self.trash = Trash(workspace) if workspace else None
+        if mode not in ("notify", "ptrace"):
+            raise ValueError(f"mode {mode!r} is not notify or ptrace")
+        self.mode = mode
         self.arch = arch_mod.current()
         self.table = ProcessTable()
         self.root_pid = -1
@@ -240,7 +249,7 @@ class Session:
                 listener = launch.receive_listener()
                 loop = NotifyLoop(
                     listener,
-                    Decoder(self.policy, self.arch, self.table),
+                    Decoder(self.policy, self.arch, self.table, self.trash),
                     self.arch,
                     self._on_request,
                     self._approve,

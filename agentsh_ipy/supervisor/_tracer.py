@@ -16,10 +16,17 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from .._linux import procfs, ptracer
 
 _GROUP_STOP_SIGNALS = {signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU}
+
+
+class SeccompHandler(Protocol):
+    def stopped(self, tid: int) -> None: ...
+    def pending(self) -> bool: ...
+    def apply_answers(self) -> None: ...
 
 
 @dataclass
@@ -117,14 +124,25 @@ class ProcessTable:
 class Tracer:
     """Follows a seized root and its descendants until all of them are gone."""
 
-    def __init__(self, table: ProcessTable, emit: Callable[..., object]) -> None:
+    def __init__(
+        self,
+        table: ProcessTable,
+        emit: Callable[..., object],
+        on_seccomp: SeccompHandler | None = None,
+    ) -> None:
         self.table = table
         self.emit = emit
         self.root = -1
         self.root_status: int | None = None
+        # ptrace mode: SECCOMP_RET_TRACE stops are decided here, on the tracer
+        # thread, since only it may touch the tracees' registers.
+        self.on_seccomp = on_seccomp
 
     def attach(self, pid: int, ppid: int, argv: list[str]) -> None:
-        ptracer.seize(pid)
+        options = ptracer.SEIZE_OPTIONS
+        if self.on_seccomp is not None:
+            options |= ptracer.O_TRACESECCOMP
+        ptracer.seize(pid, options)
         self.table.tracer_tid = threading.get_native_id()
         self.root = pid
         self.table.add_process(pid, ppid, argv)
@@ -173,6 +191,8 @@ class Tracer:
         elif event == ptracer.EVENT_EXEC:
             self._exec(tid)
             ptracer.cont(tid)
+        elif event == ptracer.EVENT_SECCOMP and self.on_seccomp is not None:
+            self.on_seccomp.stopped(tid)  # it resumes the task, now or later
         elif event == ptracer.EVENT_STOP:
             # With SEIZE a group stop is an EVENT_STOP with a stop signal: keep
             # it stopped (job control) with LISTEN. Anything else (a new
@@ -208,7 +228,16 @@ class Tracer:
     def step(self) -> bool:
         """One wait. False once there is nothing left to wait for."""
         try:
-            tid, status = os.waitpid(-1, ptracer.WALL)
+            if self.on_seccomp is not None and self.on_seccomp.pending():
+                # A task waits for a person: poll, so its answer is applied
+                # here (on the tracer thread) as soon as it comes.
+                self.on_seccomp.apply_answers()
+                tid, status = os.waitpid(-1, ptracer.WALL | os.WNOHANG)
+                if tid == 0:
+                    time.sleep(0.002)
+                    return True
+            else:
+                tid, status = os.waitpid(-1, ptracer.WALL)
         except ChildProcessError:
             # ECHILD: nothing traced is left to wait for. Tasks we still list
             # were reaped without a report; say so rather than invent a status.

@@ -1,0 +1,104 @@
+"""ptrace mode: the degraded path for hosts without a usable seccomp listener.
+
+The filter returns SECCOMP_RET_TRACE instead of USER_NOTIF for the same
+syscalls, so only those stop (PTRACE_EVENT_SECCOMP, with TRACESECCOMP); the
+tracer thread decodes them with the same Decoder, asks the same policy and
+writes the same audit. A denial skips the syscall (number -1) with -errno as
+its result. Without a tracer a RET_TRACE syscall fails with ENOSYS, so a
+task that escaped the tracer fails closed.
+
+What it cannot do that notify mode does: inject fds (opens are not
+emulated; the kernel re-reads the path after an allow, so the TOCTOU
+protection is Landlock's alone here).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import os
+import signal
+import threading
+from collections.abc import Callable
+
+from .. import policy as pol
+from .._linux import ptracer
+from .._linux.arch import Arch
+from ._notify import Decoder, Request, unreadable
+
+
+class PtraceDecider:
+    def __init__(
+        self,
+        decoder: Decoder,
+        arch: Arch,
+        on_request: Callable[[Request], None],
+        approve: Callable[[Request, Callable[[bool, str], None]], None],
+    ) -> None:
+        self.decoder = decoder
+        self.arch = arch
+        self.on_request = on_request
+        self.approve = approve
+        self._waiting = 0
+        self._answers: collections.deque[tuple[ptracer.SyscallRegs, Request]]
+        self._answers = collections.deque()
+        self._lock = threading.Lock()
+        self.handled = 0
+
+    def pending(self) -> bool:
+        with self._lock:
+            return self._waiting > 0
+
+    def stopped(self, tid: int) -> None:
+        try:
+            regs = ptracer.SyscallRegs(tid)
+        except OSError:
+            return  # gone (killed) between the stop and now
+        self.handled += 1
+        name = self.arch.name_of(regs.nr)
+        try:
+            req = self.decoder.decode(regs.nr, tid, regs.args, name)
+        except Exception as e:  # any decoding failure must deny, never crash the tracer
+            req = unreadable(name, tid, e)
+        if req is None:
+            ptracer.cont(tid)
+            return
+        if req.decision.decision == "approve":
+            with self._lock:
+                self._waiting += 1
+
+            def answer(granted: bool, how: str) -> None:
+                req.fields["approval"] = how
+                req.decision = pol.Decision("allow" if granted else "deny", req.decision.rule)
+                with self._lock:
+                    self._answers.append((regs, req))
+
+            self.approve(req, answer)
+            return
+        self._apply(regs, req)
+
+    def apply_answers(self) -> None:
+        while True:
+            with self._lock:
+                if not self._answers:
+                    return
+                regs, req = self._answers.popleft()
+                self._waiting -= 1
+            self._apply(regs, req)
+
+    def _apply(self, regs: ptracer.SyscallRegs, req: Request) -> None:
+        try:
+            if req.action is not None:
+                regs.skip(req.action())
+            elif req.decision.decision not in ("allow", "audit"):
+                regs.skip(-req.errno)
+            ptracer.cont(regs.tid)
+        except OSError as e:
+            if e.errno != errno.ESRCH:
+                # Could not refuse it: the call must not run. Kill the task.
+                with contextlib.suppress(OSError):
+                    os.kill(regs.tid, signal.SIGKILL)
+            return
+        if not req.quiet:
+            self.on_request(req)

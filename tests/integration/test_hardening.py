@@ -1,0 +1,79 @@
+"""Signals inside the tree, limits, soft_delete and the trash, as root and
+as uid 65534 (the escape suite covers the hostile side)."""
+
+from __future__ import annotations
+
+import sys
+
+from tests.conftest import TEST_POLICY, Area, linux_only, run_cli, sandbox, write_policy
+
+pytestmark = linux_only
+
+
+def test_the_tree_can_signal_itself_and_its_process_group(area: Area) -> None:
+    script = (
+        "sleep 30 & pid=$!; kill -TERM $pid; wait $pid; echo child=$?; "
+        "trap 'echo got-usr1' USR1; kill -USR1 0; echo group-ok"
+    )
+    r = sandbox(area, ["sh", "-c", script], policy=write_policy(area))
+    assert r.returncode == 0, r.stderr
+    assert "child=143" in r.stdout
+    assert "got-usr1" in r.stdout and "group-ok" in r.stdout
+    sigs = r.of_type("signal")
+    assert {(e["signal"], e["decision"]) for e in sigs} >= {(15, "allow"), (10, "allow")}
+    group = next(e for e in sigs if e["target"] == 0)
+    assert group["delivered_to"]  # the supervisor delivered it to the sandboxed members
+
+
+def test_ps_can_list_processes_but_not_read_outsiders_secrets(area: Area) -> None:
+    script = (
+        "import os\n"
+        "sup = os.getppid()\n"
+        "print('cmdline', open(f'/proc/{sup}/cmdline','rb').read().count(b'agentsh') > 0)\n"
+        "for entry in ('environ', 'maps'):\n"
+        "    try:\n"
+        "        open(f'/proc/{sup}/{entry}','rb').read(); print(entry, 'READ')\n"
+        "    except PermissionError:\n"
+        "        print(entry, 'denied')\n"
+    )
+    r = sandbox(area, [sys.executable, "-c", script])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:3] == ["cmdline True", "environ denied", "maps denied"]
+    denied = {e["path"].rsplit("/", 1)[1] for e in r.denials() if e["rule"] == "proc-outside"}
+    assert denied == {"environ", "maps"}
+
+
+def test_wall_clock_limit_kills_the_tree(area: Area) -> None:
+    policy = area.write("p.yaml", TEST_POLICY + "limits:\n  wall_clock: 1s\n")
+    r = sandbox(area, ["sh", "-c", "sleep 30 & sleep 30; echo not-reached"], policy=policy)
+    assert r.returncode == 128 + 9
+    assert "not-reached" not in r.stdout
+    assert "wall-clock limit of 1s" in r.stderr
+    assert r.seconds < 15
+    [ev] = [e for e in r.events if e.get("op") == "limit"]
+    assert ev["rule"] == "limits.wall_clock" and ev["decision"] == "deny"
+    assert len(r.of_type("process_exit")) == len(r.of_type("process_start")) >= 2
+
+
+def test_soft_delete_moves_to_trash_and_restores(area: Area) -> None:
+    rule = (
+        "  - {name: keep-deletes, paths: ['${WORKSPACE}/**'], operations: [delete],"
+        " decision: soft_delete}\n"
+    )
+    policy = area.write("p.yaml", TEST_POLICY.replace("file_rules:\n", "file_rules:\n" + rule, 1))
+    victim = area.write("ws/important.txt", "precious\n")
+    r = sandbox(area, ["sh", "-c", "rm important.txt && echo rm-ok; ls"], policy=policy)
+    assert r.returncode == 0, r.stderr
+    assert "rm-ok" in r.stdout
+    assert not victim.exists()
+    [ev] = [e for e in r.of_type("file") if e["decision"] == "soft_delete"]
+    assert ev["path"] == str(victim) and ev["op"] == "delete"
+    listed = run_cli(area, ["trash", "list", "--workspace", str(area.ws)])
+    assert ev["trash"] in listed.stdout and str(victim) in listed.stdout
+    # The sandbox itself cannot empty the trash.
+    r2 = sandbox(area, ["sh", "-c", "rm -rf .agentsh-trash; echo $?"], policy=policy)
+    assert (area.ws / ".agentsh-trash" / ev["trash"] / "item").exists()
+    assert any(e["rule"] == "protected" for e in r2.denials())
+    restored = run_cli(area, ["trash", "restore", ev["trash"], "--workspace", str(area.ws)])
+    assert restored.returncode == 0, restored.stderr
+    assert victim.read_text() == "precious\n"
