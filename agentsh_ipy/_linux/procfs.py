@@ -211,3 +211,14 @@ def pidfd_pid(pid: int, fd: int) -> int | None:
 def tracer_of(pid: int) -> int:
     """TracerPid of a task (0 when untraced)."""
     return int(status(pid).get("TracerPid", "0"))
+
+
+def write_memory(pid: int, addr: int, data: bytes) -> None:
+    """Write into a tracee's memory through /proc/PID/mem, which (unlike
+    process_vm_writev) also reaches read-only pages, as a debugger does."""
+    fd = os.open(f"/proc/{pid}/mem", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        if os.pwrite(fd, data, addr) != len(data):
+            raise OSError(errno.EFAULT, f"short write at {addr:#x}")
+    finally:
+        os.close(fd)

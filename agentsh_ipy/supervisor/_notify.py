@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from .. import policy as pol
 from .._linux import files, procfs, seccomp
 from .._linux.arch import Arch
+from ._redirect import Redirector
 from ._trash import Trash
 
 AT_FDCWD = -100
@@ -70,6 +71,8 @@ class Request:
         return errno.EACCES
 
 
+# An action's result meaning "let the kernel run the (modified) call".
+CONTINUE = 1 << 62
 BLOCKED_RULE = "seccomp-blocklist"
 PROC_RULE = "proc-outside"
 # What another process exposes to the sandbox under /proc/<pid>/.
@@ -135,10 +138,16 @@ class Decoder:
     """Reads a trapped call's arguments and asks the policy."""
 
     def __init__(
-        self, policy: pol.Policy, arch: Arch, tree: Tree, trash: Trash | None = None
+        self,
+        policy: pol.Policy,
+        arch: Arch,
+        tree: Tree,
+        trash: Trash | None = None,
+        redirector: Redirector | None = None,
     ) -> None:
         self.policy = policy
         self.trash = trash
+        self.redirector = redirector
         self.mem = procfs.MemoryReader()
         self.tree = tree
         self.tgid_ppid = tree.tgid_ppid
@@ -401,7 +410,9 @@ class Decoder:
         return self._file(name, pid, tid, ["chown"], path, not a[4] & AT_SYMLINK_NOFOLLOW)
 
     # -- exec ---------------------------------------------------------------
-    def _exec(self, name: str, pid: int, tid: int, path: str, argv_addr: int) -> Request:
+    def _exec(
+        self, name: str, pid: int, tid: int, path: str, argv_addr: int, path_addr: int = 0
+    ) -> Request:
         try:
             argv = [
                 os.fsdecode(self.mem.read_cstring(tid, p, 131072))
@@ -414,10 +425,39 @@ class Decoder:
         fields: dict[str, Any] = {"path": path, "argv": argv}
         if real != path:
             fields["resolved"] = real
-        return Request("exec", "exec", name, pid, tid, decision, fields)
+        req = Request("exec", "exec", name, pid, tid, decision, fields)
+        if decision.decision == "redirect":
+            self._redirect(req, path_addr)
+        return req
+
+    def _redirect(self, req: Request, path_addr: int) -> None:
+        """Run the rule's redirect_to instead, when answering (see _redirect.py)."""
+        d = req.decision
+        target = list(d.redirect or ())
+        req.fields["redirect_to"] = target
+        raw = b""
+        if path_addr:
+            with contextlib.suppress(OSError):
+                raw = self.mem.read_cstring(req.tid, path_addr)
+        if self.redirector is None or not raw or not target:
+            req.decision = pol.Decision("deny", d.rule, "redirect unavailable here")
+            return
+        redirector = self.redirector
+        message = d.message or f"agentsh: {req.fields['argv'][0]} redirected to {target[0]}"
+
+        def point_at_stub() -> int:
+            result = redirector.redirect(req.tid, path_addr, raw, target, message)
+            if result < 0:
+                # Could not redirect: refuse rather than run the original.
+                req.fields["result"] = errno.errorcode.get(-result, str(-result))
+                req.decision = pol.Decision("deny", d.rule, "redirect failed")
+                return -errno.EACCES
+            return CONTINUE
+
+        req.action = point_at_stub
 
     def _h_execve(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._exec(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1])
+        return self._exec(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1], a[0])
 
     def _h_execveat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._exec(name, pid, tid, self._path(pid, tid, a[0], a[1], a[4]), a[2])
@@ -680,8 +720,11 @@ class NotifyLoop(threading.Thread):
             delivered = self._emulate_open(nid, req, *req.open_spec)
         elif req.action is not None:
             result = req.action()
-            val, err = (result, 0) if result >= 0 else (0, -result)
-            delivered = seccomp.notif_send(self.listener, nid, val=val, error=err)
+            if result == CONTINUE:
+                delivered = seccomp.notif_send(self.listener, nid, cont=True)
+            else:
+                val, err = (result, 0) if result >= 0 else (0, -result)
+                delivered = seccomp.notif_send(self.listener, nid, val=val, error=err)
         elif allowed:
             delivered = seccomp.notif_send(self.listener, nid, cont=True)
         else:

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from .. import policy as pol
 from .._linux import ptracer
 from .._linux.arch import Arch
-from ._notify import Decoder, Request, unreadable
+from ._notify import CONTINUE, Decoder, Request, unreadable
 
 
 class PtraceDecider:
@@ -90,7 +90,9 @@ class PtraceDecider:
     def _apply(self, regs: ptracer.SyscallRegs, req: Request) -> None:
         try:
             if req.action is not None:
-                regs.skip(req.action())
+                result = req.action()
+                if result != CONTINUE:
+                    regs.skip(result)
             elif req.decision.decision not in ("allow", "audit"):
                 regs.skip(-req.errno)
             ptracer.cont(regs.tid)

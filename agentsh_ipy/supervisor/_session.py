@@ -22,9 +22,11 @@ from .. import audit as aud
 from .. import policy as pol
 from .._linux import arch as arch_mod
 from .._linux import seccomp
+from . import _landlock
 from ._approval import Approver, NoApprover, ask_async
 from ._launch import EXIT_SETUP, Launch, LaunchError, Timeouts
 from ._notify import Decoder, NotifyLoop, Request
+from ._redirect import Redirector
 from ._tracer import ProcessTable, Tracer
 from ._trash import Trash
 
@@ -67,6 +69,7 @@ class Session:
         self.wrapper_cmd = wrapper_cmd
         self.new_process_group = new_process_group
         self.trash = Trash(workspace) if workspace else None
+        self.redirector = Redirector()
         if mode not in ("notify", "ptrace"):
             raise ValueError(f"mode {mode!r} is not notify or ptrace")
         self.mode = mode
@@ -181,6 +184,7 @@ class Session:
         if self._crash is not None:
             self._emit("sandbox", op="error", reason=f"supervisor failure: {self._crash!r}")
             raise self._crash
+        self.redirector.cleanup()
         assert self._result is not None
         self._result.hidden_env = hidden
         if self._killed_for is not None and self._result.error is None:
@@ -231,6 +235,10 @@ class Session:
     def _launch_and_trace(self, argv: list[str], env: dict[str, str], cwd: str | None) -> Result:
         nr = self.arch.nr("seccomp")
         assert nr is not None
+        try:  # Landlock ruleset (None: the host has none; the audit says so)
+            ruleset = _landlock.prepare(self.policy, self._emit)
+        except LaunchError as e:
+            return Result(e.code, e.reason)
         launch = Launch(
             argv,
             env,
@@ -240,6 +248,7 @@ class Session:
             self.timeouts,
             self.wrapper_cmd,
             self.new_process_group,
+            landlock_fd=ruleset,
         )
         self.root_pid = launch.pid
         tracer = Tracer(self.table, self._emit)
@@ -249,7 +258,7 @@ class Session:
                 listener = launch.receive_listener()
                 loop = NotifyLoop(
                     listener,
-                    Decoder(self.policy, self.arch, self.table, self.trash),
+                    Decoder(self.policy, self.arch, self.table, self.trash, self.redirector),
                     self.arch,
                     self._on_request,
                     self._approve,

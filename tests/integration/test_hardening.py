@@ -77,3 +77,26 @@ def test_soft_delete_moves_to_trash_and_restores(area: Area) -> None:
     restored = run_cli(area, ["trash", "restore", ev["trash"], "--workspace", str(area.ws)])
     assert restored.returncode == 0, restored.stderr
     assert victim.read_text() == "precious\n"
+
+
+def test_redirect_runs_the_other_command_with_its_message(area: Area) -> None:
+    rule = (
+        "command_rules:\n  - name: no-curl\n    commands: [curl, wget]\n    decision: redirect\n"
+        "    redirect_to: [/bin/echo, curl is not available here]\n"
+        "    message: 'agentsh: downloads are redirected'\n"
+    )
+    r = sandbox(
+        area, ["sh", "-c", "curl http://127.0.0.1:9/x; echo rc=$?"], policy=write_policy(area, rule)
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "curl is not available here\nrc=0\n"
+    assert "agentsh: downloads are redirected" in r.stderr
+    execs = r.of_type("exec")
+    curl = next(e for e in execs if e["argv"][0] == "curl")
+    assert (curl["decision"], curl["rule"]) == ("redirect", "no-curl")
+    assert curl["redirect_to"] == ["/bin/echo", "curl is not available here"]
+    assert any(e["argv"] == ["/bin/echo", "curl is not available here"] for e in execs)
+    # curl itself never ran: no process ever exec'd it successfully afterwards.
+    assert not any(
+        e.get("resolved", e["path"]).endswith("/curl") and e["decision"] == "allow" for e in execs
+    )
