@@ -140,8 +140,11 @@ class Run:
     def of_type(self, *types: str) -> list[dict[str, Any]]:
         return [e for e in self.events if e["type"] in types]
 
-    def denials(self) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("decision") == "deny"]
+    def denials(self, *types: str) -> list[dict[str, Any]]:
+        """Denied events, of these types (default: the operations, not the
+        session's own notes such as hidden environment variables)."""
+        wanted = types or ("file", "exec", "net", "unix", "signal", "syscall_blocked")
+        return [e for e in self.events if e.get("decision") == "deny" and e["type"] in wanted]
 
 
 def sandbox_env(area: Area) -> dict[str, str]:

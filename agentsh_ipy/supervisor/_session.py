@@ -136,6 +136,23 @@ class Session:
             **fields,
         )
 
+    def _check_exec(self, pid: int, argv: list[str]) -> bool:
+        """The command rules again, on the binary the kernel loaded and the
+        argv it copied: a thread that changed the path or the arguments
+        after the decision is caught here, before the image runs."""
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            return True  # already gone
+        d = self.policy.check_command(exe, argv)
+        if d.decision != "deny":
+            return True
+        self._emit(
+            "exec", op="exec", pid=pid, path=exe, argv=argv, decision="deny", rule=d.rule,
+            enforced="exec_event", message="killed before it ran: denied on the loaded binary",
+        )  # fmt: skip
+        return False
+
     def _approve(self, req: Request, done: Any) -> None:
         target = req.fields.get("argv") or req.fields.get("path") or req.fields.get("addr")
         question = f"{req.kind} {req.op} {target} (pid {req.pid}, rule {req.decision.rule})"
@@ -251,7 +268,7 @@ class Session:
             landlock_fd=ruleset,
         )
         self.root_pid = launch.pid
-        tracer = Tracer(self.table, self._emit)
+        tracer = Tracer(self.table, self._emit, on_exec=self._check_exec)
         loop: NotifyLoop | None = None
         try:
             try:

@@ -129,6 +129,7 @@ class Tracer:
         table: ProcessTable,
         emit: Callable[..., object],
         on_seccomp: SeccompHandler | None = None,
+        on_exec: Callable[[int, list[str]], bool] | None = None,
     ) -> None:
         self.table = table
         self.emit = emit
@@ -137,6 +138,8 @@ class Tracer:
         # ptrace mode: SECCOMP_RET_TRACE stops are decided here, on the tracer
         # thread, since only it may touch the tracees' registers.
         self.on_seccomp = on_seccomp
+        # Checked again at the exec event, on what the kernel actually loaded.
+        self.on_exec = on_exec
 
     def attach(self, pid: int, ppid: int, argv: list[str]) -> None:
         options = ptracer.SEIZE_OPTIONS
@@ -190,6 +193,9 @@ class Tracer:
             ptracer.cont(tid)
         elif event == ptracer.EVENT_EXEC:
             self._exec(tid)
+            if self.on_exec is not None and not self.on_exec(tid, self.table.procs[tid].argv):
+                # The new image has not run an instruction yet: end it here.
+                os.kill(tid, signal.SIGKILL)
             ptracer.cont(tid)
         elif event == ptracer.EVENT_SECCOMP and self.on_seccomp is not None:
             self.on_seccomp.stopped(tid)  # it resumes the task, now or later
@@ -217,6 +223,8 @@ class Tracer:
                         p.threads.discard(t)
                         self.table.tgid.pop(t, None)
                 p.argv = _cmdline(pid)
+        if p is None:  # an exec from a task we had not registered
+            self._new_task(pid, None)
 
     def loop(self) -> int:
         """Wait until the root exits; returns its wait status."""
