@@ -499,7 +499,7 @@ class Decoder:
 
     # -- signals ------------------------------------------------------------
     def _signal(self, name: str, pid: int, tid: int, target: int, sig: int) -> Request:
-        inside = self.tree.inside(target)
+        inside = target == pid or self.tree.inside(target)  # itself: always its own tree
         d = self.policy.check_signal(sig, "sandbox" if inside else "outside")
         fields = {"target": target, "signal": sig, "target_inside": inside}
         return Request("signal", name, name, pid, tid, d, fields)
