@@ -1,0 +1,159 @@
+"""Landlock through `agentsh-ipy exec`, as root and as uid 65534.
+
+Landlock shows only where the notify layer does not decide, so each test
+uses such a place: mknod (not trapped at all), and path races against
+calls the supervisor lets CONTINUE (openat2, mkdir), where the kernel reads
+the path again after the decision. Each race test first shows the race is
+won against a target that only the notify layer denies (so the race really
+works on this host), then that it is never won against a target Landlock
+also denies.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentsh_ipy._linux import landlock as ll
+from tests.conftest import TEST_POLICY, Area, Run, linux_only, sandbox
+
+pytestmark = [
+    linux_only,
+    pytest.mark.skipif(
+        sys.platform.startswith("linux") and ll.abi() == 0,
+        reason="this kernel has no usable Landlock",
+    ),
+]
+
+
+def landlock_event(r: Run) -> dict[str, Any]:
+    [ev] = [e for e in r.of_type("sandbox") if e.get("op") == "landlock"]
+    return ev
+
+
+def policy_with(area: Area, first_rules: str) -> Path:
+    """TEST_POLICY with ``first_rules`` placed before its file rules
+    (first match wins: a deny after the read-only allow would never fire)."""
+    text = TEST_POLICY.replace("file_rules:\n", "file_rules:\n" + first_rules, 1)
+    return area.write("policy.yaml", text)
+
+
+def test_landlock_is_applied_and_audited(area: Area) -> None:
+    r = sandbox(area, ["true"])
+    assert r.returncode == 0, r.stderr
+    ev = landlock_event(r)
+    assert ev["abi"] == ll.abi()
+    assert "write_file" in ev["handled_fs"]
+    assert ev["message"].startswith(f"Landlock ABI {ll.abi()}:")
+    assert any(path == str(area.ws) and "make_reg" in rights for path, rights in ev["rules"])
+
+
+def test_mknod_outside_the_workspace_is_refused_by_landlock(area: Area) -> None:
+    # mknod is not trapped: without Landlock this FIFO would be created
+    # (the directory belongs to this uid).
+    fifo, ok = area.outside / "fifo", area.ws / "fifo"
+    r = sandbox(area, ["sh", "-c", f"mkfifo {fifo}; echo rc=$?; mkfifo {ok} && echo made"])
+    assert not fifo.exists()
+    assert "Permission denied" in r.stderr
+    assert "rc=1" in r.stdout and "made" in r.stdout
+    assert ok.exists()
+    # The premise: the notify layer did not decide it (else this proves nothing).
+    assert not [e for e in r.events if e.get("path") == str(fifo)], "mknod is decided by notify now"
+
+
+RACE = r"""
+import ctypes, json, os, sys, threading, time
+
+mode, good, bad = sys.argv[1:4]
+budget, max_tries, max_wins = float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+assert len(good) == len(bad)
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+buf = ctypes.create_string_buffer(len(good) + 8)
+how = (ctypes.c_uint64 * 3)(os.O_RDONLY, 0, 0)  # struct open_how
+pair = [good.encode(), bad.encode()]
+stop = False
+
+def flip():
+    while not stop:
+        ctypes.memmove(buf, pair[0], len(pair[0]) + 1)
+        ctypes.memmove(buf, pair[1], len(pair[1]) + 1)
+
+t = threading.Thread(target=flip, daemon=True)
+t.start()
+tries = wins = 0
+deadline = time.monotonic() + budget
+while time.monotonic() < deadline and tries < max_tries and wins < max_wins:
+    tries += 1
+    if mode == "open":
+        fd = libc.syscall(437, -100, buf, ctypes.byref(how), 24)  # openat2
+        if fd >= 0:
+            data = os.read(fd, 100)
+            os.close(fd)
+            wins += data.startswith(b"SECRET")
+    else:
+        name = "%05d" % tries
+        pair[:] = [(good % name).encode(), (bad % name).encode()]
+        libc.mkdir(buf, 0o755)
+        wins += os.path.isdir(bad % name)
+stop = True
+print(json.dumps({"tries": tries, "wins": wins}))
+"""
+
+
+def race(
+    area: Area, policy: Path, mode: str, good: str, bad: str, budget: float, tries: int = 10**9
+) -> dict[str, int]:
+    """Race ``bad`` into a path buffer the supervisor decides as ``good``:
+    until 3 wins (or ``tries``, or ``budget`` seconds); the counts."""
+    script = area.write("ws/race.py", RACE)
+    argv = [sys.executable, str(script), mode, good, bad, str(budget), str(tries), "3"]
+    r = sandbox(area, argv, policy=policy, timeout=budget + 60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out: dict[str, int] = json.loads(r.stdout.splitlines()[-1])
+    return out
+
+
+@pytest.mark.slow
+def test_a_read_race_cannot_reach_a_read_hole(area: Area) -> None:
+    # Same-length names in one directory that the policy lets the sandbox read.
+    public = area.write("outside/public.txt", "public\n")
+    hole = area.write("outside/secret.txt", "SECRET hole\n")  # literal deny: a read hole
+    glob = area.write("outside/secret.key", "SECRET glob\n")  # glob deny: notify only
+    policy = policy_with(
+        area,
+        f"  - {{name: secrets, paths: ['{hole}', '{area.outside}/*.key'], "
+        "operations: ['*'], decision: deny}\n",
+    )
+    control = race(area, policy, "open", str(public), str(glob), 20)
+    assert control["wins"] > 0, f"the race never won ({control}): no evidence either way"
+    # Several times the tries the control needed for 3 wins, and never fewer than 2000.
+    tries = max(control["tries"] * 5, 2000)
+    got = race(area, policy, "open", str(public), str(hole), 60, tries)
+    assert (got["wins"], got["tries"]) == (0, tries), got
+
+
+@pytest.mark.slow
+def test_a_mkdir_race_cannot_create_outside_the_write_grants(area: Area) -> None:
+    area.mkdir("ws/open")
+    area.mkdir("ws/lock")
+    good = f"{area.ws}/open/d%s"
+    control_bad = f"{area.ws}/lock/d%s"  # denied inside the workspace: notify only
+    bad = f"{area.outside}/d%s"  # outside every write grant ("outside" is as long as "ws/open")
+    assert len(good) == len(control_bad) == len(bad)
+    policy = policy_with(
+        area,
+        f"  - {{name: locked, paths: ['{area.ws}/lock/**'], operations: [mkdir], "
+        "decision: deny}\n",
+    )
+    control = race(area, policy, "mkdir", good, control_bad, 20)
+    assert control["wins"] > 0, f"the race never won ({control}): no evidence either way"
+    assert any((area.ws / "lock").iterdir())
+    tries = max(control["tries"] * 5, 2000)
+    got = race(area, policy, "mkdir", good, bad, 60, tries)
+    assert (got["wins"], got["tries"]) == (0, tries), got
+    assert not any(area.outside.iterdir())
