@@ -153,22 +153,27 @@ def _proc_self(head: str, name: str, tgid: int, tid: int) -> str | None:
     return None
 
 
-def resolve(path: str, tgid: int, tid: int, *, follow_last: bool = True) -> str:
+def resolve(path: str, tgid: int, tid: int, *, follow_last: bool = True, root: str = "/") -> str:
     """The path's symlinks resolved as the tracee would, from our side.
 
     Like os.path.realpath, but /proc/self and /proc/thread-self mean the
     tracee, and a magic link that names no path (``pipe:[12]``) is kept as
-    is. A missing component ends resolution: the rest is appended.
+    is. A missing component ends resolution: the rest is appended. With
+    ``root`` (openat2's RESOLVE_IN_ROOT), absolute links restart there and
+    ".." never climbs above it.
     """
+    root = root.rstrip("/") or "/"
     todo = [p for p in path.split("/") if p][::-1]
-    out = "/"
+    out = root if path.startswith(root) and root != "/" else "/"
+    if out != "/":
+        todo = [p for p in path[len(root) :].split("/") if p][::-1]
     links = 0
     while todo:
         name = todo.pop()
         if name == ".":
             continue
         if name == "..":
-            out = os.path.dirname(out)
+            out = out if out == root else os.path.dirname(out)
             continue
         mapped = _proc_self(out.rstrip("/") or "/", name, tgid, tid)
         if mapped is not None:
@@ -191,7 +196,7 @@ def resolve(path: str, tgid: int, tid: int, *, follow_last: bool = True) -> str:
                 continue
             todo.extend([p for p in target.split("/") if p][::-1])
             continue
-        out = "/"
+        out = root
         todo.extend([p for p in target.split("/") if p][::-1])
     return out
 
@@ -222,3 +227,21 @@ def write_memory(pid: int, addr: int, data: bytes) -> None:
             raise OSError(errno.EFAULT, f"short write at {addr:#x}")
     finally:
         os.close(fd)
+
+
+def all_pids() -> list[int]:
+    return [int(n) for n in os.listdir("/proc") if n.isdigit()]
+
+
+def group_members(pgid: int) -> list[int]:
+    """Processes whose process group is ``pgid`` (field 5 of /proc/PID/stat)."""
+    out = []
+    for pid in all_pids():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[2:3] == [str(pgid).encode()]:
+            out.append(pid)
+    return out

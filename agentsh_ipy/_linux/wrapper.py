@@ -3,12 +3,16 @@
 This file is deliberately stdlib-only and imports nothing from agentsh_ipy:
 it runs isolated, in the child, before the command, and its steps are one
 ordered list (``main``). The supervisor builds the BPF program and passes it
-in; the wrapper only installs it.
+in; the wrapper only installs it. Likewise the Landlock ruleset: the
+supervisor builds it and passes the fd (``--landlock FD``, inherited like the
+socket); the wrapper only enforces it on itself.
 
 Protocol on the SOCK_SEQPACKET pair (one message per byte string):
 
   wrapper -> supervisor   b"F" + SCM_RIGHTS(listener)   the notify fd
                           b"E" + b"NNN" + reason          cannot start (exit NNN)
+                          b"N" + b"NNN" + reason          no usable seccomp listener
+                          b"P"                            ptrace mode: no fd to send
                           b"R"                            READY (ptrace may attach)
                           b"X" + errno digits             exec failed after GO
   supervisor -> wrapper   b"A"                            ACK: notifications served
@@ -27,6 +31,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import resource
 import select
 import signal
 import socket
@@ -42,6 +47,17 @@ FLAG_NEW_LISTENER = 1 << 3
 FLAG_WAIT_KILLABLE_RECV = 1 << 5
 IOCTL_NOTIF_ID_VALID = 0x40082102
 IOCTL_NOTIF_ID_VALID_OLD = 0x80082102
+# Unified syscall number (the same on x86_64 and aarch64).
+NR_LANDLOCK_RESTRICT_SELF = 446
+_LANDLOCK_ERRORS = {
+    errno.ENOSYS: "this kernel has no Landlock",
+    errno.EOPNOTSUPP: "Landlock is disabled at boot",
+    errno.EPERM: "no_new_privs is not set, or the ruleset fd is not readable",
+    errno.EBADF: "the ruleset fd is not open",
+    errno.EBADFD: "the fd is not a Landlock ruleset",
+    errno.E2BIG: "too many stacked Landlock domains",
+    errno.EINVAL: "flags not supported by this kernel",
+}
 
 EXIT_SETUP = 125
 
@@ -64,6 +80,10 @@ class SetupError(Exception):
         self.reason = reason
 
 
+class NotifyUnavailable(SetupError):
+    """No usable seccomp listener here (reported as b"N" + reason)."""
+
+
 class _Fprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
@@ -75,8 +95,9 @@ def _check(result: int, what: str) -> int:
     return result
 
 
-def install_filter(program: bytes, seccomp_nr: int) -> int:
-    """no_new_privs, then the filter with NEW_LISTENER; returns the listener fd.
+def install_filter(program: bytes, seccomp_nr: int, listener: bool = True) -> int:
+    """no_new_privs, then the filter with NEW_LISTENER; returns the listener fd
+    (or -1 without a listener: ptrace mode, where the filter traces instead).
 
     WAIT_KILLABLE_RECV (5.19+) keeps a signal from restarting a trapped
     syscall in a loop once the supervisor has it; older kernels say EINVAL.
@@ -84,6 +105,15 @@ def install_filter(program: bytes, seccomp_nr: int) -> int:
     _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(NO_NEW_PRIVS)")
     buf = ctypes.create_string_buffer(program, len(program))
     prog = _Fprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    if not listener:
+        _check(
+            _libc.syscall(
+                ctypes.c_long(seccomp_nr), ctypes.c_long(SECCOMP_SET_MODE_FILTER),
+                ctypes.c_long(0), ctypes.byref(prog),
+            ),
+            "seccomp(SET_MODE_FILTER)",
+        )  # fmt: skip
+        return -1
     for flags in (FLAG_NEW_LISTENER | FLAG_WAIT_KILLABLE_RECV, FLAG_NEW_LISTENER):
         fd = _libc.syscall(
             ctypes.c_long(seccomp_nr),
@@ -97,6 +127,20 @@ def install_filter(program: bytes, seccomp_nr: int) -> int:
         if err != errno.EINVAL or flags == FLAG_NEW_LISTENER:
             raise OSError(err, f"seccomp(SET_MODE_FILTER): {os.strerror(err)}")
     raise AssertionError("unreachable")
+
+
+def restrict_self(ruleset: int) -> None:
+    """Enforce the supervisor's Landlock ruleset on this thread (the one that
+    execs), then close it: the command must not hold it."""
+    res = _libc.syscall(
+        ctypes.c_long(NR_LANDLOCK_RESTRICT_SELF), ctypes.c_long(ruleset), ctypes.c_long(0)
+    )
+    if res == -1:
+        err = ctypes.get_errno()
+        why = _LANDLOCK_ERRORS.get(err, os.strerror(err))
+        name = errno.errorcode.get(err, str(err))
+        raise SetupError(EXIT_SETUP, f"landlock_restrict_self: {name}: {why}")
+    os.close(ruleset)
 
 
 def probe_listener(fd: int) -> None:
@@ -158,6 +202,7 @@ class _Sender(threading.Thread):
         self.sock = sock
         self.timeout = timeout
         self.listener = -1
+        self.ptrace_mode = False  # no listener to send: say so with b"P"
         self.go = threading.Event()
         self.done = threading.Event()
         self.error: BaseException | None = None
@@ -165,11 +210,13 @@ class _Sender(threading.Thread):
     def run(self) -> None:
         try:
             self.go.wait()
-            if self.listener < 0:
+            if self.ptrace_mode:
+                self.sock.send(b"P")
+            elif self.listener < 0:
                 return
-            self.sock.sendmsg(
-                [b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(ctypes.c_int(self.listener)))]
-            )
+            else:
+                rights = bytes(ctypes.c_int(self.listener))
+                self.sock.sendmsg([b"F"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
             wait_byte(self.sock.fileno(), b"A", self.timeout, "ACK")
         except BaseException as e:
             self.error = e
@@ -193,12 +240,15 @@ def main(argv: list[str]) -> int:
     # posix_spawn's dup2 cleared CLOEXEC so the fd could arrive; set it again
     # so no supervisor fd survives into the command.
     os.set_inheritable(fd, False)
+    if "landlock" in opts:  # the Landlock ruleset, likewise
+        os.set_inheritable(int(opts["landlock"]), False)
     sock = socket.socket(fileno=fd)
     sock.setblocking(True)
     try:
         return _run(sock, opts, cmd)
     except SetupError as e:
-        _report(sock, b"E%03d" % e.code + e.reason.encode(errors="replace"))
+        kind = b"N" if isinstance(e, NotifyUnavailable) else b"E"
+        _report(sock, kind + b"%03d" % e.code + e.reason.encode(errors="replace"))
         return e.code
     except OSError as e:
         _report(sock, b"E%03d" % EXIT_SETUP + str(e).encode(errors="replace"))
@@ -239,27 +289,48 @@ def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
     # 4. The sender thread must exist before the filter so it is not filtered.
     sender = _Sender(sock, handoff_timeout)
     sender.start()
+    ptrace_mode = opts.get("mode") == "ptrace"
     try:
-        listener = install_filter(program, seccomp_nr)
-        probe_listener(listener)
+        listener = install_filter(program, seccomp_nr, listener=not ptrace_mode)
+        if listener >= 0:
+            probe_listener(listener)
+    except OSError as e:
+        sender.go.set()
+        sender.join()
+        if ptrace_mode:
+            raise SetupError(EXIT_SETUP, f"seccomp filter refused: {e}") from None
+        # The host will not give us a listener: tell the supervisor, which
+        # may use ptrace mode instead (nothing has run).
+        raise NotifyUnavailable(EXIT_SETUP, f"seccomp user-notify unavailable: {e}") from None
     except BaseException:
         sender.go.set()
         sender.join()
         raise
     # 5. From here until ACK: no trapped syscall on this thread.
     sender.listener = listener
+    sender.ptrace_mode = ptrace_mode
     sender.go.set()
     sender.done.wait()
-    os.close(listener)  # the command must never hold its own listener
+    if listener >= 0:
+        os.close(listener)  # the command must never hold its own listener
     if sender.error is not None:
         if isinstance(sender.error, SetupError):
             raise sender.error
         raise SetupError(EXIT_SETUP, f"fd handoff failed: {sender.error}")
     sender.join()  # ptrace attaches to this thread alone: no other may remain
-    # 6. (Landlock goes here.) READY, then wait for GO around the attach.
+    # 6. Landlock, built by the supervisor (it opens the paths; we could not,
+    #    the filter is on). After the filter on purpose: landlock_restrict_self
+    #    is not trapped and no_new_privs is already set. Failing is a setup
+    #    failure: never run without a ruleset that was asked for. Then READY,
+    #    and wait for GO around the attach.
+    if "landlock" in opts:
+        restrict_self(int(opts["landlock"]))
     os.write(sock.fileno(), b"R")
     wait_byte(sock.fileno(), b"G", go_timeout, "GO")
     # 7. Exec. The socket is CLOEXEC: it closes on success, and reports failure.
+    if "rlimit-as" in opts:  # limits.memory: per process, inherited by children
+        limit = int(opts["rlimit-as"])
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:
         os.execve(path, cmd, os.environ)
     except OSError as e:

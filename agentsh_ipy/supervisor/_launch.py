@@ -28,10 +28,13 @@ EXIT_SETUP = 125
 class LaunchError(Exception):
     """The sandbox could not be set up; the command did not run."""
 
-    def __init__(self, reason: str, code: int = EXIT_SETUP) -> None:
+    def __init__(
+        self, reason: str, code: int = EXIT_SETUP, notify_unavailable: bool = False
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code
+        self.notify_unavailable = notify_unavailable  # ptrace mode may still work
 
 
 @dataclass
@@ -44,7 +47,7 @@ class Timeouts:
 def _signals_to_reset() -> set[int]:
     """Dispositions Python changed at start-up (or we changed) that a command
     must get back as default, as subprocess does."""
-    out: set[int] = {signal.SIGPIPE, signal.SIGXFSZ}
+    out: set[int] = {signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTTOU}
     if signal.getsignal(signal.SIGINT) in (signal.default_int_handler, signal.SIG_DFL):
         out.add(signal.SIGINT)
     return out
@@ -63,10 +66,21 @@ class Launch:
         timeouts: Timeouts,
         wrapper_cmd: Sequence[str] | None = None,
         new_group: bool = False,
+        landlock_fd: int | None = None,
+        mode: str = "notify",
+        memory_limit: int | None = None,
     ) -> None:
-        self.sock, child = socket.socketpair(
-            socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
-        )
+        """Spawn the wrapper. ``landlock_fd``, a Landlock ruleset, is passed
+        like the socket end and enforced by the wrapper before READY; this
+        call owns it and closes it once the child has its copy."""
+        try:
+            self.sock, child = socket.socketpair(
+                socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
+            )
+        except BaseException:
+            if landlock_fd is not None:
+                os.close(landlock_fd)
+            raise
         self.timeouts = timeouts
         base = list(wrapper_cmd) if wrapper_cmd else [sys.executable, "-I", "-S", WRAPPER]
         opts = {
@@ -79,20 +93,30 @@ class Launch:
         }
         if cwd is not None:
             opts["cwd"] = cwd
+        self.mode = mode
+        opts["mode"] = mode
+        if memory_limit is not None:
+            opts["rlimit-as"] = str(memory_limit)
+        # dup2(fd, fd) clears CLOEXEC in the child only: the fds it gets.
+        inherit = [child.fileno()]
+        if landlock_fd is not None:
+            opts["landlock"] = str(landlock_fd)
+            inherit.append(landlock_fd)
         args = [*base, *(x for k, v in opts.items() for x in (f"--{k}", v)), "--", *argv]
         try:
-            # dup2(fd, fd) clears CLOEXEC in the child only: the one fd it gets.
             self.pid = os.posix_spawn(
                 args[0],
                 args,
                 dict(env),
-                file_actions=[(os.POSIX_SPAWN_DUP2, child.fileno(), child.fileno())],
+                file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in inherit],
                 setsigdef=_signals_to_reset(),
                 setsigmask=set(),
                 **({"setpgroup": 0} if new_group else {}),  # type: ignore[arg-type]
             )
         finally:
             child.close()
+            if landlock_fd is not None:
+                os.close(landlock_fd)
         self.status: int | None = None
 
     def _recv(self, timeout: float, what: str) -> tuple[bytes, list[int]]:
@@ -109,11 +133,11 @@ class Launch:
         for level, kind, data in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-        if msg.startswith(b"E"):
+        if msg[:1] in (b"E", b"N"):
             for fd in fds:
                 os.close(fd)
             code = int(msg[1:4]) if msg[1:4].isdigit() else EXIT_SETUP
-            raise LaunchError(msg[4:].decode(errors="replace"), code)
+            raise LaunchError(msg[4:].decode(errors="replace"), code, msg.startswith(b"N"))
         if not msg:
             for fd in fds:
                 os.close(fd)
@@ -122,6 +146,12 @@ class Launch:
 
     def receive_listener(self) -> int:
         msg, fds = self._recv(self.timeouts.handoff, "seccomp listener fd")
+        if self.mode == "ptrace":  # both sides agree: no fd in ptrace mode
+            for fd in fds:
+                os.close(fd)
+            if msg != b"P":
+                raise LaunchError(f"bad ptrace-mode handoff message from the wrapper: {msg[:8]!r}")
+            return -1
         # Keep exactly one fd, and only a seccomp listener; close any surplus.
         listener = fds[0] if msg == b"F" and fds else -1
         for fd in fds[1:]:

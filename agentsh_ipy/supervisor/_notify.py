@@ -112,11 +112,11 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
-def _resolve(path: str, pid: int, tid: int, follow: bool) -> str:
+def _resolve(path: str, pid: int, tid: int, follow: bool, root: str = "/") -> str:
     """Symlinks resolved as the tracee sees them; a loop (ELOOP) leaves the
     path as given, and the kernel will refuse the call anyway."""
     try:
-        return procfs.resolve(path, pid, tid, follow_last=follow)
+        return procfs.resolve(path, pid, tid, follow_last=follow, root=root)
     except OSError:
         return path
 
@@ -193,7 +193,9 @@ class Decoder:
             base = self._cwd(tid)
         else:
             base = self._fd(tid, dirfd)
-        return os.path.normpath(os.path.join(base, raw)) if raw else base
+        # Not normalized: "link/.." means the link's parent to the kernel,
+        # so ".." is left for resolve(), which follows links first.
+        return os.path.join(base, raw) if raw else base
 
     def _cwd(self, tid: int) -> str:
         try:
@@ -222,11 +224,12 @@ class Decoder:
         real: str | None = None,
         **extra: Any,
     ) -> Request:
-        paths = [path]
         if real is None:
             real = _resolve(path, pid, tid, follow)
+        # Decide on what the kernel will reach (real); the literal path too
+        # when it reads the same way lexically (no ".." to misread).
+        paths = [real] if ".." in path.split("/") else list(dict.fromkeys([path, real]))
         if real != path:
-            paths.append(real)
             extra["resolved"] = real
         outsider = next((p for p in paths if self._proc_outside(p)), None)
         if outsider is not None:
@@ -267,9 +270,13 @@ class Decoder:
             entry = parts[5]
         return entry not in _PROC_PUBLIC
 
-    def _open(self, name: str, pid: int, tid: int, path: str, flags: int, mode: int = 0) -> Request:
+    def _open(
+        self, name: str, pid: int, tid: int, path: str, flags: int, mode: int = 0,
+        real: str | None = None,
+    ) -> Request:  # fmt: skip
         follow = not flags & O_NOFOLLOW
-        real = _resolve(path, pid, tid, follow)
+        if real is None:
+            real = _resolve(path, pid, tid, follow)
         ops: list[str] = []
         if flags & O_TMPFILE == O_TMPFILE or (flags & O_CREAT and not os.path.lexists(real)):
             ops.append("create")
@@ -299,10 +306,16 @@ class Decoder:
 
     def _h_openat2(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         try:
-            (flags,) = struct.unpack("<Q", self.mem.read_exact(tid, a[2], 8))
+            flags, mode, resolve = struct.unpack("<QQQ", self.mem.read_exact(tid, a[2], 24))
         except OSError as e:
             raise Unreadable(f"open_how: {e.strerror}") from None
-        return self._open(name, pid, tid, self._path(pid, tid, a[0], a[1]), flags)
+        if resolve & (files.RESOLVE_IN_ROOT | files.RESOLVE_BENEATH):
+            # The path lives under dirfd, absolute or not, and so do links.
+            root = self._cwd(tid) if _s32(a[0]) == AT_FDCWD else self._fd(tid, _s32(a[0]))
+            path = os.path.join(root, self._str(tid, a[1]).lstrip("/"))
+            real = _resolve(path, pid, tid, not flags & O_NOFOLLOW, root)
+            return self._open(name, pid, tid, path, flags, mode, real)
+        return self._open(name, pid, tid, self._path(pid, tid, a[0], a[1]), flags, mode)
 
     def _h_creat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         path = self._path(pid, tid, AT_FDCWD, a[0])
@@ -508,27 +521,20 @@ class Decoder:
         target, sig = _s32(a[0]), _s32(a[1])
         if target > 0:
             return self._signal(name, pid, tid, target, sig)
-        # A process group or every process: the supervisor delivers the signal
-        # to the members inside the sandbox only, and answers for the kernel.
-        members = [p for p in self.tree.members() if p != pid or target != -1]
-        if target != -1:
-            pgid = os.getpgid(pid) if target == 0 else -target
-            members = [p for p in members if _pgid(p) == pgid]
-        d = self.policy.check_signal(sig, "sandbox")
-        req = Request("signal", name, name, pid, tid, d, {"target": target, "signal": sig,
-                      "delivered_to": members})  # fmt: skip
-        if d.allowed:
-
-            def deliver() -> int:
-                delivered = 0
-                for p in members:
-                    with contextlib.suppress(OSError):
-                        os.kill(p, sig)
-                        delivered += 1
-                return 0 if delivered else -errno.ESRCH
-
-            req.action = deliver
-        return req
+        # A process group (0: the caller's) or every process (-1): decided on
+        # its members. One outside the sandbox makes it a signal to outsiders;
+        # otherwise the kernel may deliver it as asked.
+        if target == -1:
+            members = procfs.all_pids()
+        else:
+            pgid = _pgid(pid) if target == 0 else -target
+            members = procfs.group_members(pgid) if pgid is not None else []
+        outside = [p for p in members if p != pid and not self.tree.inside(p)]
+        d = self.policy.check_signal(sig, "outside" if outside else "sandbox")
+        fields: dict[str, Any] = {"target": target, "signal": sig, "members": len(members)}
+        if outside:
+            fields["outside_members"] = outside[:16]
+        return Request("signal", name, name, pid, tid, d, fields)
 
     def _h_tkill(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._signal(name, pid, tid, self._tgid(_s32(a[0])), _s32(a[1]))
@@ -578,12 +584,17 @@ class Decoder:
             abstract = sun[0] == 0
             if abstract:
                 path = "@" + os.fsdecode(sun[1:]).rstrip("\0")
-            else:
-                path = os.fsdecode(sun.split(b"\0", 1)[0])
-                if not path.startswith("/"):
-                    path = os.path.normpath(os.path.join(self._cwd(tid), path))
-            d = self.policy.check_unix(op, path, abstract)
-            return Request("unix", op, name, pid, tid, d, {"path": path})
+                d = self.policy.check_unix(op, path, True)
+                return Request("unix", op, name, pid, tid, d, {"path": path})
+            path = os.fsdecode(sun.split(b"\0", 1)[0])
+            if not path.startswith("/"):
+                path = os.path.join(self._cwd(tid), path)
+            # connect follows symlinks to the socket; bind creates the last name.
+            real = _resolve(path, pid, tid, op != "bind")
+            paths = [real] if ".." in path.split("/") else list(dict.fromkeys([path, real]))
+            d = worst([self.policy.check_unix(op, p, False) for p in paths])
+            fields = {"path": path, **({"resolved": real} if real != path else {})}
+            return Request("unix", op, name, pid, tid, d, fields)
         else:
             return None  # families we do not decide on keep the kernel's answer
         d = self.policy.check_network(op, ip, port)

@@ -21,11 +21,13 @@ from typing import Any
 from .. import audit as aud
 from .. import policy as pol
 from .._linux import arch as arch_mod
-from .._linux import seccomp
+from .._linux import ptracer, seccomp
+from .._linux.tty import Foreground
 from . import _landlock
 from ._approval import Approver, NoApprover, ask_async
 from ._launch import EXIT_SETUP, Launch, LaunchError, Timeouts
 from ._notify import Decoder, NotifyLoop, Request
+from ._ptrace_mode import PtraceDecider
 from ._redirect import Redirector
 from ._tracer import ProcessTable, Tracer
 from ._trash import Trash
@@ -58,7 +60,7 @@ class Session:
         timeouts: Timeouts | None = None,
         approver: Approver | None = None,
         wrapper_cmd: Sequence[str] | None = None,
-        new_process_group: bool = False,
+        new_process_group: bool = True,
         workspace: str | None = None,
         mode: str = "notify",
     ) -> None:
@@ -225,9 +227,10 @@ class Session:
                 os.kill(pid, signal.SIGKILL)
 
     def _forward_signals(self) -> dict[int, Any]:
-        """SIGTERM/SIGHUP to the supervisor go to the command; SIGINT/SIGQUIT
-        from the terminal already reach it directly (same process group), so
-        the supervisor ignores them and keeps supervising."""
+        """SIGTERM, SIGHUP, SIGINT and SIGQUIT sent to the supervisor go to
+        the command (the terminal's own ^C reaches the command's process
+        group directly, since it is the foreground). SIGTTOU is ignored so the
+        supervisor can take the terminal back from the background."""
         old: dict[int, Any] = {}
         if threading.current_thread() is not threading.main_thread():
             return old
@@ -237,10 +240,9 @@ class Session:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.root_pid, sig)
 
-        for sig in (signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
             old[sig] = signal.signal(sig, forward)
-        for sig in (signal.SIGINT, signal.SIGQUIT):
-            old[sig] = signal.signal(sig, signal.SIG_IGN if not self.new_process_group else forward)
+        old[signal.SIGTTOU] = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
         return old
 
     def _trace_thread(self, argv: list[str], env: dict[str, str], cwd: str | None) -> None:
@@ -252,6 +254,10 @@ class Session:
     def _launch_and_trace(self, argv: list[str], env: dict[str, str], cwd: str | None) -> Result:
         nr = self.arch.nr("seccomp")
         assert nr is not None
+        ptrace_mode = self.mode == "ptrace"
+        if ptrace_mode and not ptracer.ptrace_mode_supported():
+            return Result(EXIT_SETUP, f"ptrace mode is not supported on {self.arch.name}")
+        decide = seccomp.RET_TRACE if ptrace_mode else seccomp.RET_USER_NOTIF
         try:  # Landlock ruleset (None: the host has none; the audit says so)
             ruleset = _landlock.prepare(self.policy, self._emit)
         except LaunchError as e:
@@ -260,28 +266,33 @@ class Session:
             argv,
             env,
             cwd,
-            seccomp.build_filter(self.arch),
+            seccomp.build_filter(self.arch, decide=decide),
             nr,
             self.timeouts,
             self.wrapper_cmd,
             self.new_process_group,
             landlock_fd=ruleset,
+            mode=self.mode,
+            memory_limit=self.policy.limits.memory,
         )
         self.root_pid = launch.pid
-        tracer = Tracer(self.table, self._emit, on_exec=self._check_exec)
+        foreground = Foreground()
+        if self.new_process_group:
+            foreground.give(launch.pid)  # its group (pgid == pid) gets the terminal
+        decoder = Decoder(self.policy, self.arch, self.table, self.trash, self.redirector)
+        decider = None
+        if ptrace_mode:
+            decider = PtraceDecider(decoder, self.arch, self._on_request, self._approve)
+        tracer = Tracer(self.table, self._emit, on_seccomp=decider, on_exec=self._check_exec)
         loop: NotifyLoop | None = None
         try:
             try:
                 listener = launch.receive_listener()
-                loop = NotifyLoop(
-                    listener,
-                    Decoder(self.policy, self.arch, self.table, self.trash, self.redirector),
-                    self.arch,
-                    self._on_request,
-                    self._approve,
-                )
+                if not ptrace_mode:
+                    loop = NotifyLoop(listener, decoder, self.arch, self._on_request, self._approve)
                 launch.probe_memory()
-                loop.start()
+                if loop is not None:
+                    loop.start()
                 launch.ack()
                 launch.wait_ready()
                 try:
@@ -301,7 +312,7 @@ class Session:
                 else:
                     tracer.kill_rest()
                 if isinstance(e, LaunchError):
-                    return Result(e.code, e.reason)
+                    return Result(e.code, e.reason, notify_unavailable=e.notify_unavailable)
                 return Result(EXIT_SETUP, f"sandbox setup failed: {e}")
             status = tracer.loop()
             tracer.kill_rest()
@@ -311,6 +322,8 @@ class Session:
                 return Result(code, self._exec_message(argv[0], failed))
             return Result(code)
         finally:
+            foreground.take_back()
+            foreground.close()
             if loop is not None:
                 if loop.is_alive():
                     loop.stop()

@@ -176,6 +176,11 @@ def test_supervisor_killed_takes_the_tree_down(area: Area, user: User) -> None:
             time.sleep(0.05)
         tree = [int(x) for x in pids.read_text().split()]
         assert len(tree) == 2 and not any(gone(t) for t in tree)
+        while not any(
+            e["type"] == "exec" and e["argv"][0] == "sleep" for e in read_audit(area.audit)
+        ):
+            assert time.monotonic() < deadline, "sleep was never executed"
+            time.sleep(0.02)
         os.kill(p.pid, signal.SIGKILL)  # the supervisor, by pid
         p.wait(timeout=10)
         deadline = time.monotonic() + 1.0
