@@ -25,7 +25,10 @@ O_TRACEVFORK = _pt.PTRACE_O_TRACEVFORK
 O_TRACECLONE = _pt.PTRACE_O_TRACECLONE
 O_TRACEEXEC = _pt.PTRACE_O_TRACEEXEC
 O_TRACEEXIT = _pt.PTRACE_O_TRACEEXIT
+O_TRACESYSGOOD = 0x01
 O_TRACESECCOMP = 0x80
+PTRACE_SYSCALL = 24
+SYSCALL_STOP = 0x80 | 5  # WSTOPSIG of a syscall stop with TRACESYSGOOD (SIGTRAP|0x80)
 O_EXITKILL = 1 << 20
 
 EVENT_FORK = _pt.PTRACE_EVENT_FORK
@@ -67,6 +70,27 @@ def cont(pid: int, sig: int = 0) -> bool:
         raise
 
 
+def interrupt(pid: int) -> bool:
+    try:
+        _request(PTRACE_INTERRUPT, pid)
+        return True
+    except OSError as e:
+        if e.errno == errno.ESRCH:
+            return False
+        raise
+
+
+def syscall(pid: int) -> bool:
+    """Resume until the next syscall stop (here: the current call's exit)."""
+    try:
+        _request(PTRACE_SYSCALL, pid)
+        return True
+    except OSError as e:
+        if e.errno == errno.ESRCH:
+            return False
+        raise
+
+
 def listen(pid: int) -> bool:
     try:
         _request(PTRACE_LISTEN, pid)
@@ -95,6 +119,7 @@ class SyscallRegs:
     def __init__(self, tid: int) -> None:
         self.tid = tid
         self.regs = _pt.ptrace_getregs(tid)
+        self.held: list[int] = []  # sibling threads held still around this call
 
     @property
     def nr(self) -> int:

@@ -23,9 +23,14 @@ import threading
 from collections.abc import Callable
 
 from .. import policy as pol
-from .._linux import ptracer
+from .._linux import ptracer, seccomp
 from .._linux.arch import Arch
 from ._notify import CONTINUE, Decoder, Request, unreadable
+from ._tracer import Tracer
+
+# Calls whose path or address the kernel re-reads after the decision (exec is
+# checked again at the exec event instead).
+_REREAD = frozenset(set(seccomp.NOTIFY) - {"execve", "execveat"} | {"sendto"})
 
 
 class PtraceDecider:
@@ -45,6 +50,7 @@ class PtraceDecider:
         self._answers = collections.deque()
         self._lock = threading.Lock()
         self.handled = 0
+        self.tracer: Tracer | None = None  # set by the session: it holds threads still
 
     def pending(self) -> bool:
         with self._lock:
@@ -57,13 +63,17 @@ class PtraceDecider:
             return  # gone (killed) between the stop and now
         self.handled += 1
         name = self.arch.name_of(regs.nr)
+        # The kernel reads a path or address again when the call runs: hold
+        # every other thread of the process from before we read it until the
+        # call has run, so none can change it in between.
+        if self.tracer is not None and name in _REREAD:
+            regs.held = self.tracer.hold_siblings(tid)
         try:
             req = self.decoder.decode(regs.nr, tid, regs.args, name)
         except Exception as e:  # any decoding failure must deny, never crash the tracer
             req = unreadable(name, tid, e)
         if req is None:
-            ptracer.cont(tid)
-            return
+            req = Request("file", name, name, tid, tid, pol.Decision("allow", ""), quiet=True)
         if req.decision.decision == "approve":
             with self._lock:
                 self._waiting += 1
@@ -95,6 +105,9 @@ class PtraceDecider:
                     regs.skip(result)
             elif req.decision.decision not in ("allow", "audit"):
                 regs.skip(-req.errno)
+            if regs.held and self.tracer is not None:
+                self.tracer.finish_syscall(regs.tid)  # the held threads resume after it
+                return self._done(req)
             ptracer.cont(regs.tid)
         except OSError as e:
             if e.errno != errno.ESRCH:
@@ -102,5 +115,8 @@ class PtraceDecider:
                 with contextlib.suppress(OSError):
                     os.kill(regs.tid, signal.SIGKILL)
             return
+        self._done(req)
+
+    def _done(self, req: Request) -> None:
         if not req.quiet:
             self.on_request(req)

@@ -284,6 +284,8 @@ class Session:
         if ptrace_mode:
             decider = PtraceDecider(decoder, self.arch, self._on_request, self._approve)
         tracer = Tracer(self.table, self._emit, on_seccomp=decider, on_exec=self._check_exec)
+        if decider is not None:
+            decider.tracer = tracer
         loop: NotifyLoop | None = None
         try:
             try:

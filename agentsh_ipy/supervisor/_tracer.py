@@ -8,6 +8,7 @@ in a process where nothing else waits.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import os
@@ -140,11 +141,14 @@ class Tracer:
         self.on_seccomp = on_seccomp
         # Checked again at the exec event, on what the kernel actually loaded.
         self.on_exec = on_exec
+        # Stops collected while the decider held a process still; replayed
+        # in order before the next wait.
+        self.deferred: collections.deque[tuple[int, int]] = collections.deque()
 
     def attach(self, pid: int, ppid: int, argv: list[str]) -> None:
         options = ptracer.SEIZE_OPTIONS
         if self.on_seccomp is not None:
-            options |= ptracer.O_TRACESECCOMP
+            options |= ptracer.O_TRACESECCOMP | ptracer.O_TRACESYSGOOD
         ptracer.seize(pid, options)
         self.table.tracer_tid = threading.get_native_id()
         self.root = pid
@@ -207,7 +211,7 @@ class Tracer:
                 ptracer.listen(tid)
             else:
                 ptracer.cont(tid)
-        elif event != 0:  # EXIT, VFORK_DONE
+        elif event != 0 or sig == ptracer.SYSCALL_STOP:  # EXIT, VFORK_DONE
             ptracer.cont(tid)
         else:
             ptracer.cont(tid, sig)  # signal-delivery stop: deliver it
@@ -235,6 +239,10 @@ class Tracer:
 
     def step(self) -> bool:
         """One wait. False once there is nothing left to wait for."""
+        if self.deferred:
+            tid, status = self.deferred.popleft()
+            self.handle(tid, status)
+            return True
         try:
             if self.on_seccomp is not None and self.on_seccomp.pending():
                 # A task waits for a person: poll, so its answer is applied
@@ -258,11 +266,54 @@ class Tracer:
             if self.root_status is None:
                 raise RuntimeError("lost the command's exit status (ECHILD)") from None
             return False
+        self.handle(tid, status)
+        return True
+
+    def handle(self, tid: int, status: int) -> None:
         if os.WIFEXITED(status) or os.WIFSIGNALED(status):
             self._exited(tid, status)
         elif os.WIFSTOPPED(status):
             self._stopped(tid, status)
-        return True
+
+    def hold_siblings(self, tid: int) -> list[int]:
+        """Stop every other thread of tid's process (ptrace mode, around a
+        call the kernel will re-read): their stops are kept for replay.
+        Returns the threads now held."""
+        pid = self.table.tgid.get(tid, tid)
+        proc = self.table.procs.get(pid)
+        siblings = [t for t in (proc.threads if proc else ()) if t != tid]
+        held = [t for t in siblings if ptracer.interrupt(t)]
+        waiting = set(held)
+        deadline = time.monotonic() + 0.1
+        while waiting and time.monotonic() < deadline:
+            for t in list(waiting):
+                got, status = os.waitpid(t, ptracer.WALL | os.WNOHANG)
+                if got:
+                    self.deferred.append((t, status))
+                    waiting.discard(t)
+            if waiting:
+                time.sleep(0.0002)
+        # A thread that reports nothing was already in a stop we consumed
+        # (one waiting for an approval, say): it is held all the same.
+        return held
+
+    def finish_syscall(self, tid: int, grace: float = 0.2) -> None:
+        """Run tid's current syscall to its exit stop (bounded: a call that
+        blocks, a FIFO open say, has resolved its path by then), then let
+        it go on."""
+        if not ptracer.syscall(tid):
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            got, status = os.waitpid(tid, ptracer.WALL | os.WNOHANG)
+            if got == 0:
+                time.sleep(0.0005)
+                continue
+            if os.WIFSTOPPED(status) and os.WSTOPSIG(status) == ptracer.SYSCALL_STOP:
+                ptracer.cont(tid)
+            else:
+                self.deferred.append((tid, status))
+            return
 
     def kill_rest(self) -> None:
         """After the root exits nothing may run on unsupervised: kill what
