@@ -130,18 +130,10 @@ def _exec(args: argparse.Namespace) -> int:
     sup.harden_supervisor_process()
     approver = sup.TerminalApprover.open()
     try:
-        mode = "notify" if args.mode == "auto" else args.mode
-        result = sup.Session(
-            policy, log, timeouts=timeouts, approver=approver, workspace=args.workspace, mode=mode
-        ).run(cmd)
-        if args.mode == "auto" and result.notify_unavailable:
-            # Nothing ran: the wrapper stopped before exec. Same policy and
-            # audit, through the tracer instead.
-            log.emit("sandbox", op="fallback", mode="ptrace", reason=result.error)
-            result = sup.Session(
-                policy, log, timeouts=timeouts, approver=approver, workspace=args.workspace,
-                mode="ptrace",
-            ).run(cmd)  # fmt: skip
+        result = sup.run(
+            policy, log, cmd, mode=args.mode, timeouts=timeouts, approver=approver,
+            workspace=args.workspace,
+        )  # fmt: skip
     except OSError as e:
         _err(f"sandbox setup failed: {e}; {cmd[0]} did not run")
         return EXIT_SETUP
@@ -174,9 +166,10 @@ def _policy(args: argparse.Namespace) -> int:
 
 def _detect(args: argparse.Namespace) -> int:
     from ._linux import detect
+    from .supervisor._mechanism import choose
 
     facts = detect.probe_host()
-    use = _mechanism(facts)
+    use = choose(facts)
     if args.json:
         print(json.dumps({**facts.to_dict(), "sandbox": use}, indent=2))
     else:
@@ -185,38 +178,6 @@ def _detect(args: argparse.Namespace) -> int:
             print(f"  {'yes' if p.available else 'no ':3}  {p.name:22} {p.detail}")
         print(f"sandbox: {use['summary']}")
     return 0 if use["enforcing"] else 1
-
-
-def _mechanism(facts: object) -> dict[str, object]:
-    """What the sandbox will use on this host (policy of the supervisor)."""
-    from ._linux.detect import HostFacts
-
-    assert isinstance(facts, HostFacts)
-    notify = facts.get("seccomp_user_notify").available
-    tracing = facts.get("ptrace").available
-    if facts.arch_supported and notify and tracing:
-        return {
-            "enforcing": True,
-            "mode": "notify",
-            "summary": "seccomp user-notify for files, exec and network; "
-            "ptrace for the process tree",
-        }
-    missing = [
-        n
-        for n, ok in (
-            ("seccomp user-notify", notify),
-            ("ptrace", tracing),
-            ("a supported architecture", facts.arch_supported),
-        )
-        if not ok
-    ]
-    return {
-        "enforcing": False,
-        "mode": None,
-        "summary": "unavailable: missing "
-        + ", ".join(missing)
-        + "; agentsh-ipy exec will refuse (125)",
-    }
 
 
 def _trash(args: argparse.Namespace) -> int:

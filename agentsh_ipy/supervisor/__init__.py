@@ -14,8 +14,9 @@ import pwd
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from .. import audit as aud
 from .. import policy as pol
@@ -40,6 +41,7 @@ __all__ = [
     "new_session_id",
     "open_audit",
     "policy_variables",
+    "run",
 ]
 
 
@@ -71,6 +73,26 @@ def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ())
         protect = (*protect, os.path.realpath(path))
     trash = os.path.join(os.path.realpath(workspace), TRASH_DIR)
     return p.protect([os.path.realpath(x) for x in protect], trees=[trash])
+
+
+def run(
+    policy: pol.Policy,
+    log: aud.AuditLog,
+    argv: Sequence[str],
+    *,
+    mode: str = "auto",
+    **session: Any,
+) -> Result:
+    """Run argv in a sandbox session. ``mode`` auto uses seccomp user-notify
+    and falls back to ptrace mode when the host gives no usable listener;
+    the wrapper reports that before anything ran, so the retry is safe."""
+    if mode not in ("auto", "notify", "ptrace"):
+        raise ValueError(f"mode {mode!r} is not auto, notify or ptrace")
+    result = Session(policy, log, mode="notify" if mode == "auto" else mode, **session).run(argv)
+    if mode == "auto" and result.notify_unavailable:
+        log.emit("sandbox", op="fallback", mode="ptrace", reason=result.error)
+        result = Session(policy, log, mode="ptrace", **session).run(argv)
+    return result
 
 
 def harden_supervisor_process() -> None:

@@ -24,14 +24,15 @@ def main() -> None:
     log = aud.AuditLog(None, "test", time.time)
     events: list[dict[str, object]] = []
     log.subscribe(events.append)
-    session = sup.Session(
+    start = time.monotonic()
+    result = sup.run(
         policy,
         log,
+        cmd,
+        mode=os.environ.get("AGENTSH_TEST_MODE", "notify"),
         timeouts=sup.Timeouts(float(handoff), float(ready), float(go)),
         wrapper_cmd=[sys.executable, wrapper] if wrapper != "-" else None,
     )
-    start = time.monotonic()
-    result = session.run(cmd, cwd=workspace)
     # Python restores default handlers at exit; a late SIGUSR1 must not kill it.
     signal.signal(signal.SIGUSR1, signal.SIG_IGN)
     print(

@@ -29,15 +29,17 @@ pytestmark = linux_only
 HERE = Path(__file__).resolve().parent
 
 
-def run_session(area: Area, fake: str | None, cmd: list[str], *, handoff: float = 10,
-                ready: float = 30, go: float = 30) -> dict[str, Any]:  # fmt: skip
+def run_session(
+    area: Area, fake: str | None, cmd: list[str], *, handoff: float = 10, ready: float = 30,
+    go: float = 30, mode: str = "notify",
+) -> dict[str, Any]:  # fmt: skip
     """Run Session in a fresh process (as the area's user) with a fake wrapper."""
     fakes = area.root / "fakes"
     if not fakes.exists():  # a copy the unprivileged user can read
         shutil.copytree(HERE / "fakes", fakes)
         shutil.copy(HERE / "run_session.py", fakes / "run_session.py")
     pidfile = area.root / "audit" / "wrapper.pid"
-    env = {**sandbox_env(area), "AGENTSH_TEST_PIDFILE": str(pidfile)}
+    env = {**sandbox_env(area), "AGENTSH_TEST_PIDFILE": str(pidfile), "AGENTSH_TEST_MODE": mode}
     wrapper = str(fakes / fake) if fake else "-"
     argv = area.user.cmd([sys.executable, str(fakes / "run_session.py"), wrapper,
                           str(handoff), str(ready), str(go), str(area.ws), *cmd])  # fmt: skip
@@ -196,3 +198,28 @@ def test_supervisor_killed_takes_the_tree_down(area: Area, user: User) -> None:
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_auto_mode_falls_back_to_ptrace_when_the_host_refuses_a_listener(area: Area) -> None:
+    secret = area.write("outside/secret", "SECRET\n")
+    cmd = ["sh", "-c", f"cat {secret}; echo x > {area.outside}/new; exit 3"]
+    r = run_session(area, "no_listener.py", cmd, mode="auto")
+    assert (r["status"], r["error"]) == (3, None)
+    events = r["events"]
+    [fallback] = [e for e in events if e.get("op") == "fallback"]
+    assert fallback["mode"] == "ptrace" and "unavailable" in fallback["reason"]
+    # The same policy and audit through the tracer: the write was denied.
+    assert not (area.outside / "new").exists()
+    assert any(e["type"] == "file" and e.get("path") == f"{area.outside}/new"
+               and e["decision"] == "deny" for e in events)  # fmt: skip
+    # Nothing ran on the first try: every process event follows the fallback.
+    procs = [e["seq"] for e in events if e["type"] in ("process_start", "process_exit", "exec")]
+    assert procs and min(procs) > fallback["seq"]
+    assert [e["op"] for e in events if e["type"] == "sandbox"].count("start") == 2
+
+
+def test_notify_mode_alone_refuses_when_the_host_refuses_a_listener(area: Area) -> None:
+    r = run_session(area, "no_listener.py", ["true"], mode="notify")
+    assert r["status"] == 125
+    assert "seccomp user-notify unavailable" in r["error"]
+    assert not [e for e in r["events"] if e["type"] == "process_start"]
