@@ -102,3 +102,19 @@ def test_redirect_runs_the_other_command_with_its_message(area: Area) -> None:
     assert not any(
         e.get("resolved", e["path"]).endswith("/curl") and e["decision"] == "allow" for e in execs
     )
+
+
+def test_memory_limit_caps_each_process(area: Area) -> None:
+    policy = area.write("p.yaml", TEST_POLICY + "limits:\n  memory: 256MiB\n")
+    script = (
+        "import resource\n"
+        "print(resource.getrlimit(resource.RLIMIT_AS)[0])\n"
+        "try:\n"
+        "    b = bytearray(512 * 1024 * 1024)\n"
+        "    print('allocated')\n"
+        "except MemoryError:\n"
+        "    print('refused')\n"
+    )
+    r = sandbox(area, [sys.executable, "-c", script], policy=policy)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [str(256 * 1024 * 1024), "refused"]
