@@ -74,6 +74,12 @@ class Request:
 # An action's result meaning "let the kernel run the (modified) call".
 CONTINUE = 1 << 62
 BLOCKED_RULE = "seccomp-blocklist"
+# The flags open(2) acts on (the kernel's VALID_OPEN_FLAGS).
+_OPEN_FLAGS = (
+    os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND
+    | os.O_NONBLOCK | os.O_DSYNC | 0o20000 | os.O_DIRECT | os.O_LARGEFILE | os.O_DIRECTORY
+    | os.O_NOFOLLOW | os.O_NOATIME | os.O_CLOEXEC | os.O_SYNC | os.O_PATH | O_TMPFILE
+)  # fmt: skip
 PROC_RULE = "proc-outside"
 # What another process exposes to the sandbox under /proc/<pid>/.
 _PROC_PUBLIC = frozenset(
@@ -289,9 +295,12 @@ class Decoder:
         # path buffer that a racing thread may have changed since we decided.
         # Never openat2 (RESOLVE semantics) or O_TMPFILE; not /proc, /dev or
         # /sys, whose files mean something else when we open them.
+        # O_PATH: NOTIF_ADDFD cannot pass such an fd (EBADF); it grants no
+        # data access by itself, and what is opened through it is decided.
         if (
             name in ("open", "openat", "creat")
             and flags & O_TMPFILE != O_TMPFILE
+            and not flags & os.O_PATH
             and not real.startswith(("/proc/", "/dev/", "/sys/"))
             and real not in ("/proc", "/dev", "/sys")
         ):
@@ -751,7 +760,8 @@ class NotifyLoop(threading.Thread):
         until we know it is a regular file or a directory: a FIFO would block
         this thread; anything else falls back to CONTINUE (Landlock's field).
         """
-        ours = (flags & ~os.O_CLOEXEC) | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+        flags &= _OPEN_FLAGS  # open(2) ignores other bits; openat2 would refuse them
+        ours = flags | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
         try:
             umask = files.umask_of(req.tid)
             fd = files.openat2(path, ours, mode & ~umask, files.RESOLVE_NO_SYMLINKS)

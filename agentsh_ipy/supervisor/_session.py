@@ -174,6 +174,7 @@ class Session:
             argv=list(argv),
             policy=self.policy.name,
             policy_source=self.policy.source,
+            mode=self.mode,
             hidden_env=hidden,
         )
         if hidden:

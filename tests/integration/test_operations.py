@@ -98,3 +98,25 @@ def test_sendto_with_a_destination_is_decided(area: Area) -> None:
     assert r.stdout.strip() == "denied", r.stderr
     [ev] = [e for e in r.of_type("net") if e["decision"] == "deny"]
     assert (ev["op"], ev["addr"], ev["port"]) == ("send", "127.0.0.2", 9)
+
+
+def test_o_path_and_dirfd_opens_work(area: Area) -> None:
+    # O_PATH fds cannot be injected (NOTIF_ADDFD refuses them), so such opens
+    # continue in the kernel; what is then opened through them is decided.
+    area.write("ws/data.txt", "payload\n")
+    script = (
+        "import os\n"
+        f"d = os.open({str(area.ws)!r}, os.O_PATH | os.O_DIRECTORY)\n"
+        "print(os.read(os.open('data.txt', os.O_RDONLY, dir_fd=d), 20).decode(), end='')\n"
+        "try:\n"
+        "    os.open('new.txt', os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=d)\n"
+        "    print('created')\n"
+        "except OSError as e:\n"
+        "    print('error', e.errno)\n"
+    )
+    r = sandbox(area, [sys.executable, "-c", script], policy=write_policy(area))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "payload\ncreated\n"
+    assert (area.ws / "new.txt").exists()
+    [ev] = [e for e in r.of_type("file") if e.get("path") == str(area.ws / "new.txt")]
+    assert (ev["op"], ev["decision"]) == ("create", "allow")
