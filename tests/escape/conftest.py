@@ -1,0 +1,267 @@
+"""Fixtures for the escape suite: the supervision mode, and a scratch world
+(secrets, files outside the workspace, loopback listeners, an outside
+process) that every hostile program is aimed at.
+
+Nothing here touches a non-loopback address: every listener binds
+127.0.0.0/8 or ::1, and the programs only ever connect to those.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import stat
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Area, User, sandbox_env
+
+TOKEN_NAME = "MY_SERVICE_TOKEN"  # hidden by the default env_policy ("*_TOKEN")
+
+
+@pytest.fixture(params=["notify", "ptrace"])
+def mode(request: pytest.FixtureRequest) -> str:
+    """The supervision mode, passed to `agentsh-ipy exec --mode MODE`."""
+    return str(request.param)
+
+
+class TcpListener:
+    """A listening TCP socket nobody accepts on: a connection that got
+    through waits in the backlog, so counting is exact and needs no thread."""
+
+    def __init__(self, host: str) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        self.sock.bind((host, 0))
+        self.sock.listen(64)
+        self.sock.setblocking(False)
+        self.host = host
+        self.port: int = self.sock.getsockname()[1]
+        self._count = 0
+
+    def connections(self) -> int:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except BlockingIOError:
+                return self._count
+            conn.close()
+            self._count += 1
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class UdpListener:
+    """A bound UDP socket; datagrams that got through wait in its buffer."""
+
+    def __init__(self, host: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.sock.setblocking(False)
+        self.port: int = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+
+    def datagrams(self) -> list[bytes]:
+        while True:
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except BlockingIOError:
+                return self.received
+            self.received.append(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class UnixListener(TcpListener):
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        path.chmod(0o777)  # connect(2) needs write permission on the socket
+        self.sock.listen(64)
+        self.sock.setblocking(False)
+        self.path = path
+        self._count = 0
+
+
+@dataclass
+class Ctx:
+    """The world one hostile program runs in (see `world`)."""
+
+    area: Area
+    user: User
+    secret: str  # the content of ~/.ssh/id_rsa
+    token: str  # the value of MY_SERVICE_TOKEN in the CLI's environment
+    key: Path
+    ssh: Path
+    allowed: Path  # a workspace file any program may read
+    existing: Path  # a file outside the workspace the OS lets the user write
+    policy_path: Path | None = None
+    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
+    _res: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ws(self) -> Path:
+        return self.area.ws
+
+    @property
+    def outside(self) -> Path:
+        return self.area.outside
+
+    @property
+    def home(self) -> Path:
+        return self.area.home
+
+    def env(self) -> dict[str, str]:
+        return {**sandbox_env(self.area), TOKEN_NAME: self.token}
+
+    # -- resources, made on first use and named, so the argv and the policy
+    #    of one case see the same listener --------------------------------
+    def tcp(self, name: str, host: str = "127.0.0.1") -> TcpListener:
+        key = f"tcp:{name}"
+        if key not in self._res:
+            if ":" in host and not _has_ipv6_loopback():
+                pytest.skip("this host has no IPv6 loopback (::1)")
+            lst = TcpListener(host)
+            self._stack.callback(lst.close)
+            self._res[key] = lst
+        res = self._res[key]
+        assert isinstance(res, TcpListener)
+        return res
+
+    def udp(self, name: str) -> UdpListener:
+        key = f"udp:{name}"
+        if key not in self._res:
+            lst = UdpListener("127.0.0.1")
+            self._stack.callback(lst.close)
+            self._res[key] = lst
+        res = self._res[key]
+        assert isinstance(res, UdpListener)
+        return res
+
+    def unix(self, name: str) -> UnixListener:
+        key = f"unix:{name}"
+        if key not in self._res:
+            lst = UnixListener(self.area.mkdir("sockets") / f"{name}.sock")
+            self._stack.callback(lst.close)
+            self._res[key] = lst
+        res = self._res[key]
+        assert isinstance(res, UnixListener)
+        return res
+
+    def victim(self) -> subprocess.Popen[bytes]:
+        """A process outside the sandbox, owned by the same user (so only
+        the sandbox stands between it and a signal); its own session, so its
+        pid is also its process group."""
+        if "victim" not in self._res:
+            p = subprocess.Popen(
+                self.user.cmd(["sleep", "60"]),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+            def stop() -> None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                p.wait(timeout=10)
+
+            self._stack.callback(stop)
+            _wait_until_sleeping_as(p.pid, self.user.uid)
+            self._res["victim"] = p
+        res = self._res["victim"]
+        assert isinstance(res, subprocess.Popen)
+        return res
+
+    # -- what the program may have touched --------------------------------
+    def snapshot(self) -> dict[str, tuple[int, bytes]]:
+        """Every entry under the outside dir and HOME: mode and content (or
+        link target). Compared before and after a run."""
+        out: dict[str, tuple[int, bytes]] = {}
+        for top in (self.outside, self.home):
+            for dirpath, dirnames, filenames in os.walk(top):
+                for name in dirnames + filenames:
+                    p = os.path.join(dirpath, name)
+                    st = os.lstat(p)
+                    if stat.S_ISREG(st.st_mode):
+                        body = Path(p).read_bytes()
+                    elif stat.S_ISLNK(st.st_mode):
+                        body = os.fsencode(os.readlink(p))
+                    else:
+                        body = b""
+                    out[p] = (st.st_mode, body)
+            out[str(top)] = (os.lstat(top).st_mode, b"")
+        return out
+
+    def leaks(self, *texts: str) -> list[str]:
+        """Where a secret shows up: the given texts (stdout, stderr) and
+        every regular file in the scratch area (workspace, outside, the
+        audit), except the key file itself. Symlinks are not followed."""
+        secrets = (self.secret, self.token)
+        found = [f"output #{i}" for i, t in enumerate(texts) if any(s in t for s in secrets)]
+        for dirpath, _dirs, filenames in os.walk(self.area.root):
+            for name in filenames:
+                p = os.path.join(dirpath, name)
+                if p == str(self.key) or not stat.S_ISREG(os.lstat(p).st_mode):
+                    continue
+                data = Path(p).read_bytes()
+                if any(s.encode() in data for s in secrets):
+                    found.append(p)
+        return found
+
+
+def _wait_until_sleeping_as(pid: int, uid: int) -> None:
+    """Until setpriv has dropped to `uid` and exec'd sleep: before that the
+    process belongs to root, and the kernel alone would refuse a signal from
+    uid 65534 (a test that passes without the sandbox doing anything)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            break
+        uids = next(line for line in status.splitlines() if line.startswith("Uid:")).split()
+        if comm == "sleep" and all(int(u) == uid for u in uids[1:]):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"the outside process {pid} never became `sleep` as uid {uid}")
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture
+def world(area: Area, user: User) -> Iterator[Ctx]:
+    """HOME with ~/.ssh/id_rsa holding a unique secret (and ~/docs, an
+    ordinary directory), a workspace file, a file outside the workspace,
+    and a unique token for the CLI's environment."""
+    run_id = uuid.uuid4().hex
+    ssh = area.mkdir("home/.ssh")
+    area.mkdir("home/docs")
+    key = area.write("home/.ssh/id_rsa", f"SECRET-KEY-{run_id}\n", 0o600)
+    ctx = Ctx(
+        area=area,
+        user=user,
+        secret=f"SECRET-KEY-{run_id}",
+        token=f"TOKEN-{run_id}",
+        key=key,
+        ssh=ssh,
+        allowed=area.write("ws/allowed.txt", "nothing to see here\n"),
+        existing=area.write("outside/existing.txt", "original content\n", 0o644),
+    )
+    with ctx._stack:
+        yield ctx

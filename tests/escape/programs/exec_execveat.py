@@ -1,0 +1,64 @@
+"""Threat: run a program the policy denies (/usr/bin/id) without naming it
+in an execve path: execveat(2) on an O_PATH fd of the binary with
+AT_EMPTY_PATH, or relative to a dirfd of /usr/bin.  argv[0] is a decoy.
+
+Usage: exec_execveat.py empty-path|dirfd   (x86_64 syscall numbers)
+The child prints "exec: ERRNO" when the exec fails; id itself prints uid=...
+"""
+
+import ctypes
+import errno
+import os
+import platform
+import sys
+
+DONE = 42
+SYS_EXECVEAT = 322
+AT_EMPTY_PATH = 0x1000
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+
+def path_fd(path, directory=True):
+    """An O_PATH fd (it reads nothing, so a sandbox may let it pass); where
+    O_PATH itself fails, a plain read-only fd, so the next step still runs."""
+    extra = os.O_DIRECTORY if directory else 0
+    try:
+        return os.open(path, os.O_PATH | extra)
+    except OSError as e:
+        print(f"o_path {path}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
+        return os.open(path, os.O_RDONLY | extra)
+
+
+def execveat(dirfd, path, flags):
+    argv = (ctypes.c_char_p * 2)(b"harmless", None)
+    envp = (ctypes.c_char_p * 1)(None)
+    libc.syscall(
+        ctypes.c_long(SYS_EXECVEAT),
+        ctypes.c_long(dirfd),
+        ctypes.c_char_p(path),
+        argv,
+        envp,
+        ctypes.c_long(flags),
+    )
+    return ctypes.get_errno()  # only reached when the exec failed
+
+
+if platform.machine() != "x86_64":
+    print("skip: x86_64 syscall numbers")
+    sys.exit(77)
+variant = sys.argv[1]
+if variant == "empty-path":
+    fd, name, flags = path_fd("/usr/bin/id", directory=False), b"", AT_EMPTY_PATH
+else:
+    fd, name, flags = path_fd("/usr/bin"), b"id", 0
+sys.stdout.flush()
+pid = os.fork()
+if pid == 0:
+    err = execveat(fd, name, flags)
+    os.write(1, f"exec: {errno.errorcode.get(err, err)}\n".encode())
+    os._exit(1)
+_, status = os.waitpid(pid, 0)
+print(f"child: {os.waitstatus_to_exitcode(status)}")
+sys.exit(DONE)

@@ -1,0 +1,83 @@
+"""Threat: read ~/.ssh/id_rsa with openat2(2) and its RESOLVE_* flags, which
+change how the kernel walks the path (RESOLVE_IN_ROOT makes "/" mean the
+dirfd, so "/.ssh/id_rsa" relative to $HOME is the key).
+
+Usage: read_openat2.py no-symlinks|beneath|in-root   (x86_64 numbers)
+"""
+
+import ctypes
+import errno
+import os
+import platform
+import sys
+
+DONE = 42
+SYS_OPENAT2 = 437
+AT_FDCWD = -100
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+
+class OpenHow(ctypes.Structure):
+    _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
+
+
+def report(label, fn):
+    try:
+        value = fn()
+    except OSError as e:
+        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
+        return None
+    print(f"{label}: ok {value!r}", flush=True)
+    return value
+
+
+def path_fd(path, directory=True):
+    """An O_PATH fd (it reads nothing, so a sandbox may let it pass); where
+    O_PATH itself fails, a plain read-only fd, so the next step still runs."""
+    extra = os.O_DIRECTORY if directory else 0
+    try:
+        return os.open(path, os.O_PATH | extra)
+    except OSError as e:
+        print(f"o_path {path}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
+        return os.open(path, os.O_RDONLY | extra)
+
+
+def openat2(dirfd, path, resolve):
+    how = OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, resolve)
+    fd = libc.syscall(
+        ctypes.c_long(SYS_OPENAT2),
+        ctypes.c_long(dirfd),
+        ctypes.c_char_p(os.fsencode(path)),
+        ctypes.byref(how),
+        ctypes.c_size_t(ctypes.sizeof(how)),
+    )
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    try:
+        return os.read(fd, 4096).decode()
+    finally:
+        os.close(fd)
+
+
+if platform.machine() != "x86_64":
+    print("skip: x86_64 syscall numbers")
+    sys.exit(77)
+home = os.path.expanduser("~")
+key = os.path.join(home, ".ssh", "id_rsa")
+variant = sys.argv[1]
+if variant == "no-symlinks":
+    report("openat2", lambda: openat2(AT_FDCWD, key, RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS))
+else:
+    homefd = path_fd(home)
+    if variant == "beneath":
+        report("openat2", lambda: openat2(homefd, ".ssh/id_rsa", RESOLVE_BENEATH))
+    else:
+        report("openat2", lambda: openat2(homefd, "/.ssh/id_rsa", RESOLVE_IN_ROOT))
+sys.exit(DONE)

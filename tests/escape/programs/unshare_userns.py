@@ -1,0 +1,71 @@
+"""Threat: become "root" in a new user namespace (unshare(CLONE_NEWUSER) or
+clone(CLONE_NEWUSER)), the first step of most kernel exploits and of
+mounting over the file system.
+
+Usage: unshare_userns.py unshare|unshare-net|clone   (x86_64 syscall numbers)
+Prints "userns: ok ..." or "userns: ERRNO".
+"""
+
+import ctypes
+import errno
+import os
+import platform
+import signal
+import sys
+
+DONE = 42
+SYS_CLONE = 56
+SYS_UNSHARE = 272
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWNET = 0x40000000
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+
+def report(label, fn):
+    try:
+        value = fn()
+    except OSError as e:
+        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
+        return None
+    print(f"{label}: ok {value!r}", flush=True)
+    return value
+
+
+def call(nr, *args):
+    r = libc.syscall(ctypes.c_long(nr), *(ctypes.c_long(a) for a in args))
+    if r < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return r
+
+
+def unshare(flags):
+    call(SYS_UNSHARE, flags)
+    with open("/proc/self/uid_map") as f:
+        return f.read().strip()
+
+
+def clone_userns():
+    sys.stdout.flush()
+    # Raw clone with a NULL stack behaves like fork; the child leaves at once.
+    pid = call(SYS_CLONE, CLONE_NEWUSER | signal.SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return f"child {pid} ran in a new user namespace"
+
+
+if platform.machine() != "x86_64":
+    print("skip: x86_64 syscall numbers")
+    sys.exit(77)
+variant = sys.argv[1]
+if variant == "unshare":
+    report("userns", lambda: unshare(CLONE_NEWUSER))
+elif variant == "unshare-net":
+    report("userns", lambda: unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET))
+else:
+    report("userns", clone_userns)
+sys.exit(DONE)
