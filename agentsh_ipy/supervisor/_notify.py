@@ -111,6 +111,12 @@ def _s32(v: int) -> int:
     return v - (1 << 32) if v & 0x80000000 else v
 
 
+def _id(v: int) -> int:
+    """A uid_t/gid_t argument: (uid_t)-1 means "leave unchanged"."""
+    v &= 0xFFFFFFFF
+    return -1 if v == 0xFFFFFFFF else v
+
+
 def _pgid(pid: int) -> int | None:
     try:
         return os.getpgid(pid)
@@ -331,7 +337,11 @@ class Decoder:
         return self._open(name, pid, tid, path, O_CREAT | O_TRUNC | os.O_WRONLY, a[1])
 
     def _h_truncate(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._file(name, pid, tid, ["write"], self._path(pid, tid, AT_FDCWD, a[0]))
+        req = self._file(name, pid, tid, ["write"], self._path(pid, tid, AT_FDCWD, a[0]))
+        length = a[1]
+        return self._on_path(
+            req, True, lambda p: os.truncate(p, length), os.O_WRONLY | os.O_NONBLOCK
+        )
 
     def _h_unlink(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._file(name, pid, tid, ["delete"], self._path(pid, tid, AT_FDCWD, a[0]), False)
@@ -405,8 +415,42 @@ class Decoder:
     def _h_mkdirat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._file(name, pid, tid, ["mkdir"], self._path(pid, tid, a[0], a[1]), False)
 
+    # chmod, chown and truncate by path are done by the supervisor on the
+    # path it decided on (through an O_PATH fd opened without following any
+    # symlink), so a racing thread cannot redirect them; Landlock has no
+    # right for chmod or chown to fall back on.
+    def _on_path(
+        self, req: Request, follow: bool, act: Callable[[str], None], flags: int = os.O_PATH
+    ) -> Request:
+        if req.decision.decision not in ("allow", "audit"):
+            return req
+        real = req.fields.get("resolved", req.fields["path"])
+        nofollow = 0 if follow else os.O_NOFOLLOW
+
+        def run() -> int:
+            try:
+                fd = files.openat2(
+                    real, flags | nofollow | os.O_CLOEXEC, 0, files.RESOLVE_NO_SYMLINKS
+                )
+                try:
+                    act(f"/proc/self/fd/{fd}")
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                err = e.errno or errno.EACCES
+                req.fields["result"] = errno.errorcode.get(err, str(err))
+                return -err
+            return 0
+
+        req.action = run
+        return req
+
+    def _chmod(self, name: str, pid: int, tid: int, path: str, mode: int, follow: bool) -> Request:
+        req = self._file(name, pid, tid, ["chmod"], path, follow)
+        return self._on_path(req, follow, lambda p: os.chmod(p, mode & 0o7777))
+
     def _h_chmod(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._file(name, pid, tid, ["chmod"], self._path(pid, tid, AT_FDCWD, a[0]))
+        return self._chmod(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1], True)
 
     def _h_fchmod(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._file(name, pid, tid, ["chmod"], self._fd(tid, _s32(a[0])))
@@ -414,13 +458,20 @@ class Decoder:
     def _h_fchmodat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         flags = a[3] if name == "fchmodat2" else 0
         path = self._path(pid, tid, a[0], a[1], flags)
-        return self._file(name, pid, tid, ["chmod"], path, not flags & AT_SYMLINK_NOFOLLOW)
+        return self._chmod(name, pid, tid, path, a[2], not flags & AT_SYMLINK_NOFOLLOW)
 
     _h_fchmodat2 = _h_fchmodat
 
+    def _chown(
+        self, name: str, pid: int, tid: int, path: str, uid: int, gid: int, follow: bool
+    ) -> Request:
+        req = self._file(name, pid, tid, ["chown"], path, follow)
+        u, g = _id(uid), _id(gid)
+        return self._on_path(req, follow, lambda p: os.chown(p, u, g))
+
     def _h_chown(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         path = self._path(pid, tid, AT_FDCWD, a[0])
-        return self._file(name, pid, tid, ["chown"], path, name != "lchown")
+        return self._chown(name, pid, tid, path, a[1], a[2], name != "lchown")
 
     _h_lchown = _h_chown
 
@@ -429,7 +480,7 @@ class Decoder:
 
     def _h_fchownat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         path = self._path(pid, tid, a[0], a[1], a[4])
-        return self._file(name, pid, tid, ["chown"], path, not a[4] & AT_SYMLINK_NOFOLLOW)
+        return self._chown(name, pid, tid, path, a[2], a[3], not a[4] & AT_SYMLINK_NOFOLLOW)
 
     # -- exec ---------------------------------------------------------------
     def _exec(

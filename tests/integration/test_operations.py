@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from tests.conftest import Area, linux_only, sandbox, write_policy
 
 pytestmark = linux_only
@@ -120,3 +122,41 @@ def test_o_path_and_dirfd_opens_work(area: Area) -> None:
     assert (area.ws / "new.txt").exists()
     [ev] = [e for e in r.of_type("file") if e.get("path") == str(area.ws / "new.txt")]
     assert (ev["op"], ev["decision"]) == ("create", "allow")
+
+
+CHMOD_RACE = """
+import ctypes, os, sys, threading, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.chmod.argtypes = (ctypes.c_void_p, ctypes.c_uint)
+allowed, outside = (os.fsencode(p) + b"\\0" for p in sys.argv[1:3])
+buf = ctypes.create_string_buffer(4096)
+ctypes.memmove(buf, allowed, len(allowed))
+stop = threading.Event()
+def flip():
+    while not stop.is_set():
+        ctypes.memmove(buf, outside, len(outside))
+        ctypes.memmove(buf, allowed, len(allowed))
+threading.Thread(target=flip, daemon=True).start()
+n = 0
+deadline = time.monotonic() + 3
+while time.monotonic() < deadline:
+    libc.chmod(ctypes.addressof(buf), 0o777)
+    n += 1
+stop.set()
+print("tries", n)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["notify", "ptrace"])
+def test_racing_a_chmod_path_never_reaches_outside(area: Area, mode: str) -> None:
+    allowed = area.write("ws/mine", "x\n", 0o600)
+    outside = area.write("outside/theirs", "y\n", 0o600)
+    r = sandbox(area, [sys.executable, "-c", CHMOD_RACE, str(allowed), str(outside)],
+                policy=write_policy(area), extra=["--mode", mode], timeout=60)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.split()[1]) > 100
+    assert outside.stat().st_mode & 0o777 == 0o600  # the outside file never changed
+    assert allowed.stat().st_mode & 0o777 == 0o777
+    denied = [e for e in r.denials("file") if e["path"] == str(outside)]
+    assert all(e["op"] == "chmod" for e in denied)
