@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import policy as pol
-from .._linux import files, procfs, seccomp
+from .._linux import files, procfs, seccomp, sockets
 from .._linux.arch import Arch
 from ._redirect import Redirector
 from ._trash import Trash
@@ -59,6 +59,8 @@ class Request:
     # notification is known valid): returns the result, a value or -errno.
     action: Callable[[], int] | None = None
     open_spec: tuple[str, int, int] | None = None  # (resolved path, flags, mode) to emulate
+    sockaddr: bytes = b""  # the exact address bytes decided on
+    run_async: bool = False  # the action may block (a connect): run it off the loop
 
     @property
     def errno(self) -> int:
@@ -73,6 +75,7 @@ class Request:
 
 # An action's result meaning "let the kernel run the (modified) call".
 CONTINUE = 1 << 62
+_SEND_MAX = 1 << 20  # bytes an emulated send carries at most (a partial write past it)
 BLOCKED_RULE = "seccomp-blocklist"
 # The flags open(2) acts on (the kernel's VALID_OPEN_FLAGS).
 _OPEN_FLAGS = (
@@ -160,6 +163,7 @@ class Decoder:
         self.policy = policy
         self.trash = trash
         self.redirector = redirector
+        self.emulate_net = False  # notify mode turns it on; ptrace mode holds threads instead
         self.mem = procfs.MemoryReader()
         self.tree = tree
         self.tgid_ppid = tree.tgid_ppid
@@ -645,7 +649,7 @@ class Decoder:
             if abstract:
                 path = "@" + os.fsdecode(sun[1:]).rstrip("\0")
                 d = self.policy.check_unix(op, path, True)
-                return Request("unix", op, name, pid, tid, d, {"path": path})
+                return Request("unix", op, name, pid, tid, d, {"path": path}, sockaddr=raw)
             path = os.fsdecode(sun.split(b"\0", 1)[0])
             if not path.startswith("/"):
                 path = os.path.join(self._cwd(tid), path)
@@ -654,20 +658,83 @@ class Decoder:
             paths = [real] if ".." in path.split("/") else list(dict.fromkeys([path, real]))
             d = worst([self.policy.check_unix(op, p, False) for p in paths])
             fields = {"path": path, **({"resolved": real} if real != path else {})}
-            return Request("unix", op, name, pid, tid, d, fields)
+            return Request("unix", op, name, pid, tid, d, fields, sockaddr=raw)
         else:
             return None  # families we do not decide on keep the kernel's answer
         d = self.policy.check_network(op, ip, port)
-        return Request("net", op, name, pid, tid, d, {"addr": ip, "port": port})
+        return Request("net", op, name, pid, tid, d, {"addr": ip, "port": port}, sockaddr=raw)
+
+    # In notify mode the supervisor performs an allowed connect/bind/send
+    # itself, on a copy of the socket (pidfd_getfd) and with the address bytes
+    # it decided on: the kernel would otherwise read the tracee's buffer
+    # again, which a racing thread may have changed. Unix socket paths are
+    # pinned through an O_PATH fd opened without following symlinks.
+    def _net(
+        self, req: Request | None, fd: int, send: tuple[bytes, int] | None = None
+    ) -> Request | None:
+        if req is None or not self.emulate_net or req.decision.decision not in ("allow", "audit"):
+            return req
+        pid, op, raw = req.pid, req.op, req.sockaddr
+        unix_path = (
+            req.fields.get("resolved", req.fields.get("path")) if req.kind == "unix" else None
+        )
+        abstract = unix_path is not None and unix_path.startswith("@")
+
+        def run() -> int:
+            pinned = -1
+            try:
+                sfd = sockets.steal(pid, fd)
+                try:
+                    addr = raw
+                    if unix_path is not None and not abstract:
+                        parent, leaf = os.path.split(unix_path)
+                        target = parent if op == "bind" else unix_path
+                        pinned = files.openat2(target, os.O_PATH | os.O_CLOEXEC, 0,
+                                               files.RESOLVE_NO_SYMLINKS)  # fmt: skip
+                        pinned_path = f"/proc/self/fd/{pinned}" + (
+                            f"/{leaf}" if op == "bind" else ""
+                        )
+                        addr = sockets.unix_sockaddr(pinned_path)
+                    if op == "connect":
+                        sockets.connect(sfd, addr)
+                        return 0
+                    if op == "bind":
+                        sockets.bind(sfd, addr)
+                        return 0
+                    assert send is not None
+                    return sockets.sendto(sfd, send[0], send[1], addr)
+                finally:
+                    os.close(sfd)
+            except OSError as e:
+                err = e.errno or errno.EACCES
+                req.fields["result"] = errno.errorcode.get(err, str(err))
+                return -err
+            finally:
+                if pinned >= 0:
+                    os.close(pinned)
+
+        req.action = run
+        req.run_async = op != "bind"  # a connect or a send may block
+        return req
 
     def _h_connect(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
-        return self._sockaddr(name, "connect", pid, tid, a[1], a[2])
+        return self._net(self._sockaddr(name, "connect", pid, tid, a[1], a[2]), _s32(a[0]))
 
     def _h_bind(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
-        return self._sockaddr(name, "bind", pid, tid, a[1], a[2])
+        return self._net(self._sockaddr(name, "bind", pid, tid, a[1], a[2]), _s32(a[0]))
 
     def _h_sendto(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
-        return self._sockaddr(name, "send", pid, tid, a[4], a[5])
+        req = self._sockaddr(name, "send", pid, tid, a[4], a[5])
+        if req is None or not self.emulate_net:
+            return req
+        data = self._buffer(tid, a[1], a[2] & 0xFFFFFFFFFFFF)
+        return self._net(req, _s32(a[0]), (data, _s32(a[3])))
+
+    def _buffer(self, tid: int, addr: int, length: int) -> bytes:
+        try:
+            return self.mem.read_exact(tid, addr, min(length, _SEND_MAX)) if length else b""
+        except OSError as e:
+            raise Unreadable(f"send buffer: {e.strerror}") from None
 
     def _msghdr(self, name: str, pid: int, tid: int, addr: int) -> Request | None:
         try:
@@ -677,7 +744,23 @@ class Decoder:
         return self._sockaddr(name, "send", pid, tid, msg_name, namelen)
 
     def _h_sendmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
-        return self._msghdr(name, pid, tid, a[1])
+        req = self._msghdr(name, pid, tid, a[1])
+        if req is None or not self.emulate_net:
+            return req
+        try:
+            iov, iovlen, _control, controllen = struct.unpack(
+                "<QQQQ", self.mem.read_exact(tid, a[1] + 16, 32)
+            )
+            vecs = self.mem.read_exact(tid, iov, 16 * min(iovlen, 1024)) if iovlen else b""
+        except OSError as e:
+            raise Unreadable(f"msghdr: {e.strerror}") from None
+        if controllen:  # ancillary data (fds, credentials): the kernel must do it
+            req.fields["unemulated"] = "ancillary data"
+            return req
+        data = b"".join(
+            self._buffer(tid, *struct.unpack_from("<QQ", vecs, i)) for i in range(0, len(vecs), 16)
+        )
+        return self._net(req, _s32(a[0]), (data[:_SEND_MAX], _s32(a[2])))
 
     def _h_sendmmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
         """Every message's destination must pass; the first refused one decides."""
@@ -789,6 +872,9 @@ class NotifyLoop(threading.Thread):
         allowed = req.decision.decision in ("allow", "audit")
         if allowed and req.open_spec is not None and self.emulate_opens:
             delivered = self._emulate_open(nid, req, *req.open_spec)
+        elif req.action is not None and req.run_async:
+            threading.Thread(target=self._answer_later, args=(nid, req), daemon=True).start()
+            return
         elif req.action is not None:
             result = req.action()
             if result == CONTINUE:
@@ -800,6 +886,17 @@ class NotifyLoop(threading.Thread):
             delivered = seccomp.notif_send(self.listener, nid, cont=True)
         else:
             delivered = seccomp.notif_send(self.listener, nid, error=req.errno)
+        if delivered and not req.quiet:
+            self.on_request(req)
+
+    def _answer_later(self, nid: int, req: Request) -> None:
+        """An action that may block (a connect), on its own thread."""
+        result = req.action() if req.action is not None else 0
+        val, err = (result, 0) if result >= 0 else (0, -result)
+        try:
+            delivered = seccomp.notif_send(self.listener, nid, val=val, error=err)
+        except OSError:  # the session ended meanwhile (the listener is closed)
+            return
         if delivered and not req.quiet:
             self.on_request(req)
 

@@ -281,6 +281,7 @@ class Session:
         if self.new_process_group:
             foreground.give(launch.pid)  # its group (pgid == pid) gets the terminal
         decoder = Decoder(self.policy, self.arch, self.table, self.trash, self.redirector)
+        decoder.emulate_net = not ptrace_mode
         decider = None
         if ptrace_mode:
             decider = PtraceDecider(decoder, self.arch, self._on_request, self._approve)

@@ -3,14 +3,19 @@ checks the effect (file absent, listener untouched) and the audit record."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_POLICY, Area, linux_only, sandbox, write_policy
+from tests.conftest import TEST_POLICY, Area, linux_only, sandbox, sandbox_env, write_policy
 
 pytestmark = linux_only
 
@@ -209,3 +214,59 @@ def test_approve_without_a_terminal_denies_and_says_so(area: Area) -> None:
     assert ev["decision"] == "deny"
     assert ev["rule"] == "ask-first"
     assert "no approver" in ev["approval"]
+
+
+def run_swapped(
+    area: Area, kind: str, src: str, dst: str, cmd: list[str], policy: Path
+) -> dict[str, Any]:
+    helper = area.root / "run_swapped.py"
+    shutil.copy(Path(__file__).with_name("run_swapped.py"), helper)
+    argv = area.user.cmd([sys.executable, str(helper), kind, src, dst, str(area.ws), str(policy),
+                          "--", *cmd])  # fmt: skip
+    p = subprocess.run(argv, env=sandbox_env(area), cwd=area.ws, capture_output=True, text=True,
+                       timeout=60)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    out: dict[str, Any] = json.loads(p.stdout.splitlines()[-1])
+    out["output"] = "".join(p.stdout.splitlines(keepends=True)[:-1])
+    return out
+
+
+CONNECT = (
+    "import socket, sys\nsocket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)\n"
+)
+
+
+def test_an_address_swapped_after_the_decision_is_not_used(
+    area: Area, listeners: tuple[Listener, Listener]
+) -> None:
+    allowed, denied = listeners
+    policy = write_policy(
+        area,
+        f"network_rules:\n  - {{name: dev, cidrs: [127.0.0.1/32], ports: [{allowed.port}],"
+        " decision: allow}\n",
+    )
+    r = run_swapped(area, "connect", str(allowed.port), str(denied.port),
+                    [sys.executable, "-c", CONNECT, str(allowed.port)], policy)  # fmt: skip
+    assert r["swapped"] == 1 and r["status"] == 0
+    allowed.close()
+    denied.close()
+    # The supervisor connected with the address it decided on.
+    assert (allowed.accepted, denied.accepted) == (1, 0)
+
+
+def test_a_path_swapped_after_the_decision_is_not_opened(area: Area) -> None:
+    (area.home / ".ssh").mkdir()
+    area.own(area.home / ".ssh")
+    key = area.write("home/.ssh/id_rsa", "SECRET-KEY\n", 0o600)
+    decoy = area.write(f"ws/{'x' * (len(str(key)) - len(str(area.ws)) - 1)}", "decoy\n")
+    assert len(str(decoy)) == len(str(key))
+    script = "import sys\nprint(open(sys.argv[1]).read(), end='')\n"
+    r = run_swapped(area, "open", str(decoy), str(key), [sys.executable, "-c", script, str(decoy)],
+                    write_policy(area))  # fmt: skip
+    assert r["swapped"] == 1 and r["status"] == 0
+    # The supervisor opened the file it decided on: the decoy, not the key
+    # (this policy has no credentials rule, so only the mechanism is tested:
+    # without fd injection the kernel reads the swapped path and opens the key).
+    assert r["output"] == "decoy\n"
+    out = [e for e in r["events"] if e["type"] == "file" and e.get("path") == str(decoy)]
+    assert out and out[0]["decision"] == "allow"
