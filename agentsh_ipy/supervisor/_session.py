@@ -82,6 +82,7 @@ class Session:
         self._result: Result | None = None
         self._killed_for: str | None = None
         self._repeats: dict[tuple[Any, ...], int] = {}
+        self._repeats_lock = threading.Lock()
         self._crash: BaseException | None = None
 
     # -- audit --------------------------------------------------------------
@@ -98,8 +99,9 @@ class Session:
             return False
         key = (req.pid, req.kind, req.op, req.decision.rule,
                req.fields.get("path"), req.fields.get("target"))  # fmt: skip
-        n = self._repeats.get(key, 0) + 1
-        self._repeats[key] = n
+        with self._repeats_lock:  # the notify, approval and network threads all report
+            n = self._repeats.get(key, 0) + 1
+            self._repeats[key] = n
         return n > self._REPEATS_SHOWN
 
     def _flush_suppressed(self) -> None:

@@ -231,7 +231,7 @@ def run_swapped(
     return out
 
 
-CONNECT = (
+SWAP_CONNECT = (
     "import socket, sys\nsocket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)\n"
 )
 
@@ -246,7 +246,7 @@ def test_an_address_swapped_after_the_decision_is_not_used(
         " decision: allow}\n",
     )
     r = run_swapped(area, "connect", str(allowed.port), str(denied.port),
-                    [sys.executable, "-c", CONNECT, str(allowed.port)], policy)  # fmt: skip
+                    [sys.executable, "-c", SWAP_CONNECT, str(allowed.port)], policy)  # fmt: skip
     assert r["swapped"] == 1 and r["status"] == 0
     allowed.close()
     denied.close()
