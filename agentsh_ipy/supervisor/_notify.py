@@ -911,7 +911,7 @@ class NotifyLoop(threading.Thread):
         flags &= _OPEN_FLAGS  # open(2) ignores other bits; openat2 would refuse them
         ours = flags | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
         try:
-            umask = files.umask_of(req.tid)
+            umask = files.umask_of(req.tid) if flags & O_CREAT else 0  # only creation uses it
             fd = files.openat2(path, ours, mode & ~umask, files.RESOLVE_NO_SYMLINKS)
         except OSError as e:
             if e.errno in (errno.ENXIO, errno.ENODEV):  # a FIFO without a reader, a socket
