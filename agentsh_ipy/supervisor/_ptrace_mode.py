@@ -25,7 +25,8 @@ from collections.abc import Callable
 from .. import policy as pol
 from .._linux import ptracer, seccomp
 from .._linux.arch import Arch
-from ._notify import CONTINUE, Decoder, Request, unreadable
+from ._decoder import Decoder
+from ._request import CONTINUE, Request, unreadable
 from ._tracer import Tracer
 
 # Calls whose path or address the kernel re-reads after the decision (exec is

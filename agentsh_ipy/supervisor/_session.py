@@ -25,10 +25,12 @@ from .._linux import ptracer, seccomp
 from .._linux.tty import Foreground
 from . import _landlock
 from ._approval import Approver, NoApprover, ask_async
+from ._decoder import Decoder
 from ._launch import EXIT_SETUP, Launch, LaunchError, Timeouts
-from ._notify import Decoder, NotifyLoop, Request
+from ._notify import NotifyLoop
 from ._ptrace_mode import PtraceDecider
 from ._redirect import Redirector
+from ._request import Request
 from ._tracer import ProcessTable, Tracer
 from ._trash import Trash
 

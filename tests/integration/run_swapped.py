@@ -18,7 +18,7 @@ import time
 from agentsh_ipy import audit as aud
 from agentsh_ipy import supervisor as sup
 from agentsh_ipy._linux import procfs
-from agentsh_ipy.supervisor import _notify
+from agentsh_ipy.supervisor import _decoder as _notify
 
 
 def main() -> None:

@@ -1,0 +1,715 @@
+"""Decoding trapped syscalls: read the arguments from the tracee's memory,
+resolve paths as the kernel would, and ask the policy. Side effects a
+decision implies (an emulated chmod, connect, move to trash) are attached to
+the request as an action, run when the kernel is answered."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import os
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .. import policy as pol
+from .._linux import files, procfs, seccomp, sockets
+from .._linux.arch import Arch
+from ._redirect import Redirector
+from ._request import (
+    BLOCKED_RULE,
+    CONTINUE,
+    LIMIT_RULE,
+    PROC_RULE,
+    RANK,
+    Request,
+    Unreadable,
+    worst,
+)  # fmt: skip
+from ._trash import Trash
+
+AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+O_ACCMODE = 0o3
+O_CREAT = 0o100
+O_TRUNC = 0o1000
+O_NOFOLLOW = 0o400000
+O_TMPFILE = 0o20000000
+
+_SEND_MAX = 1 << 20  # bytes an emulated send carries at most (a partial write past it)
+# The flags open(2) acts on (the kernel's VALIDOPEN_FLAGS).
+OPEN_FLAGS = (
+    os.O_ACCMODE | os.O_CREAT | os.O_EXCL | os.O_NOCTTY | os.O_TRUNC | os.O_APPEND
+    | os.O_NONBLOCK | os.O_DSYNC | 0o20000 | os.O_DIRECT | os.O_LARGEFILE | os.O_DIRECTORY
+    | os.O_NOFOLLOW | os.O_NOATIME | os.O_CLOEXEC | os.O_SYNC | os.O_PATH | O_TMPFILE
+)  # fmt: skip
+# What another process exposes to the sandbox under /proc/<pid>/.
+_PROC_PUBLIC = frozenset(
+    {"", "stat", "status", "cmdline", "comm", "statm", "cgroup", "sched", "schedstat", "wchan",
+     "oom_score", "loginuid", "sessionid", "limits", "task"}
+)  # fmt: skip
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v & 0x80000000 else v
+
+
+def _id(v: int) -> int:
+    """A uid_t/gid_t argument: (uid_t)-1 means "leave unchanged"."""
+    v &= 0xFFFFFFFF
+    return -1 if v == 0xFFFFFFFF else v
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except OSError:
+        return None
+
+
+def _resolve(path: str, pid: int, tid: int, follow: bool, root: str = "/") -> str:
+    """Symlinks resolved as the tracee sees them; a loop (ELOOP) leaves the
+    path as given, and the kernel will refuse the call anyway."""
+    try:
+        return procfs.resolve(path, pid, tid, follow_last=follow, root=root)
+    except OSError:
+        return path
+
+
+class Tree(Protocol):
+    """What the decoder needs to know of the sandboxed process tree."""
+
+    def tgid_ppid(self, tid: int) -> tuple[int, int]: ...
+    def inside(self, pid: int) -> bool: ...
+    def members(self) -> list[int]: ...
+    def reserve_process(self, limit: int | None) -> bool: ...
+
+
+class Decoder:
+    """Reads a trapped call's arguments and asks the policy."""
+
+    def __init__(
+        self,
+        policy: pol.Policy,
+        arch: Arch,
+        tree: Tree,
+        trash: Trash | None = None,
+        redirector: Redirector | None = None,
+    ) -> None:
+        self.policy = policy
+        self.trash = trash
+        self.redirector = redirector
+        self.emulate_net = False  # notify mode turns it on; ptrace mode holds threads instead
+        self.mem = procfs.MemoryReader()
+        self.tree = tree
+        self.tgid_ppid = tree.tgid_ppid
+        for name in seccomp.BLOCKED:
+            setattr(self, "_h_" + name, self._blocked)
+        all_names = (
+            *seccomp.NOTIFY, *seccomp.SIGNALS, *seccomp.PROCESS, *seccomp.BLOCKED,
+            "sendto", "clone", "unshare", "personality", "ioctl",
+        )  # fmt: skip
+        names = {n: arch.nr(n) for n in all_names}
+        self.handlers: dict[int, Callable[[str, int, int, tuple[int, ...]], Request | None]] = {}
+        for name, nr in names.items():
+            if nr is None:
+                continue
+            h = getattr(self, "_h_" + name, None)
+            if h is not None:
+                self.handlers[nr] = self._bind(name, h)
+
+    @staticmethod
+    def _bind(name: str, h: Callable[..., Request | None]) -> Callable[..., Request | None]:
+        return lambda _n, pid, tid, args: h(name, pid, tid, args)
+
+    def decode(self, nr: int, tid: int, args: tuple[int, ...], name: str) -> Request | None:
+        """None: not ours to decide (e.g. a sendmsg without a destination)."""
+        pid, _ppid = self.tgid_ppid(tid)
+        return self.handlers[nr](name, pid, tid, args)
+
+    # -- argument readers --------------------------------------------------
+    def _str(self, tid: int, addr: int) -> str:
+        try:
+            return os.fsdecode(self.mem.read_cstring(tid, addr))
+        except OSError as e:
+            raise Unreadable(f"path argument at {addr:#x}: {e.strerror}") from None
+
+    def _path(self, pid: int, tid: int, dirfd: int, addr: int, flags: int = 0) -> str:
+        raw = self._str(tid, addr)
+        dirfd = _s32(dirfd)
+        if raw == "" and flags & AT_EMPTY_PATH:
+            return self._fd(tid, dirfd)
+        if raw.startswith("/"):
+            base = ""
+        elif dirfd == AT_FDCWD:
+            base = self._cwd(tid)
+        else:
+            base = self._fd(tid, dirfd)
+        # Not normalized: "link/.." means the link's parent to the kernel,
+        # so ".." is left for resolve(), which follows links first.
+        return os.path.join(base, raw) if raw else base
+
+    def _cwd(self, tid: int) -> str:
+        try:
+            return procfs.cwd(tid)
+        except OSError as e:
+            raise Unreadable(f"cwd of {tid}: {e.strerror}") from None
+
+    def _fd(self, tid: int, fd: int) -> str:
+        try:
+            target = procfs.fd_path(tid, fd)
+        except OSError as e:
+            raise Unreadable(f"fd {fd} of {tid}: {e.strerror}") from None
+        if not target.startswith("/"):
+            raise Unreadable(f"fd {fd} of {tid} is not a directory or file ({target})")
+        return target
+
+    # -- files --------------------------------------------------------------
+    def _file(
+        self,
+        name: str,
+        pid: int,
+        tid: int,
+        ops: list[str],
+        path: str,
+        follow: bool = True,
+        real: str | None = None,
+        **extra: Any,
+    ) -> Request:
+        if real is None:
+            real = _resolve(path, pid, tid, follow)
+        # Decide on what the kernel will reach (real); the literal path too
+        # when it reads the same way lexically (no ".." to misread).
+        paths = [real] if ".." in path.split("/") else list(dict.fromkeys([path, real]))
+        if real != path:
+            extra["resolved"] = real
+        outsider = next((p for p in paths if self._proc_outside(p)), None)
+        if outsider is not None:
+            decision = pol.Decision("deny", PROC_RULE, "another process's /proc entry")
+        else:
+            decision = worst([self.policy.check_file(op, p) for op in ops for p in paths])
+        req = Request("file", ops[0], name, pid, tid, decision, {"path": path, **extra})
+        if decision.decision == "soft_delete":
+            self._soft_delete(req, real)
+        return req
+
+    def _soft_delete(self, req: Request, real: str) -> None:
+        """The delete becomes a move into the trash, done when answering."""
+        trash = self.trash
+        if trash is None:
+            req.decision = pol.Decision("deny", req.decision.rule, "no trash folder (no workspace)")
+            return
+
+        def move() -> int:
+            result, entry = trash.put(real, pid=req.pid, syscall=req.syscall)
+            req.fields["trash"] = entry
+            if result < 0:
+                req.fields["result"] = errno.errorcode.get(-result, str(-result))
+            return result
+
+        req.action = move
+
+    def _proc_outside(self, path: str) -> bool:
+        """/proc/<pid>/<entry> of a process outside the sandbox (the
+        supervisor included): only what ps and top read is visible."""
+        parts = path.split("/")
+        if len(parts) < 4 or parts[1] != "proc" or not parts[2].isdigit():
+            return False
+        if self.tree.inside(int(parts[2])):
+            return False
+        entry = parts[3]
+        if entry == "task" and len(parts) >= 6:
+            entry = parts[5]
+        return entry not in _PROC_PUBLIC
+
+    def _open(
+        self, name: str, pid: int, tid: int, path: str, flags: int, mode: int = 0,
+        real: str | None = None,
+    ) -> Request:  # fmt: skip
+        follow = not flags & O_NOFOLLOW
+        if real is None:
+            real = _resolve(path, pid, tid, follow)
+        ops: list[str] = []
+        if flags & O_TMPFILE == O_TMPFILE or (flags & O_CREAT and not os.path.lexists(real)):
+            ops.append("create")
+        if flags & O_ACCMODE or flags & O_TRUNC:
+            ops.append("write")
+        if not ops:
+            ops.append("read")
+        req = self._file(name, pid, tid, ops, path, follow, real, flags=flags)
+        # Emulate (open here, inject the fd) so the kernel never re-reads a
+        # path buffer that a racing thread may have changed since we decided.
+        # Never openat2 (RESOLVE semantics) or O_TMPFILE; not /proc, /dev or
+        # /sys, whose files mean something else when we open them.
+        # O_PATH: NOTIF_ADDFD cannot pass such an fd (EBADF); it grants no
+        # data access by itself, and what is opened through it is decided.
+        if (
+            name in ("open", "openat", "creat")
+            and flags & O_TMPFILE != O_TMPFILE
+            and not flags & os.O_PATH
+            and not real.startswith(("/proc/", "/dev/", "/sys/"))
+            and real not in ("/proc", "/dev", "/sys")
+        ):
+            req.open_spec = (real, flags, mode & 0o7777)
+        return req
+
+    def _h_open(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._open(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1], a[2])
+
+    def _h_openat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._open(name, pid, tid, self._path(pid, tid, a[0], a[1]), a[2], a[3])
+
+    def _h_openat2(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        try:
+            flags, mode, resolve = struct.unpack("<QQQ", self.mem.read_exact(tid, a[2], 24))
+        except OSError as e:
+            raise Unreadable(f"open_how: {e.strerror}") from None
+        if resolve & (files.RESOLVE_IN_ROOT | files.RESOLVE_BENEATH):
+            # The path lives under dirfd, absolute or not, and so do links.
+            root = self._cwd(tid) if _s32(a[0]) == AT_FDCWD else self._fd(tid, _s32(a[0]))
+            path = os.path.join(root, self._str(tid, a[1]).lstrip("/"))
+            real = _resolve(path, pid, tid, not flags & O_NOFOLLOW, root)
+            return self._open(name, pid, tid, path, flags, mode, real)
+        return self._open(name, pid, tid, self._path(pid, tid, a[0], a[1]), flags, mode)
+
+    def _h_creat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        path = self._path(pid, tid, AT_FDCWD, a[0])
+        return self._open(name, pid, tid, path, O_CREAT | O_TRUNC | os.O_WRONLY, a[1])
+
+    def _h_truncate(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        req = self._file(name, pid, tid, ["write"], self._path(pid, tid, AT_FDCWD, a[0]))
+        length = a[1]
+        return self._on_path(
+            req, True, lambda p: os.truncate(p, length), os.O_WRONLY | os.O_NONBLOCK
+        )
+
+    def _h_unlink(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["delete"], self._path(pid, tid, AT_FDCWD, a[0]), False)
+
+    _h_rmdir = _h_unlink
+
+    def _h_unlinkat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["delete"], self._path(pid, tid, a[0], a[1]), False)
+
+    def _two(self, name: str, pid: int, tid: int, op: str, old: str, new: str) -> Request:
+        a = self._file(name, pid, tid, [op], old, False)
+        b = self._file(name, pid, tid, [op], new, False)
+        d = worst([a.decision, b.decision])
+        return Request("file", op, name, pid, tid, d, {"path": old, "dest": new})
+
+    def _h_rename(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._two(
+            name,
+            pid,
+            tid,
+            "rename",
+            self._path(pid, tid, AT_FDCWD, a[0]),
+            self._path(pid, tid, AT_FDCWD, a[1]),
+        )
+
+    def _h_renameat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._two(
+            name,
+            pid,
+            tid,
+            "rename",
+            self._path(pid, tid, a[0], a[1]),
+            self._path(pid, tid, a[2], a[3]),
+        )
+
+    _h_renameat2 = _h_renameat
+
+    def _h_link(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._two(
+            name,
+            pid,
+            tid,
+            "link",
+            self._path(pid, tid, AT_FDCWD, a[0]),
+            self._path(pid, tid, AT_FDCWD, a[1]),
+        )
+
+    def _h_linkat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._two(
+            name,
+            pid,
+            tid,
+            "link",
+            self._path(pid, tid, a[0], a[1], a[4]),
+            self._path(pid, tid, a[2], a[3]),
+        )
+
+    def _h_symlink(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        target = self._str(tid, a[0])
+        path = self._path(pid, tid, AT_FDCWD, a[1])
+        return self._file(name, pid, tid, ["link"], path, False, target=target)
+
+    def _h_symlinkat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        target = self._str(tid, a[0])
+        path = self._path(pid, tid, a[1], a[2])
+        return self._file(name, pid, tid, ["link"], path, False, target=target)
+
+    def _h_mkdir(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["mkdir"], self._path(pid, tid, AT_FDCWD, a[0]), False)
+
+    def _h_mkdirat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["mkdir"], self._path(pid, tid, a[0], a[1]), False)
+
+    # chmod, chown and truncate by path are done by the supervisor on the
+    # path it decided on (through an O_PATH fd opened without following any
+    # symlink), so a racing thread cannot redirect them; Landlock has no
+    # right for chmod or chown to fall back on.
+    def _on_path(
+        self, req: Request, follow: bool, act: Callable[[str], None], flags: int = os.O_PATH
+    ) -> Request:
+        if req.decision.decision not in ("allow", "audit"):
+            return req
+        real = req.fields.get("resolved", req.fields["path"])
+        nofollow = 0 if follow else os.O_NOFOLLOW
+
+        def run() -> int:
+            try:
+                fd = files.openat2(
+                    real, flags | nofollow | os.O_CLOEXEC, 0, files.RESOLVE_NO_SYMLINKS
+                )
+                try:
+                    act(f"/proc/self/fd/{fd}")
+                finally:
+                    os.close(fd)
+            except OSError as e:
+                err = e.errno or errno.EACCES
+                req.fields["result"] = errno.errorcode.get(err, str(err))
+                return -err
+            return 0
+
+        req.action = run
+        return req
+
+    def _chmod(self, name: str, pid: int, tid: int, path: str, mode: int, follow: bool) -> Request:
+        req = self._file(name, pid, tid, ["chmod"], path, follow)
+        return self._on_path(req, follow, lambda p: os.chmod(p, mode & 0o7777))
+
+    def _h_chmod(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._chmod(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1], True)
+
+    def _h_fchmod(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["chmod"], self._fd(tid, _s32(a[0])))
+
+    def _h_fchmodat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        flags = a[3] if name == "fchmodat2" else 0
+        path = self._path(pid, tid, a[0], a[1], flags)
+        return self._chmod(name, pid, tid, path, a[2], not flags & AT_SYMLINK_NOFOLLOW)
+
+    _h_fchmodat2 = _h_fchmodat
+
+    def _chown(
+        self, name: str, pid: int, tid: int, path: str, uid: int, gid: int, follow: bool
+    ) -> Request:
+        req = self._file(name, pid, tid, ["chown"], path, follow)
+        u, g = _id(uid), _id(gid)
+        return self._on_path(req, follow, lambda p: os.chown(p, u, g))
+
+    def _h_chown(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        path = self._path(pid, tid, AT_FDCWD, a[0])
+        return self._chown(name, pid, tid, path, a[1], a[2], name != "lchown")
+
+    _h_lchown = _h_chown
+
+    def _h_fchown(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._file(name, pid, tid, ["chown"], self._fd(tid, _s32(a[0])))
+
+    def _h_fchownat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        path = self._path(pid, tid, a[0], a[1], a[4])
+        return self._chown(name, pid, tid, path, a[2], a[3], not a[4] & AT_SYMLINK_NOFOLLOW)
+
+    # -- exec ---------------------------------------------------------------
+    def _exec(
+        self, name: str, pid: int, tid: int, path: str, argv_addr: int, path_addr: int = 0
+    ) -> Request:
+        try:
+            argv = [
+                os.fsdecode(self.mem.read_cstring(tid, p, 131072))
+                for p in self.mem.read_ptr_array(tid, argv_addr)
+            ]
+        except OSError as e:
+            raise Unreadable(f"argv: {e.strerror}") from None
+        real = _resolve(path, pid, tid, True)
+        decision = worst([self.policy.check_command(p, argv) for p in {path, real}])
+        fields: dict[str, Any] = {"path": path, "argv": argv}
+        if real != path:
+            fields["resolved"] = real
+        req = Request("exec", "exec", name, pid, tid, decision, fields)
+        if decision.decision == "redirect":
+            self._redirect(req, path_addr)
+        return req
+
+    def _redirect(self, req: Request, path_addr: int) -> None:
+        """Run the rule's redirect_to instead, when answering (see _redirect.py)."""
+        d = req.decision
+        target = list(d.redirect or ())
+        req.fields["redirect_to"] = target
+        raw = b""
+        if path_addr:
+            with contextlib.suppress(OSError):
+                raw = self.mem.read_cstring(req.tid, path_addr)
+        if self.redirector is None or not raw or not target:
+            req.decision = pol.Decision("deny", d.rule, "redirect unavailable here")
+            return
+        redirector = self.redirector
+        message = d.message or f"agentsh: {req.fields['argv'][0]} redirected to {target[0]}"
+
+        def point_at_stub() -> int:
+            result = redirector.redirect(req.tid, path_addr, raw, target, message)
+            if result < 0:
+                # Could not redirect: refuse rather than run the original.
+                req.fields["result"] = errno.errorcode.get(-result, str(-result))
+                req.decision = pol.Decision("deny", d.rule, "redirect failed")
+                return -errno.EACCES
+            return CONTINUE
+
+        req.action = point_at_stub
+
+    def _h_execve(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._exec(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1], a[0])
+
+    def _h_execveat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._exec(name, pid, tid, self._path(pid, tid, a[0], a[1], a[4]), a[2])
+
+    # -- refused outright ---------------------------------------------------
+    def _blocked(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        d = pol.Decision("deny", BLOCKED_RULE)
+        return Request(
+            "syscall_blocked", name, name, pid, tid, d, {"args": [hex(x) for x in a[:3]]}
+        )
+
+    _h_personality = _blocked
+    _h_ioctl = _blocked  # only TIOCSTI and TIOCLINUX reach the supervisor
+
+    def _h_unshare(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._blocked(name, pid, tid, a)  # only CLONE_NEWUSER reaches us
+
+    # -- process creation ---------------------------------------------------
+    def _fork(self, name: str, pid: int, tid: int) -> Request:
+        limit = self.policy.limits.max_processes
+        if self.tree.reserve_process(limit):
+            return Request(
+                "syscall_blocked", name, name, pid, tid, pol.Decision("allow", ""), quiet=True
+            )
+        d = pol.Decision("deny", LIMIT_RULE, f"at most {limit} processes")
+        return Request(
+            "syscall_blocked", name, name, pid, tid, d, {"limit": limit}, err=errno.EAGAIN
+        )
+
+    def _h_fork(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._fork(name, pid, tid)
+
+    _h_vfork = _h_fork
+
+    def _h_clone(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        if a[0] & seccomp.CLONE_NEWUSER:
+            return self._blocked(name, pid, tid, a)
+        return self._fork(name, pid, tid)
+
+    # -- signals ------------------------------------------------------------
+    def _signal(self, name: str, pid: int, tid: int, target: int, sig: int) -> Request:
+        inside = target == pid or self.tree.inside(target)  # itself: always its own tree
+        d = self.policy.check_signal(sig, "sandbox" if inside else "outside")
+        fields = {"target": target, "signal": sig, "target_inside": inside}
+        return Request("signal", name, name, pid, tid, d, fields)
+
+    def _h_kill(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        target, sig = _s32(a[0]), _s32(a[1])
+        if target > 0:
+            return self._signal(name, pid, tid, target, sig)
+        # A process group (0: the caller's) or every process (-1): decided on
+        # its members. One outside the sandbox makes it a signal to outsiders;
+        # otherwise the kernel may deliver it as asked.
+        if target == -1:
+            members = procfs.all_pids()
+        else:
+            pgid = _pgid(pid) if target == 0 else -target
+            members = procfs.group_members(pgid) if pgid is not None else []
+        outside = [p for p in members if p != pid and not self.tree.inside(p)]
+        d = self.policy.check_signal(sig, "outside" if outside else "sandbox")
+        fields: dict[str, Any] = {"target": target, "signal": sig, "members": len(members)}
+        if outside:
+            fields["outside_members"] = outside[:16]
+        return Request("signal", name, name, pid, tid, d, fields)
+
+    def _h_tkill(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._signal(name, pid, tid, self._tgid(_s32(a[0])), _s32(a[1]))
+
+    def _h_tgkill(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._signal(name, pid, tid, _s32(a[0]), _s32(a[2]))
+
+    def _h_rt_sigqueueinfo(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._signal(name, pid, tid, _s32(a[0]), _s32(a[1]))
+
+    def _h_rt_tgsigqueueinfo(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._signal(name, pid, tid, _s32(a[0]), _s32(a[2]))
+
+    def _h_pidfd_send_signal(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        target = procfs.pidfd_pid(tid, _s32(a[0]))
+        if target is None:
+            raise Unreadable(f"fd {_s32(a[0])} of {tid} is not a pidfd")
+        return self._signal(name, pid, tid, target, _s32(a[1]))
+
+    def _tgid(self, tid: int) -> int:
+        try:
+            return self.tgid_ppid(tid)[0]
+        except OSError:
+            return tid
+
+    # -- network ------------------------------------------------------------
+    def _sockaddr(
+        self, name: str, op: str, pid: int, tid: int, addr: int, length: int
+    ) -> Request | None:
+        if addr == 0 or length < 2:
+            return None
+        try:
+            raw = self.mem.read_exact(tid, addr, min(length, 128))
+        except OSError as e:
+            raise Unreadable(f"sockaddr: {e.strerror}") from None
+        family = struct.unpack_from("=H", raw)[0]
+        if family == socket.AF_INET and len(raw) >= 8:
+            port = struct.unpack_from("!H", raw, 2)[0]
+            ip = str(ipaddress.IPv4Address(raw[4:8]))
+        elif family == socket.AF_INET6 and len(raw) >= 24:
+            port = struct.unpack_from("!H", raw, 2)[0]
+            ip = str(ipaddress.IPv6Address(raw[8:24]))
+        elif family == socket.AF_UNIX:
+            sun = raw[2:]
+            if not sun:  # unnamed (autobind): no path to decide on
+                return None
+            abstract = sun[0] == 0
+            if abstract:
+                path = "@" + os.fsdecode(sun[1:]).rstrip("\0")
+                d = self.policy.check_unix(op, path, True)
+                return Request("unix", op, name, pid, tid, d, {"path": path}, sockaddr=raw)
+            path = os.fsdecode(sun.split(b"\0", 1)[0])
+            if not path.startswith("/"):
+                path = os.path.join(self._cwd(tid), path)
+            # connect follows symlinks to the socket; bind creates the last name.
+            real = _resolve(path, pid, tid, op != "bind")
+            paths = [real] if ".." in path.split("/") else list(dict.fromkeys([path, real]))
+            d = worst([self.policy.check_unix(op, p, False) for p in paths])
+            fields = {"path": path, **({"resolved": real} if real != path else {})}
+            return Request("unix", op, name, pid, tid, d, fields, sockaddr=raw)
+        else:
+            return None  # families we do not decide on keep the kernel's answer
+        d = self.policy.check_network(op, ip, port)
+        return Request("net", op, name, pid, tid, d, {"addr": ip, "port": port}, sockaddr=raw)
+
+    # In notify mode the supervisor performs an allowed connect/bind/send
+    # itself, on a copy of the socket (pidfd_getfd) and with the address bytes
+    # it decided on: the kernel would otherwise read the tracee's buffer
+    # again, which a racing thread may have changed. Unix socket paths are
+    # pinned through an O_PATH fd opened without following symlinks.
+    def _net(
+        self, req: Request | None, fd: int, send: tuple[bytes, int] | None = None
+    ) -> Request | None:
+        if req is None or not self.emulate_net or req.decision.decision not in ("allow", "audit"):
+            return req
+        pid, op, raw = req.pid, req.op, req.sockaddr
+        unix_path = (
+            req.fields.get("resolved", req.fields.get("path")) if req.kind == "unix" else None
+        )
+        abstract = unix_path is not None and unix_path.startswith("@")
+
+        def run() -> int:
+            pinned = -1
+            try:
+                sfd = sockets.steal(pid, fd)
+                try:
+                    addr = raw
+                    if unix_path is not None and not abstract:
+                        parent, leaf = os.path.split(unix_path)
+                        target = parent if op == "bind" else unix_path
+                        pinned = files.openat2(target, os.O_PATH | os.O_CLOEXEC, 0,
+                                               files.RESOLVE_NO_SYMLINKS)  # fmt: skip
+                        pinned_path = f"/proc/self/fd/{pinned}" + (
+                            f"/{leaf}" if op == "bind" else ""
+                        )
+                        addr = sockets.unix_sockaddr(pinned_path)
+                    if op == "connect":
+                        sockets.connect(sfd, addr)
+                        return 0
+                    if op == "bind":
+                        sockets.bind(sfd, addr)
+                        return 0
+                    assert send is not None
+                    return sockets.sendto(sfd, send[0], send[1], addr)
+                finally:
+                    os.close(sfd)
+            except OSError as e:
+                err = e.errno or errno.EACCES
+                req.fields["result"] = errno.errorcode.get(err, str(err))
+                return -err
+            finally:
+                if pinned >= 0:
+                    os.close(pinned)
+
+        req.action = run
+        req.run_async = op != "bind"  # a connect or a send may block
+        return req
+
+    def _h_connect(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        return self._net(self._sockaddr(name, "connect", pid, tid, a[1], a[2]), _s32(a[0]))
+
+    def _h_bind(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        return self._net(self._sockaddr(name, "bind", pid, tid, a[1], a[2]), _s32(a[0]))
+
+    def _h_sendto(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        req = self._sockaddr(name, "send", pid, tid, a[4], a[5])
+        if req is None or not self.emulate_net:
+            return req
+        data = self._buffer(tid, a[1], a[2] & 0xFFFFFFFFFFFF)
+        return self._net(req, _s32(a[0]), (data, _s32(a[3])))
+
+    def _buffer(self, tid: int, addr: int, length: int) -> bytes:
+        try:
+            return self.mem.read_exact(tid, addr, min(length, _SEND_MAX)) if length else b""
+        except OSError as e:
+            raise Unreadable(f"send buffer: {e.strerror}") from None
+
+    def _msghdr(self, name: str, pid: int, tid: int, addr: int) -> Request | None:
+        try:
+            msg_name, namelen = struct.unpack("<QI", self.mem.read_exact(tid, addr, 12))
+        except OSError as e:
+            raise Unreadable(f"msghdr: {e.strerror}") from None
+        return self._sockaddr(name, "send", pid, tid, msg_name, namelen)
+
+    def _h_sendmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        req = self._msghdr(name, pid, tid, a[1])
+        if req is None or not self.emulate_net:
+            return req
+        try:
+            iov, iovlen, _control, controllen = struct.unpack(
+                "<QQQQ", self.mem.read_exact(tid, a[1] + 16, 32)
+            )
+            vecs = self.mem.read_exact(tid, iov, 16 * min(iovlen, 1024)) if iovlen else b""
+        except OSError as e:
+            raise Unreadable(f"msghdr: {e.strerror}") from None
+        if controllen:  # ancillary data (fds, credentials): the kernel must do it
+            req.fields["unemulated"] = "ancillary data"
+            return req
+        data = b"".join(
+            self._buffer(tid, *struct.unpack_from("<QQ", vecs, i)) for i in range(0, len(vecs), 16)
+        )
+        return self._net(req, _s32(a[0]), (data[:_SEND_MAX], _s32(a[2])))
+
+    def _h_sendmmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        """Every message's destination must pass; the first refused one decides."""
+        found: Request | None = None
+        for i in range(min(a[2] & 0xFFFFFFFF, 1024)):
+            r = self._msghdr(name, pid, tid, a[1] + 64 * i)  # sizeof(struct mmsghdr)
+            if r is not None and (
+                found is None or RANK[r.decision.decision] > RANK[found.decision.decision]
+            ):
+                found = r
+        return found
