@@ -83,6 +83,7 @@ class Session:
         self._exec_denied: dict[int, Request] = {}
         self._result: Result | None = None
         self._killed_for: str | None = None
+        self._foreground: Foreground | None = None
         self._repeats: dict[tuple[Any, ...], int] = {}
         self._repeats_lock = threading.Lock()
         self._crash: BaseException | None = None
@@ -162,7 +163,7 @@ class Session:
     def _approve(self, req: Request, done: Any) -> None:
         target = req.fields.get("argv") or req.fields.get("path") or req.fields.get("addr")
         question = f"{req.kind} {req.op} {target} (pid {req.pid}, rule {req.decision.rule})"
-        ask_async(self.approver, question, self.policy.approval_timeout, done)
+        ask_async(_AtTheTerminal(self.approver, self), question, self.policy.approval_timeout, done)
 
     # -- running ------------------------------------------------------------
     def run(
@@ -281,7 +282,7 @@ class Session:
             memory_limit=self.policy.limits.memory,
         )
         self.root_pid = launch.pid
-        foreground = Foreground()
+        foreground = self._foreground = Foreground()
         if self.new_process_group:
             foreground.give(launch.pid)  # its group (pgid == pid) gets the terminal
         decoder = Decoder(self.policy, self.arch, self.table, self.trash, self.redirector)
@@ -346,3 +347,26 @@ class Session:
         if err == errno.EACCES and denial is not None:
             return f"{cmd}: execution denied by policy (rule {denial.decision.rule})"
         return f"{cmd}: cannot execute: {os.strerror(err)}"
+
+
+class _AtTheTerminal:
+    """An approver that takes the terminal's foreground back from the sandbox
+    while it asks (a background group reading the terminal would be stopped),
+    and gives it back after, as sudo does."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, approver: Approver, session: Session) -> None:
+        self.approver = approver
+        self.session = session
+
+    def ask(self, question: str, timeout: float) -> tuple[bool, str]:
+        fg = self.session._foreground
+        with self._lock:
+            if fg is not None and self.session.new_process_group:
+                fg.take_back()
+            try:
+                return self.approver.ask(question, timeout)
+            finally:
+                if fg is not None and self.session.new_process_group:
+                    fg.give(self.session.root_pid)

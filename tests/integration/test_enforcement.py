@@ -4,18 +4,30 @@ checks the effect (file absent, listener untouched) and the audit record."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import TEST_POLICY, Area, linux_only, sandbox, sandbox_env, write_policy
+from tests.conftest import (
+    TEST_POLICY,
+    Area,
+    linux_only,
+    read_audit,
+    sandbox,
+    sandbox_env,
+    write_policy,
+)
 
 pytestmark = linux_only
 
@@ -199,15 +211,18 @@ def test_command_not_found_is_127_and_runs_nothing(area: Area) -> None:
     assert not r.of_type("process_start")
 
 
-def test_approve_without_a_terminal_denies_and_says_so(area: Area) -> None:
-    target = area.outside / "asked"
+def ask_policy(area: Area) -> Path:
+    """The test policy with a first rule asking before anything in outside/."""
     ask = (
         f"  - {{name: ask-first, paths: ['{area.outside}/**'], operations: ['*'],"
         " decision: approve}\n"
     )
-    policy = area.write(
-        "policy.yaml", TEST_POLICY.replace("file_rules:\n", "file_rules:\n" + ask, 1)
-    )
+    return area.write("policy.yaml", TEST_POLICY.replace("file_rules:\n", "file_rules:\n" + ask, 1))
+
+
+def test_approve_without_a_terminal_denies_and_says_so(area: Area) -> None:
+    target = area.outside / "asked"
+    policy = ask_policy(area)
     r = sandbox(area, ["sh", "-c", f"echo x > {target}"], policy=policy)
     assert not target.exists()
     [ev] = [e for e in r.of_type("file") if e.get("path") == str(target)]
@@ -270,3 +285,51 @@ def test_a_path_swapped_after_the_decision_is_not_opened(area: Area) -> None:
     assert r["output"] == "decoy\n"
     out = [e for e in r["events"] if e["type"] == "file" and e.get("path") == str(decoy)]
     assert out and out[0]["decision"] == "allow"
+
+
+def _run_on_a_terminal(argv: list[str], env: dict[str, str], cwd: Path, answers: dict[bytes, bytes],
+                       timeout: float = 60) -> tuple[int, bytes]:  # fmt: skip
+    """Run argv with a pseudo-terminal as its controlling terminal; when the
+    screen shows a key of ``answers``, type its value. (exit status, screen)"""
+    pid, master = pty.fork()
+    if pid == 0:  # the child: the pty is its controlling terminal
+        os.chdir(cwd)
+        os.execvpe(argv[0], argv, env)
+    screen = b""
+    pending = dict(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the child side is closed
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            for prompt, answer in list(pending.items()):
+                if prompt in screen:
+                    os.write(master, answer)
+                    del pending[prompt]
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(master)
+    return os.waitstatus_to_exitcode(status), screen
+
+
+def test_approve_asks_on_the_terminal_and_gives_it_back(area: Area) -> None:
+    target = area.outside / "asked"
+    script = f"echo yes > {target}; echo rc=$?; read -r v; echo got=$v"
+    cli = [sys.executable, "-m", "agentsh_ipy.cli", "exec", "--workspace", str(area.ws)]
+    argv = area.user.cmd([*cli, "--audit", str(area.audit), "--policy", str(ask_policy(area)),
+                          "--", "sh", "-c", script])  # fmt: skip
+    answers = {b"allow? [y/N]": b"y\n", b"rc=0": b"typed\n"}
+    code, screen = _run_on_a_terminal(argv, sandbox_env(area), area.ws, answers)
+    assert code == 0, screen
+    assert target.read_text() == "yes\n"
+    # The command got the terminal back after the question: it read a line.
+    assert b"got=typed" in screen
+    [ev] = [e for e in read_audit(area.audit) if e.get("path") == str(target)]
+    assert (ev["decision"], ev["approval"]) == ("allow", "granted on the terminal")
