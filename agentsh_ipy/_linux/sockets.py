@@ -40,7 +40,9 @@ def bind(fd: int, sockaddr: bytes) -> None:
 
 
 def sendto(fd: int, data: bytes, flags: int, sockaddr: bytes) -> int:
-    return check(libc.sendto(fd, data, len(data), flags, sockaddr, len(sockaddr)), "sendto")
+    """sendto(2); an empty sockaddr means none (NULL: the connected peer)."""
+    addr = sockaddr or None
+    return check(libc.sendto(fd, data, len(data), flags, addr, len(sockaddr)), "sendto")
 
 
 def unix_sockaddr(path: str) -> bytes:

@@ -40,6 +40,7 @@ O_TRUNC = 0o1000
 O_NOFOLLOW = 0o400000
 O_TMPFILE = 0o20000000
 
+_MMSGHDR = 64  # sizeof(struct mmsghdr): a msghdr, the msg_len it sets, padding
 _SEND_MAX = 1 << 20  # bytes an emulated send carries at most (a partial write past it)
 # The flags open(2) acts on (the kernel's VALIDOPEN_FLAGS).
 OPEN_FLAGS = (
@@ -684,32 +685,77 @@ class Decoder:
             raise Unreadable(f"msghdr: {e.strerror}") from None
         return self._sockaddr(name, "send", pid, tid, msg_name, namelen)
 
-    def _h_sendmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
-        req = self._msghdr(name, pid, tid, a[1])
-        if req is None or not self.emulate_net:
-            return req
+    def _message(self, tid: int, msghdr: int) -> tuple[bytes, bool]:
+        """(the data of a struct msghdr's iovecs, whether it carries ancillary data)."""
         try:
             iov, iovlen, _control, controllen = struct.unpack(
-                "<QQQQ", self.mem.read_exact(tid, a[1] + 16, 32)
+                "<QQQQ", self.mem.read_exact(tid, msghdr + 16, 32)
             )
             vecs = self.mem.read_exact(tid, iov, 16 * min(iovlen, 1024)) if iovlen else b""
         except OSError as e:
             raise Unreadable(f"msghdr: {e.strerror}") from None
-        if controllen:  # ancillary data (fds, credentials): the kernel must do it
-            req.fields["unemulated"] = "ancillary data"
-            return req
         data = b"".join(
             self._buffer(tid, *struct.unpack_from("<QQ", vecs, i)) for i in range(0, len(vecs), 16)
         )
-        return self._net(req, _s32(a[0]), (data[:_SEND_MAX], _s32(a[2])))
+        return data[:_SEND_MAX], controllen != 0
+
+    def _h_sendmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        req = self._msghdr(name, pid, tid, a[1])
+        if req is None or not self.emulate_net:
+            return req
+        data, ancillary = self._message(tid, a[1])
+        if ancillary:  # fds or credentials travel with it: the kernel must do it
+            req.fields["unemulated"] = "ancillary data"
+            return req
+        return self._net(req, _s32(a[0]), (data, _s32(a[2])))
 
     def _h_sendmmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
-        """Every message's destination must pass; the first refused one decides."""
+        """Every message's destination must pass; the worst decision decides.
+        Allowed, the supervisor sends them all itself (as for sendmsg) and
+        writes each msg_len back, unless one carries ancillary data."""
         found: Request | None = None
-        for i in range(min(a[2] & 0xFFFFFFFF, 1024)):
-            r = self._msghdr(name, pid, tid, a[1] + 64 * i)  # sizeof(struct mmsghdr)
+        count = min(a[2] & 0xFFFFFFFF, 1024)
+        for i in range(count):
+            r = self._msghdr(name, pid, tid, a[1] + _MMSGHDR * i)
             if r is not None and (
                 found is None or RANK[r.decision.decision] > RANK[found.decision.decision]
             ):
                 found = r
+        if (
+            found is None
+            or not self.emulate_net
+            or found.decision.decision not in ("allow", "audit")
+        ):
+            return found
+        messages = []
+        for i in range(count):
+            hdr = a[1] + _MMSGHDR * i
+            r = self._msghdr(name, pid, tid, hdr)
+            data, ancillary = self._message(tid, hdr)
+            if ancillary or (r is not None and r.kind == "unix"):
+                found.fields["unemulated"] = "ancillary data or a unix socket path"
+                return found
+            messages.append((hdr, r.sockaddr if r is not None else b"", data))
+        fd, flags = _s32(a[0]), _s32(a[3])
+
+        def send_all() -> int:
+            sent = 0
+            try:
+                sfd = sockets.steal(pid, fd)
+            except OSError as e:
+                return -(e.errno or errno.EBADF)
+            try:
+                for hdr, addr, data in messages:
+                    try:
+                        n = sockets.sendto(sfd, data, flags, addr)
+                    except OSError as e:
+                        return sent if sent else -(e.errno or errno.EIO)
+                    procfs.write_memory(tid, hdr + 56, struct.pack("<I", n))  # msg_len
+                    sent += 1
+            finally:
+                os.close(sfd)
+            return sent
+
+        found.action = send_all
+        found.run_async = True
         return found

@@ -160,3 +160,41 @@ def test_racing_a_chmod_path_never_reaches_outside(area: Area, mode: str) -> Non
     assert allowed.stat().st_mode & 0o777 == 0o777
     denied = [e for e in r.denials("file") if e["path"] == str(outside)]
     assert all(e["op"] == "chmod" for e in denied)
+
+
+SENDMMSG = """
+import ctypes, socket, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+port = int(sys.argv[1])
+addr = struct.pack("=H", socket.AF_INET) + struct.pack("!H", port)
+addr += socket.inet_aton("127.0.0.1") + bytes(8)
+name = ctypes.create_string_buffer(addr, 16)
+bufs = [ctypes.create_string_buffer(b"one"), ctypes.create_string_buffer(b"two!")]
+iovs = (ctypes.c_uint64 * 4)(ctypes.addressof(bufs[0]), 3, ctypes.addressof(bufs[1]), 4)
+msgs = ctypes.create_string_buffer(128)
+for i in range(2):
+    struct.pack_into("<QI4xQQQQi4xI4x", msgs, 64 * i, ctypes.addressof(name), 16,
+                     ctypes.addressof(iovs) + 16 * i, 1, 0, 0, 0, 0)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+n = libc.sendmmsg(s.fileno(), msgs, 2, 0)
+print(n, struct.unpack_from("<I", msgs, 56)[0], struct.unpack_from("<I", msgs, 64 + 56)[0])
+"""
+
+
+def test_sendmmsg_to_an_allowed_address_is_delivered_with_msg_len(area: Area) -> None:
+    import socket
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(5)
+    port = rx.getsockname()[1]
+    policy = write_policy(
+        area, "network_rules:\n  - {name: lo, cidrs: [127.0.0.1/32], decision: allow}\n"
+    )
+    r = sandbox(area, [sys.executable, "-c", SENDMMSG, str(port)], policy=policy)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["2", "3", "4"]
+    assert {rx.recv(100), rx.recv(100)} == {b"one", b"two!"}
+    rx.close()
+    [ev] = [e for e in r.of_type("net") if e["syscall"] == "sendmmsg"]
+    assert (ev["decision"], ev["port"]) == ("allow", port)
