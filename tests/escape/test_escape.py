@@ -26,6 +26,7 @@ import ipaddress
 import json
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -1011,8 +1012,12 @@ def _prepare(case: Case, ctx: Ctx) -> tuple[Path | None, list[str]]:
         else:
             policy = write_policy(ctx.area, text)
         ctx.policy_path = policy
-    prog = PROGRAMS / case.program
-    return policy, [sys.executable, "-I", str(prog), *case.argv(ctx)]
+    # A copy in the scratch area: the checkout may sit where uid 65534
+    # cannot read (a clone under /root), the area is readable by design.
+    copy = ctx.area.root / "programs"
+    if not copy.exists():
+        shutil.copytree(PROGRAMS, copy)
+    return policy, [sys.executable, "-I", str(copy / case.program), *case.argv(ctx)]
 
 
 def _effects(case: Case, ctx: Ctx, run: Run, before: dict[str, Any]) -> None:
