@@ -15,28 +15,8 @@ from agentsh_ipy.policy import (
     SIGNALS,
     Decision,
     Limits,
-    Policy,
-    PolicyError,
 )
-
-VARS = {"WORKSPACE": "/w", "HOME": "/home/u", "TMPDIR": "/tmp"}
-
-
-def parse(text: str, variables: dict[str, str] | None = None) -> Policy:
-    return Policy.parse(textwrap.dedent(text), "p.yaml", VARS if variables is None else variables)
-
-
-def problems(text: str, variables: dict[str, str] | None = None) -> list[tuple[int, str]]:
-    with pytest.raises(PolicyError) as info:
-        parse(text, variables)
-    assert all(source == "p.yaml" for source, _, _ in info.value.problems)
-    return [(line, reason) for _, line, reason in info.value.problems]
-
-
-def only_problem(text: str, variables: dict[str, str] | None = None) -> tuple[int, str]:
-    found = problems(text, variables)
-    assert len(found) == 1, found
-    return found[0]
+from tests.unit.test_policy import only_problem, parse, problems
 
 
 def test_constants() -> None:
