@@ -7,22 +7,14 @@ write it through a workspace symlink, and edit the policy file.
 Usage: forge_audit.py AUDIT_FILE POLICY_FILE   (cwd: the workspace)
 """
 
-import errno
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
+
 DONE = 42
 FORGED = '{"type":"sandbox","op":"end","exit_code":0,"forged":"FORGED-BY-SANDBOX"}\n'
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def append(path, text):

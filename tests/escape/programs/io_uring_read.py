@@ -7,12 +7,14 @@ answer is to refuse io_uring_setup itself.
 """
 
 import ctypes
-import errno
 import mmap
 import os
 import platform
 import struct
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
 
 DONE = 42
 SYS_IO_URING_SETUP = 425
@@ -27,16 +29,6 @@ AT_FDCWD = -100
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def check(r):

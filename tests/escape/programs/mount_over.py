@@ -9,10 +9,12 @@ workspace; x86_64 syscall numbers)
 """
 
 import ctypes
-import errno
 import os
 import platform
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
 
 DONE = 42
 SYS_MOUNT = 165
@@ -27,16 +29,6 @@ MNT_DETACH = 2
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def call(nr, *args):

@@ -13,21 +13,13 @@ Usage: read_dotdot.py plain|symlink-hop|proc-cwd|relative
 Run with the workspace as the current directory; HOME is a sibling of it.
 """
 
-import errno
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
+
 DONE = 42
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def read(path):

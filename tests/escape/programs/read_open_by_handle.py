@@ -6,10 +6,12 @@ all.  Needs CAP_DAC_READ_SEARCH, so it works for root only.
 """
 
 import ctypes
-import errno
 import os
 import platform
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
 
 DONE = 42
 SYS_NAME_TO_HANDLE_AT = 303
@@ -18,16 +20,6 @@ AT_FDCWD = -100
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def check(r):

@@ -11,6 +11,9 @@ import os
 import platform
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
+
 DONE = 42
 SYS_OPENAT2 = 437
 AT_FDCWD = -100
@@ -25,16 +28,6 @@ libc.syscall.restype = ctypes.c_long
 
 class OpenHow(ctypes.Structure):
     _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def path_fd(path, directory=True):

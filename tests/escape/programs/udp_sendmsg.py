@@ -7,11 +7,13 @@ Prints "allowed: ..." (a control sendto) and "denied: ...".
 """
 
 import ctypes
-import errno
 import os
 import socket
 import struct
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
 
 DONE = 42
 
@@ -36,16 +38,6 @@ class MsgHdr(ctypes.Structure):
 
 class MMsgHdr(ctypes.Structure):
     _fields_ = (("hdr", MsgHdr), ("len", ctypes.c_uint))
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def sockaddr_in(port):

@@ -5,21 +5,14 @@ Usage: udp_sendto.py ALLOWED_PORT DENIED_PORT   (both on 127.0.0.1)
 Prints "allowed: ..." (the control datagram) and "denied: ...".
 """
 
-import errno
+import os
 import socket
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
+
 DONE = 42
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 allowed, denied = int(sys.argv[1]), int(sys.argv[2])

@@ -7,22 +7,14 @@ Prints "allowed: ..." (the control, a socket no rule names) and "denied: ...".
 (cwd: the workspace)
 """
 
-import errno
 import os
 import socket
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
+
 DONE = 42
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def connect(path):

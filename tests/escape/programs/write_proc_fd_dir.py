@@ -5,21 +5,13 @@ which the default policy's "devices" rule allows by name.
 Usage: write_proc_fd_dir.py proc|dev OUTSIDE_DIR
 """
 
-import errno
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
+
 DONE = 42
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def create(path):

@@ -6,10 +6,12 @@ Usage: write_rename_exchange.py OUTSIDE_FILE   (cwd: the workspace; x86_64)
 """
 
 import ctypes
-import errno
 import os
 import platform
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
 
 DONE = 42
 SYS_RENAMEAT2 = 316
@@ -18,16 +20,6 @@ RENAME_EXCHANGE = 2
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def exchange(a, b):

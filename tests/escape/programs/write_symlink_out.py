@@ -6,21 +6,13 @@ Usage: write_symlink_out.py create|existing OUTSIDE_DIR   (cwd: the workspace)
   existing  the link points at OUTSIDE_DIR/existing.txt (O_TRUNC)
 """
 
-import errno
 import os
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
+
 DONE = 42
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def write(path, flags):

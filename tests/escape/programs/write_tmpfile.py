@@ -9,10 +9,12 @@ Usage: write_tmpfile.py ws-empty-path|ws-proc-fd|outside-dir OUTSIDE_DIR
 """
 
 import ctypes
-import errno
 import os
 import platform
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
 
 DONE = 42
 SYS_LINKAT = 265
@@ -22,16 +24,6 @@ AT_EMPTY_PATH = 0x1000
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def linkat(olddirfd, old, newpath, flags):

@@ -5,26 +5,18 @@ Usage: write_truncate.py truncate|o-trunc|creat OUTSIDE_FILE   (x86_64)
 """
 
 import ctypes
-import errno
 import os
 import platform
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import report
 
 DONE = 42
 SYS_CREAT = 85
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
-
-
-def report(label, fn):
-    try:
-        value = fn()
-    except OSError as e:
-        print(f"{label}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return None
-    print(f"{label}: ok {value!r}", flush=True)
-    return value
 
 
 def creat(path):
