@@ -1,0 +1,103 @@
+"""The hooks and magics with a fake client (tests/magic/_fake.py): every
+launch form is rewritten through ``wrap`` while a %%agentsh cell runs, and
+passed through unchanged otherwise; results equal a plain run; unload puts
+every object back by identity. No daemon, no enforcement: this checks the
+front end's routing, as root and as uid 65534."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import Area, linux_only
+
+from ._forms import FORMS, ROUTED_WORD, cells
+from ._harness import AUDIT_MIME, run_driver
+
+pytestmark = [linux_only, pytest.mark.slow]
+
+PROBE = (
+    "subprocess.run(['sh', '-c', 'echo ${AGENTSH_FAKE:-none}'], capture_output=True,"
+    " text=True).stdout"
+)
+
+HOOKED = [
+    "Popen._execute_child", "interactiveshell.system", "os._spawnvef", "os.posix_spawn",
+    "os.posix_spawnp", "os.system", "zmqshell.system",
+]  # fmt: skip
+
+
+AFTER = "R['after'] = " + PROBE
+INSIDE = "R['inside'] = " + PROBE
+
+
+@pytest.fixture
+def runs(area: Area) -> tuple[dict[str, Any], dict[str, Any]]:
+    plain = run_driver(area, {"fake": True, "cells": cells(False)}, name="plain")
+    fake = run_driver(
+        area,
+        {"fake": True, "cells": [*cells(True), AFTER, "%%agentsh\n" + INSIDE]},
+        name="fake",
+    )  # fmt: skip
+    return plain, fake
+
+
+def test_every_form_is_routed_and_behaves_as_unsandboxed(
+    runs: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    plain, fake = runs
+    assert sorted(fake["hooked"]) == sorted(HOOKED)
+    # the same observable results
+    assert fake["values"].pop("after") == "none\n"
+    assert fake["values"].pop("inside") == "1\n"
+    assert fake["values"] == plain["values"]
+    sandboxed = fake["cells"][1 : len(FORMS) + 1]
+    for (name, _), p, f in zip(FORMS, plain["cells"][1:], sandboxed, strict=True):
+        assert (f["success"], f["error"]) == (p["success"], p["error"]), name
+        assert f["stdout"] == p["stdout"], name
+        assert f["stderr"] == p["stderr"], name
+    # nothing was wrapped in the plain run, everything in the sandboxed one
+    assert plain["calls"] == []
+    by_cell: dict[int, list[dict[str, Any]]] = {}
+    for c in fake["calls"]:
+        by_cell.setdefault(c["cell"], []).append(c)
+    for i, (name, _) in enumerate(FORMS, start=2):  # cell 1 is the setup
+        words = [" ".join(c["argv"]) for c in by_cell.get(i, [])]
+        if name in ("missing", "spawnv_missing"):
+            assert words == [], name  # wrap refused: nothing registered, nothing ran
+            continue
+        assert any(ROUTED_WORD[name] in w for w in words), (name, words)
+    after_cell = len(FORMS) + 2
+    assert after_cell not in by_cell
+    assert (after_cell + 1) in by_cell
+
+
+def test_argv_and_executable_handed_to_wrap(runs: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    _, fake = runs
+    calls = {" ".join(c["argv"]): c for c in fake["calls"]}
+    exe = calls["myname -c echo $0"]
+    assert exe["executable"] == "/bin/sh"
+    assert calls["/bin/sh -c echo $0"]["executable"] == "/bin/sh"  # shell=True
+    env = calls["sh -c echo $ONLY; exit 4"]
+    assert env["env_given"] and env["executable"] == "sh"
+    assert calls["sh -c exit 4"]["executable"] == "/bin/sh"  # spawnv: the file, not argv[0]
+    assert calls["sh -c exit 6"]["executable"] == "/bin/sh"
+    assert calls["sh -c exit 7"]["executable"].endswith("/sh")  # posix_spawnp: searched
+
+
+def test_audit_display_and_unload(runs: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    _, fake = runs
+    run_cell = fake["cells"][1 + [n for n, _ in FORMS].index("run")]
+    bundles = [o for o in run_cell["outputs"] if AUDIT_MIME in o]
+    assert len(bundles) == 1
+    [bundle] = bundles
+    assert set(bundle) >= {"text/plain", "text/html", AUDIT_MIME}
+    events = bundle[AUDIT_MIME]["events"]
+    assert [e["argv"] for e in events] == [["sh", "-c", "echo out; echo err >&2; exit 3"]]
+    assert "<script" not in bundle["text/html"]
+    assert fake["not_restored"] == []
+    assert fake["registered_after_unload"] is False
+    assert fake["agentsh_magic_after_unload"] == []
+    assert fake["fake_closed"] and all(fake["fake_closed"])
+    assert fake["left_children"] == []
