@@ -290,10 +290,9 @@ class AgentshMagics(Magics):
             os.path.abspath(os.path.expanduser(workspace)),
         )
 
-    def _next_audit_path(self) -> str:
+    def _next_audit_path(self, session: str) -> str:
         if self._log_path is not None:
             return self._log_path
-        session = _supervisor().new_session_id()
         if self.audit_dir is not None:
             return os.path.join(os.path.abspath(os.path.expanduser(self.audit_dir)),
                                 f"{session}.jsonl")  # fmt: skip
@@ -317,11 +316,13 @@ class AgentshMagics(Magics):
                     _, error = _client_api()
                     raise error(f"the workspace {key.workspace} is not a directory")
                 timeouts = sup.Timeouts(self.handoff_timeout, self.ready_timeout, self.go_timeout)
+                session = sup.new_session_id()
                 with _hooks.bypass():
                     client = self.start_client(
                         policy_path=key.policy,
                         workspace=key.workspace,
-                        audit_path=self._next_audit_path(),
+                        audit_path=self._next_audit_path(session),
+                        session=session,
                         on_event=self._store.add,
                         ask=self._ask,
                         timeouts=timeouts,

@@ -93,11 +93,14 @@ def main() -> int:
 
         magics.start_client = _fake.FakeClient.start
         magics.find_enforcement = lambda: (True, "fake mechanism")
+    if "enforcement" in spec:
+        enforcing, why = spec["enforcement"]
+        magics.find_enforcement = lambda: (enforcing, why)
     cells = []
     seen_children: set[int] = set()
-    for code in spec["cells"]:
+    for i, code in enumerate(spec["cells"]):
         with capture_output() as cap:
-            r = ip.run_cell(code, store_history=True)
+            r = ip.run_cell(code, store_history=True, cell_id=f"cell-{i}")
         err = r.error_before_exec or r.error_in_exec
         cells.append(
             {"success": r.success, "error": None if err is None else f"{type(err).__name__}: {err}",

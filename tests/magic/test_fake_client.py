@@ -101,3 +101,64 @@ def test_audit_display_and_unload(runs: tuple[dict[str, Any], dict[str, Any]]) -
     assert fake["agentsh_magic_after_unload"] == []
     assert fake["fake_closed"] and all(fake["fake_closed"])
     assert fake["left_children"] == []
+
+
+def test_refusal_unsandboxed_opt_in_errors_and_line_magics(area: Area) -> None:
+    made = area.ws / "made"
+    write = f"open({str(made)!r}, 'w').close()"
+    r = run_driver(
+        area,
+        {"enforcement": [False, "no mechanism here"], "config": {"display": "summary"},
+         "cells": [
+            "%%agentsh\n" + write,
+            "%%agentsh --allow-unsandboxed\n" + write,
+            "%agentsh on",
+            "%config AgentshMagics",
+            "%agentsh status",
+            "%agentsh log /tmp/agentsh-next.jsonl",
+            "%agentsh log",
+            "%agentsh policy",
+            "%agentsh bogus",
+         ]},
+    )  # fmt: skip
+    refused, opted, on, config, status, log, log_show, policy, bogus = r["cells"]
+    assert not refused["success"]
+    assert "UsageError" in refused["error"] and "NOT run" in refused["error"]
+    assert "no mechanism here" in refused["error"]
+    assert made.exists()  # created by the opted-in cell only (the refused one ran nothing)
+    assert opted["success"]
+    assert any("NOT SANDBOXED" in o["text/plain"] for o in opted["outputs"])
+    assert not on["success"] and "still off" in on["error"]
+    for trait in ("policy", "workspace", "display", "audit_dir", "handoff_timeout",
+                  "ready_timeout", "go_timeout"):  # fmt: skip
+        assert f"AgentshMagics.{trait}" in config["stdout"], trait
+    assert (
+        "agentsh: off" in status["stdout"] and "UNAVAILABLE: no mechanism here" in status["stdout"]
+    )
+    assert (
+        "/tmp/agentsh-next.jsonl" in log["stdout"]
+        and "/tmp/agentsh-next.jsonl" in log_show["stdout"]
+    )
+    assert "built-in default policy" in policy["stdout"]
+    assert not bogus["success"] and "unknown command" in bogus["error"]
+
+
+def test_a_failing_body_fails_the_cell_and_still_shows_the_audit(area: Area) -> None:
+    r = run_driver(
+        area,
+        {"fake": True, "cells": [
+            "%%agentsh --display summary\nimport subprocess\nsubprocess.run(['true'])\n"
+            "raise ValueError('boom')",
+            "%%agentsh --display none\nimport subprocess\nsubprocess.run(['true'])",
+            "%agentsh audit 2",
+        ]},
+    )  # fmt: skip
+    failed, quiet, again = r["cells"]
+    assert not failed["success"] and failed["error"] == "ValueError: boom"
+    assert "ValueError" in failed["stdout"] + failed["stderr"]  # the traceback, as usual
+    [bundle] = [o for o in failed["outputs"] if AUDIT_MIME in o]
+    assert bundle[AUDIT_MIME]["events"][0]["argv"] == ["true"]
+    assert bundle[AUDIT_MIME]["cell"] == 1
+    assert quiet["success"] and quiet["outputs"] == []
+    [shown] = [o for o in again["outputs"] if AUDIT_MIME in o]
+    assert shown[AUDIT_MIME]["events"][0]["cell_id"] == "cell-1"
