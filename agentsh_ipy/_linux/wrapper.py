@@ -18,6 +18,13 @@ Protocol on the SOCK_SEQPACKET pair (one message per byte string):
   supervisor -> wrapper   b"A"                            ACK: notifications served
                           b"G"                            GO: traced, exec now
 
+Connect mode (``--connect PATH --token T``, the supervisor daemon of a
+notebook, which is not our parent): the wrapper connects to the daemon's
+socket, checks the peer is its own user, sends b"H" + token and receives
+b"C" + "key=value" lines (the options above) with the Landlock ruleset, if
+any, as SCM_RIGHTS; or b"E" + reason when the daemon refuses. The daemon's
+pid comes from SO_PEERCRED. Then the steps are the same.
+
 Between installing the filter and receiving ACK this process must make no
 trapped syscall: nothing would answer it. That is why the fd is sent from a
 second thread created *before* the filter: seccomp filters are per thread, so
@@ -234,15 +241,71 @@ def _parse(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     return opts, argv[i + 1 :]
 
 
+def connect(opts: dict[str, str]) -> socket.socket:
+    """Connect mode: reach the daemon and fetch the launch options into
+    ``opts`` (and ``supervisor``, from SO_PEERCRED)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    try:
+        sock.connect(opts["connect"])
+    except OSError as e:
+        sock.close()
+        raise SetupError(EXIT_SETUP, f"cannot reach the supervisor: {e.strerror}") from None
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+    pid, uid = int.from_bytes(creds[0:4], sys.byteorder), int.from_bytes(creds[4:8], sys.byteorder)
+    if uid != os.getuid():
+        raise SetupError(EXIT_SETUP, f"the supervisor socket belongs to uid {uid}, not to us")
+    opts["supervisor"] = str(pid)
+    sock.send(b"H" + opts["token"].encode())
+    timeout = float(opts.get("handoff-timeout", "10"))
+    sock.settimeout(timeout)
+    try:
+        msg, anc, _flags, _addr = sock.recvmsg(65536, socket.CMSG_SPACE(4), socket.MSG_CMSG_CLOEXEC)
+    except TimeoutError:
+        raise SetupError(
+            EXIT_SETUP, f"no launch options from the supervisor within {timeout:g}s"
+        ) from None
+    finally:
+        sock.settimeout(None)
+    fds = [
+        int.from_bytes(data[i : i + 4], sys.byteorder)
+        for level, kind, data in anc
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS
+        for i in range(0, len(data) - len(data) % 4, 4)
+    ]
+    if not msg.startswith(b"C"):
+        for fd in fds:
+            os.close(fd)
+        reason = msg[1:].decode(errors="replace") if msg else "closed the connection"
+        raise SetupError(EXIT_SETUP, f"the supervisor refused the launch: {reason}")
+    for line in msg[1:].decode().splitlines():
+        key, _, value = line.partition("=")
+        opts[key] = value
+    if fds:
+        opts["landlock"] = str(fds[0])
+        for fd in fds[1:]:
+            os.close(fd)
+    return sock
+
+
 def main(argv: list[str]) -> int:
     opts, cmd = _parse(argv)
-    fd = int(opts["fd"])
-    # posix_spawn's dup2 cleared CLOEXEC so the fd could arrive; set it again
-    # so no supervisor fd survives into the command.
-    os.set_inheritable(fd, False)
-    if "landlock" in opts:  # the Landlock ruleset, likewise
-        os.set_inheritable(int(opts["landlock"]), False)
-    sock = socket.socket(fileno=fd)
+    if "connect" in opts:
+        try:
+            sock = connect(opts)
+        except SetupError as e:
+            # The daemon never had this launch, so nobody else can say why;
+            # the command did not run, so this line mixes with no output of it.
+            with contextlib.suppress(OSError):
+                os.write(2, f"agentsh: {e.reason}; the command was not run\n".encode())
+            return e.code
+    else:
+        fd = int(opts["fd"])
+        # posix_spawn's dup2 cleared CLOEXEC so the fd could arrive; set it
+        # again so no supervisor fd survives into the command.
+        os.set_inheritable(fd, False)
+        if "landlock" in opts:  # the Landlock ruleset, likewise
+            os.set_inheritable(int(opts["landlock"]), False)
+        sock = socket.socket(fileno=fd)
     sock.setblocking(True)
     try:
         return _run(sock, opts, cmd)
@@ -267,19 +330,24 @@ def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
     program = bytes.fromhex(opts["filter"])
     seccomp_nr = int(opts["seccomp-nr"])
 
-    # 1. Die with the supervisor; and make sure it has not died already.
-    _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
-    if os.getppid() != supervisor:
-        raise SetupError(EXIT_SETUP, "supervisor exited during launch")
+    # 1. Die with the supervisor; and make sure it has not died already. (A
+    #    daemon is not our parent: its PTRACE_O_EXITKILL does this after the
+    #    attach, and a closed socket fails the handshake before.)
+    if "connect" not in opts:
+        _check(_libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "prctl(PDEATHSIG)")
+        if os.getppid() != supervisor:
+            raise SetupError(EXIT_SETUP, "supervisor exited during launch")
     if "cwd" in opts:
         try:
             os.chdir(opts["cwd"])
         except OSError as e:
             raise SetupError(EXIT_SETUP, f"cannot enter {opts['cwd']}: {e.strerror}") from None
-    # 2. Resolve the command before the filter exists.
-    path = resolve(cmd[0], os.environ.get("PATH"))
+    # 2. Resolve the command before the filter exists. ``--file`` names the
+    #    file to run when it is not argv[0] (Popen's executable=, os.spawnv).
+    target = opts.get("file", cmd[0])
+    path = resolve(target, os.environ.get("PATH"))
     if path is None:
-        raise SetupError(127, f"{cmd[0]}: command not found")
+        raise SetupError(127, f"{target}: command not found")
     # 3. Under Yama ptrace_scope=1 name the supervisor as our tracer (EINVAL: no Yama).
     if (
         _libc.prctl(PR_SET_PTRACER, supervisor, 0, 0, 0) == -1

@@ -53,70 +53,15 @@ def _signals_to_reset() -> set[int]:
     return out
 
 
-class Launch:
-    """One wrapper process from spawn to GO."""
+class Handshake:
+    """The supervisor's side of the protocol with one wrapper, on ``sock``:
+    from the listener fd to GO. ``pid`` is the wrapper's."""
 
-    def __init__(
-        self,
-        argv: Sequence[str],
-        env: Mapping[str, str],
-        cwd: str | None,
-        filter_program: bytes,
-        seccomp_nr: int,
-        timeouts: Timeouts,
-        wrapper_cmd: Sequence[str] | None = None,
-        new_group: bool = False,
-        landlock_fd: int | None = None,
-        mode: str = "notify",
-        memory_limit: int | None = None,
-    ) -> None:
-        """Spawn the wrapper. ``landlock_fd``, a Landlock ruleset, is passed
-        like the socket end and enforced by the wrapper before READY; this
-        call owns it and closes it once the child has its copy."""
-        try:
-            self.sock, child = socket.socketpair(
-                socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
-            )
-        except BaseException:
-            if landlock_fd is not None:
-                os.close(landlock_fd)
-            raise
+    def __init__(self, sock: socket.socket, pid: int, timeouts: Timeouts, mode: str) -> None:
+        self.sock = sock
+        self.pid = pid
         self.timeouts = timeouts
-        base = list(wrapper_cmd) if wrapper_cmd else [sys.executable, "-I", "-S", WRAPPER]
-        opts = {
-            "fd": str(child.fileno()),
-            "supervisor": str(os.getpid()),
-            "handoff-timeout": repr(timeouts.handoff),
-            "go-timeout": repr(timeouts.go),
-            "filter": filter_program.hex(),
-            "seccomp-nr": str(seccomp_nr),
-        }
-        if cwd is not None:
-            opts["cwd"] = cwd
         self.mode = mode
-        opts["mode"] = mode
-        if memory_limit is not None:
-            opts["rlimit-as"] = str(memory_limit)
-        # dup2(fd, fd) clears CLOEXEC in the child only: the fds it gets.
-        inherit = [child.fileno()]
-        if landlock_fd is not None:
-            opts["landlock"] = str(landlock_fd)
-            inherit.append(landlock_fd)
-        args = [*base, *(x for k, v in opts.items() for x in (f"--{k}", v)), "--", *argv]
-        try:
-            self.pid = os.posix_spawn(
-                args[0],
-                args,
-                dict(env),
-                file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in inherit],
-                setsigdef=_signals_to_reset(),
-                setsigmask=set(),
-                **({"setpgroup": 0} if new_group else {}),  # type: ignore[arg-type]
-            )
-        finally:
-            child.close()
-            if landlock_fd is not None:
-                os.close(landlock_fd)
         self.status: int | None = None
 
     def _recv(self, timeout: float, what: str) -> tuple[bytes, list[int]]:
@@ -167,6 +112,9 @@ class Launch:
             raise LaunchError(f"the wrapper sent an fd that is not a seccomp listener ({kind})")
         return listener
 
+    def close(self) -> None:
+        self.sock.close()
+
     def probe_memory(self) -> None:
         """Notifications need the child's memory; check before serving them."""
         try:
@@ -202,6 +150,71 @@ class Launch:
             return int(msg[1:])
         return None
 
+
+class Launch(Handshake):
+    """One wrapper process, spawned by this process, from spawn to GO."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        filter_program: bytes,
+        seccomp_nr: int,
+        timeouts: Timeouts,
+        wrapper_cmd: Sequence[str] | None = None,
+        new_group: bool = False,
+        landlock_fd: int | None = None,
+        mode: str = "notify",
+        memory_limit: int | None = None,
+    ) -> None:
+        """Spawn the wrapper. ``landlock_fd``, a Landlock ruleset, is passed
+        like the socket end and enforced by the wrapper before READY; this
+        call owns it and closes it once the child has its copy."""
+        try:
+            self.sock, child = socket.socketpair(
+                socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
+            )
+        except BaseException:
+            if landlock_fd is not None:
+                os.close(landlock_fd)
+            raise
+        base = list(wrapper_cmd) if wrapper_cmd else [sys.executable, "-I", "-S", WRAPPER]
+        opts = {
+            "fd": str(child.fileno()),
+            "supervisor": str(os.getpid()),
+            "handoff-timeout": repr(timeouts.handoff),
+            "go-timeout": repr(timeouts.go),
+            "filter": filter_program.hex(),
+            "seccomp-nr": str(seccomp_nr),
+        }
+        if cwd is not None:
+            opts["cwd"] = cwd
+        opts["mode"] = mode
+        if memory_limit is not None:
+            opts["rlimit-as"] = str(memory_limit)
+        # dup2(fd, fd) clears CLOEXEC in the child only: the fds it gets.
+        inherit = [child.fileno()]
+        if landlock_fd is not None:
+            opts["landlock"] = str(landlock_fd)
+            inherit.append(landlock_fd)
+        args = [*base, *(x for k, v in opts.items() for x in (f"--{k}", v)), "--", *argv]
+        try:
+            pid = os.posix_spawn(
+                args[0],
+                args,
+                dict(env),
+                file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in inherit],
+                setsigdef=_signals_to_reset(),
+                setsigmask=set(),
+                **({"setpgroup": 0} if new_group else {}),  # type: ignore[arg-type]
+            )
+        finally:
+            child.close()
+            if landlock_fd is not None:
+                os.close(landlock_fd)
+        super().__init__(self.sock, pid, timeouts, mode)
+
     def reap_if_dead(self, grace: float = 0.5) -> int | None:
         """The wrapper's wait status if it exits within ``grace`` seconds.
 
@@ -225,6 +238,3 @@ class Launch:
             os.kill(self.pid, signal.SIGKILL)
         _, self.status = os.waitpid(self.pid, 0)
         return self.status
-
-    def close(self) -> None:
-        self.sock.close()

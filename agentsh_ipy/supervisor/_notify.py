@@ -40,6 +40,9 @@ class NotifyLoop(threading.Thread):
         self.on_request = on_request
         self.approve = approve
         self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
+        self._sync_r, self._sync_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._synced = threading.Condition()
+        self._sync_rounds = 0
         self.error: BaseException | None = None
         self.handled = 0
         self.emulate_opens = True
@@ -47,8 +50,19 @@ class NotifyLoop(threading.Thread):
     def stop(self) -> None:
         os.write(self._stop_w, b"x")
 
+    def sync(self, timeout: float) -> bool:
+        """Wait until the loop has audited every request it received before
+        this call (a task that exited has had its last calls answered, and
+        with this their events are written too). False on timeout."""
+        with self._synced:
+            target = self._sync_rounds + 1
+            os.write(self._sync_w, b"s")
+            return self._synced.wait_for(
+                lambda: self._sync_rounds >= target or not self.is_alive(), timeout
+            )
+
     def close(self) -> None:
-        for fd in (self._stop_r, self._stop_w, self.listener):
+        for fd in (self._stop_r, self._stop_w, self._sync_r, self._sync_w, self.listener):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
@@ -63,6 +77,7 @@ class NotifyLoop(threading.Thread):
         poller = select.poll()
         poller.register(self.listener, select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)
+        poller.register(self._sync_r, select.POLLIN)
         try:
             while True:
                 ready = dict(poller.poll())
@@ -73,8 +88,20 @@ class NotifyLoop(threading.Thread):
                     self._one()
                 elif ev & (select.POLLHUP | select.POLLERR):
                     return  # every filtered task is gone
+                if self._sync_r in ready:
+                    self._answer_sync()
         except BaseException as e:  # surfaced by the session, never swallowed
             self.error = e
+        finally:
+            with self._synced:
+                self._synced.notify_all()
+
+    def _answer_sync(self) -> None:
+        with self._synced:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._sync_r, 64)
+            self._sync_rounds += 1
+            self._synced.notify_all()
 
     def _one(self) -> None:
         try:

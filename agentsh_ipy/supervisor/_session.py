@@ -31,8 +31,9 @@ from ._notify import NotifyLoop
 from ._ptrace_mode import PtraceDecider
 from ._redirect import Redirector
 from ._request import Request
-from ._tracer import ProcessTable, Tracer
+from ._tracer import Tracer
 from ._trash import Trash
+from ._treeaudit import TreeAudit
 
 
 @dataclass
@@ -53,7 +54,7 @@ def exit_status(wait_status: int) -> int:
     return os.WEXITSTATUS(wait_status)
 
 
-class Session:
+class Session(TreeAudit):
     def __init__(
         self,
         policy: pol.Policy,
@@ -66,8 +67,7 @@ class Session:
         workspace: str | None = None,
         mode: str = "notify",
     ) -> None:
-        self.policy = policy
-        self.log = log
+        super().__init__(policy, log)
         self.timeouts = timeouts or Timeouts()
         self.approver = approver or NoApprover()
         self.wrapper_cmd = wrapper_cmd
@@ -78,87 +78,11 @@ class Session:
             raise ValueError(f"mode {mode!r} is not notify or ptrace")
         self.mode = mode
         self.arch = arch_mod.current()
-        self.table = ProcessTable()
         self.root_pid = -1
-        self._exec_denied: dict[int, Request] = {}
         self._result: Result | None = None
         self._killed_for: str | None = None
         self._foreground: Foreground | None = None
-        self._repeats: dict[tuple[Any, ...], int] = {}
-        self._repeats_lock = threading.Lock()
         self._crash: BaseException | None = None
-
-    # -- audit --------------------------------------------------------------
-    def _emit(self, type: str, **fields: Any) -> None:
-        self.log.emit(type, **fields)
-
-    # A program looping on a denied call (a fork bomb at its limit) would
-    # flood the audit: after the first few, identical denials are counted and
-    # reported as one "suppressed" event per kind at the end. Nothing is lost.
-    _REPEATS_SHOWN = 20
-
-    def _repeated(self, req: Request) -> bool:
-        if req.decision.decision != "deny":
-            return False
-        key = (req.pid, req.kind, req.op, req.decision.rule,
-               req.fields.get("path"), req.fields.get("target"))  # fmt: skip
-        with self._repeats_lock:  # the notify, approval and network threads all report
-            n = self._repeats.get(key, 0) + 1
-            self._repeats[key] = n
-        return n > self._REPEATS_SHOWN
-
-    def _flush_suppressed(self) -> None:
-        for (pid, kind, op, rule, path, target), n in self._repeats.items():
-            if n > self._REPEATS_SHOWN:
-                self._emit("sandbox", op="suppressed", pid=pid, decision="deny", rule=rule,
-                           count=n - self._REPEATS_SHOWN, of_type=kind, of_op=op,
-                           path=path, target=target)  # fmt: skip
-
-    def _on_request(self, req: Request) -> None:
-        if self._repeated(req):
-            return
-        d = req.decision
-        try:
-            _, ppid = self.table.tgid_ppid(req.pid)
-        except OSError:  # already gone
-            ppid = None
-        fields: dict[str, Any] = dict(req.fields)
-        if req.tid != req.pid:
-            fields["tid"] = req.tid
-        denied = d.decision == "deny"
-        if denied:
-            fields["errno"] = errno.errorcode.get(req.errno, str(req.errno))
-            if req.kind == "exec":
-                self._exec_denied[req.pid] = req
-        if d.message:
-            fields["message"] = d.message
-        self._emit(
-            req.kind,
-            op=req.op,
-            pid=req.pid,
-            ppid=ppid,
-            syscall=req.syscall,
-            decision=d.decision,
-            rule=d.rule,
-            **fields,
-        )
-
-    def _check_exec(self, pid: int, argv: list[str]) -> bool:
-        """The command rules again, on the binary the kernel loaded and the
-        argv it copied: a thread that changed the path or the arguments
-        after the decision is caught here, before the image runs."""
-        try:
-            exe = os.readlink(f"/proc/{pid}/exe")
-        except OSError:
-            return True  # already gone
-        d = self.policy.check_command(exe, argv)
-        if d.decision != "deny":
-            return True
-        self._emit(
-            "exec", op="exec", pid=pid, path=exe, argv=argv, decision="deny", rule=d.rule,
-            enforced="exec_event", message="killed before it ran: denied on the loaded binary",
-        )  # fmt: skip
-        return False
 
     def _approve(self, req: Request, done: Any) -> None:
         target = req.fields.get("argv") or req.fields.get("path") or req.fields.get("addr")
