@@ -229,4 +229,16 @@ class Policy:
             decision="deny",
             message="protected by agentsh-ipy",
         )
-        return dataclasses.replace(self, file_rules=(rule, *self.file_rules))
+        # A protected socket (the supervisor daemon's) is not to be talked to either.
+        sock_rule = UnixSocketRule(
+            name=PROTECTED_RULE,
+            globs=tuple(globs),
+            operations=frozenset(SOCKET_OPERATIONS),
+            decision="deny",
+            message="protected by agentsh-ipy",
+        )
+        return dataclasses.replace(
+            self,
+            file_rules=(rule, *self.file_rules),
+            unix_socket_rules=(sock_rule, *self.unix_socket_rules),
+        )

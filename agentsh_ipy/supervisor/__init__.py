@@ -21,6 +21,7 @@ from typing import Any
 from .. import audit as aud
 from .. import policy as pol
 from ._approval import Approver, NoApprover, TerminalApprover
+from ._client import SandboxClient, SupervisorError, Wrapped
 from ._launch import EXIT_SETUP, LaunchError, Timeouts
 from ._session import Result, Session, exit_status
 from ._trash import TRASH_DIR, Trash
@@ -31,10 +32,13 @@ __all__ = [
     "LaunchError",
     "NoApprover",
     "Result",
+    "SandboxClient",
     "Session",
+    "SupervisorError",
     "TerminalApprover",
     "Timeouts",
     "Trash",
+    "Wrapped",
     "default_audit_path",
     "exit_status",
     "load_policy",

@@ -1,0 +1,114 @@
+"""Drive a supervisor daemon through SandboxClient, as a notebook would;
+print what happened as JSON. Run as the test's user (root or uid 65534).
+
+    run_daemon.py SCENARIO WORKSPACE AUDIT OUTSIDE [POLICY|-]
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from agentsh_ipy.supervisor import SandboxClient
+
+
+def gone(pid: int) -> bool:
+    """Exited (a zombie waiting for its reaper counts: it runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def main() -> None:
+    scenario, ws, audit, outside, policy = sys.argv[1:6]
+    events: list[dict[str, object]] = []
+    asked: list[str] = []
+    answers = [True, False]
+
+    def ask(question: str, timeout: float) -> tuple[bool, str]:
+        asked.append(question)
+        granted = answers.pop(0)
+        return granted, "granted by the test" if granted else "denied by the test"
+
+    client = SandboxClient.start(
+        policy_path=None if policy == "-" else policy,
+        workspace=ws,
+        audit_path=audit,
+        on_event=events.append,
+        ask=None if scenario == "approve-headless" else ask,
+    )
+    out: dict[str, object] = {"daemon": client.pid}
+
+    def run(argv: list[str], cell: int, **kw: object) -> subprocess.CompletedProcess[str]:
+        w = client.wrap(argv, cell=cell, cell_id=f"id{cell}")
+        return subprocess.run(w.argv, env=w.env, capture_output=True, text=True, **kw)  # type: ignore[call-overload, no-any-return]
+
+    if scenario == "basic":
+        deny = run(["sh", "-c", f"echo x > {outside}/denied; echo out; echo err >&2; exit 3"], 1)
+        allow = run(["sh", "-c", f"echo ok > {ws}/allowed"], 2)
+        killed = run(["sh", "-c", "kill -TERM $$"], 3)
+        w = client.wrap(["sh", "-c", f"echo x > {outside}/by-os-system; exit 4"], cell=4)
+        status = os.system("exec " + " ".join(f"'{a}'" for a in w.argv))
+        out.update(
+            deny=[deny.returncode, deny.stdout, deny.stderr],
+            allow=allow.returncode,
+            killed=killed.returncode,
+            system=os.waitstatus_to_exitcode(status),
+            settled=client.settle([]),
+        )
+    elif scenario == "background":
+        p = run(["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], 1)
+        child = int(p.stdout)
+        with open(f"/proc/{child}/status") as f:
+            tracer = next(ln.split()[1] for ln in f if ln.startswith("TracerPid:"))
+        out.update(child=child, tracer=int(tracer), child_alive=not gone(child))
+    elif scenario == "token":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(client._socket_path)
+        s.send(b"Hnot-a-token")
+        out["reply"] = s.recv(100).decode()
+    elif scenario == "protected":
+        code = (
+            "import socket,sys\n"
+            "s=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+            "try:\n    s.connect(sys.argv[1]); print('connected')\n"
+            "except OSError as e:\n    print('refused', e.errno)\n"
+        )
+        p = run([sys.executable, "-c", code, client._socket_path], 1)
+        out["child"] = p.stdout.strip()
+    elif scenario in ("approve", "approve-headless"):
+        first = run(["sh", "-c", f"cat {outside}/secret"], 1)
+        second = run(["sh", "-c", f"cat {outside}/secret"], 2)
+        out.update(first=first.stdout, second=second.stdout, asked=asked)
+    elif scenario == "threads":
+        results: list[int] = []
+
+        def worker(i: int) -> None:
+            results.append(run(["sh", "-c", f"echo {i} > {outside}/t{i}; exit {i}"], 1).returncode)
+
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out["codes"] = sorted(results)
+    launches = sorted({str(e["launch"]) for e in events if "launch" in e})
+    out["running"] = client.settle(launches, timeout=5.0)
+    client.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not gone(client.pid):
+        time.sleep(0.05)
+    out["daemon_gone"] = gone(client.pid)
+    if "child" in out and isinstance(out["child"], int):
+        out["child_gone_after_close"] = gone(out["child"])
+    out["events"] = events
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The supervisor daemon a notebook uses (SandboxClient): launches that the
+caller spawns itself, attached by a process that is not their parent, with
+the effects and the audit checked as root and as uid 65534."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import Area, linux_only, read_audit, sandbox_env, write_policy
+
+pytestmark = linux_only
+
+DRIVER = Path(__file__).with_name("run_daemon.py")
+
+
+def drive(area: Area, scenario: str, policy: Path | None = None) -> dict[str, Any]:
+    argv = area.user.cmd([sys.executable, str(DRIVER), scenario, str(area.ws), str(area.audit),
+                          str(area.outside), str(policy or "-")])  # fmt: skip
+    p = subprocess.run(argv, cwd=area.ws, env=sandbox_env(area), capture_output=True,
+                       text=True, timeout=120)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    out: dict[str, Any] = json.loads(p.stdout)
+    assert out["daemon_gone"], "the daemon outlived close()"
+    return out
+
+
+def of(events: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    return [e for e in events if all(e.get(k) == v for k, v in match.items())]
+
+
+def test_launches_are_enforced_audited_and_keep_their_status(area: Area) -> None:
+    out = drive(area, "basic")
+    ev = out["events"]
+    # The denied write did not happen; output and status are the command's own.
+    assert not (area.outside / "denied").exists()
+    assert out["deny"][0] == 3 and out["deny"][1] == "out\n"
+    assert "err" in out["deny"][2] and "Permission denied" in out["deny"][2]
+    assert (area.ws / "allowed").read_text() == "ok\n" and out["allow"] == 0
+    assert out["killed"] == -15  # a signal death stays a signal death for Popen
+    assert out["system"] == 4 and not (area.outside / "by-os-system").exists()
+    # The denials are audited, tagged with their cell and launch.
+    (deny,) = of(ev, type="file", path=str(area.outside / "denied"))
+    assert deny["decision"] == "deny" and deny["cell"] == 1 and deny["cell_id"] == "id1"
+    assert of(ev, type="file", path=str(area.outside / "by-os-system"), decision="deny", cell=4)
+    ends = {e["cell"]: e["exit_code"] for e in of(ev, type="sandbox", op="end")}
+    assert ends == {1: 3, 2: 0, 3: 128 + 15, 4: 4}
+    assert out["running"] == []
+    # The JSONL log holds the same events, and the stop.
+    log = read_audit(area.audit)
+    assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
+    assert of(log, type="file", path=str(area.outside / "denied"), decision="deny")
+    assert log[-1]["type"] == "sandbox" and log[-1]["op"] == "stop"
+
+
+@pytest.mark.slow
+def test_concurrent_launches_from_threads(area: Area) -> None:
+    out = drive(area, "threads")
+    assert out["codes"] == [0, 1, 2, 3, 4, 5]
+    assert not list(area.outside.iterdir())
+    denied = {e["path"] for e in of(out["events"], type="file", decision="deny")}
+    assert denied == {str(area.outside / f"t{i}") for i in range(6)}
+
+
+def test_background_child_stays_traced_until_close(area: Area) -> None:
+    out = drive(area, "background")
+    assert out["child_alive"] and out["tracer"] == out["daemon"]
+    assert out["child_gone_after_close"]
+    # The launch ended when its root did; the child was still running then.
+    (end,) = of(out["events"], type="sandbox", op="end")
+    assert end["exit_code"] == 0 and end["running"] == 1
+
+
+def test_unknown_launch_token_is_refused_and_audited(area: Area) -> None:
+    out = drive(area, "token")
+    assert out["reply"].startswith("E")
+    assert of(out["events"], type="sandbox", op="error", decision="deny")
+
+
+def test_sandbox_cannot_talk_to_the_daemon(area: Area) -> None:
+    out = drive(area, "protected")
+    assert out["child"].startswith("refused")
+    (d,) = of(out["events"], type="unix", op="connect", decision="deny")
+    assert d["rule"] == "protected"
+
+
+APPROVE = """\
+  - name: secret
+    paths: ["{path}"]
+    operations: [read]
+    decision: approve
+"""
+
+
+def _approve_policy(area: Area) -> Path:
+    area.write("outside/secret", "s3cret\n")
+    text = (Path(write_policy(area)).read_text()).replace(
+        "file_rules:\n", "file_rules:\n" + APPROVE.format(path=area.outside / "secret"), 1
+    )
+    return area.write("policy.yaml", text)
+
+
+def test_approvals_are_asked_through_the_client(area: Area) -> None:
+    out = drive(area, "approve", _approve_policy(area))
+    assert out["first"] == "s3cret\n" and out["second"] == ""
+    assert len(out["asked"]) == 2 and "secret" in out["asked"][0]
+    reads = of(out["events"], type="file", path=str(area.outside / "secret"))
+    assert [(e["decision"], e["approval"]) for e in reads] == [
+        ("allow", "granted by the test"),
+        ("deny", "denied by the test"),
+    ]
+
+
+def test_approvals_without_an_approver_are_denied(area: Area) -> None:
+    out = drive(area, "approve-headless", _approve_policy(area))
+    assert out["first"] == "" and out["second"] == ""
+    reads = of(out["events"], type="file", path=str(area.outside / "secret"))
+    assert reads and all(e["decision"] == "deny" for e in reads)
+    assert all("no approver available" in e["approval"] for e in reads)
+
+
+def test_wrapper_that_cannot_reach_a_daemon_runs_nothing(area: Area, tmp_path: Path) -> None:
+    from agentsh_ipy.supervisor._launch import WRAPPER
+
+    target = area.outside / "never"
+    argv = area.user.cmd([sys.executable, "-I", "-S", WRAPPER, "--connect",
+                          str(area.root / "no-such-socket"), "--token", "x", "--",
+                          "sh", "-c", f"echo x > {target}"])  # fmt: skip
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 125
+    assert "cannot reach the supervisor" in p.stderr and "not run" in p.stderr
+    assert not target.exists()
