@@ -165,18 +165,10 @@ def _policy(args: argparse.Namespace) -> int:
 
 
 def _detect(args: argparse.Namespace) -> int:
-    from ._linux import detect
-    from .supervisor._mechanism import choose
+    from .supervisor import describe_host
 
-    facts = detect.probe_host()
-    use = choose(facts)
-    if args.json:
-        print(json.dumps({**facts.to_dict(), "sandbox": use}, indent=2))
-    else:
-        print(f"kernel {facts.kernel} ({facts.machine})")
-        for p in facts.probes:
-            print(f"  {'yes' if p.available else 'no ':3}  {p.name:22} {p.detail}")
-        print(f"sandbox: {use['summary']}")
+    text, use, facts = describe_host()
+    print(json.dumps({**facts, "sandbox": use}, indent=2) if args.json else text)
     return 0 if use["enforcing"] else 1
 
 

@@ -58,14 +58,9 @@ def _supervisor() -> Any:
 
 
 def _client_api() -> tuple[Any, type[Exception]]:
-    """(SandboxClient, SupervisorError): from the public supervisor API when
-    it re-exports them, else from the client module."""
+    """(SandboxClient, SupervisorError)."""
     sup = _supervisor()
-    if hasattr(sup, "SandboxClient") and hasattr(sup, "SupervisorError"):
-        return sup.SandboxClient, sup.SupervisorError
-    from .supervisor import _client
-
-    return _client.SandboxClient, _client.SupervisorError
+    return sup.SandboxClient, sup.SupervisorError
 
 
 def _default_timeouts() -> Any:
@@ -77,10 +72,12 @@ def enforcement() -> tuple[bool, str]:
     ``agentsh-ipy detect`` decides it."""
     if not sys.platform.startswith("linux"):
         return False, f"enforcement needs Linux (this is {sys.platform})"
-    from ._linux import detect
-    from .supervisor._mechanism import choose
-
-    use = choose(detect.probe_host())
+    _, use, _ = _supervisor().describe_host()
+    if use["mode"] == "ptrace":  # the daemon attaches notify-mode launches only
+        return False, (
+            f"the notebook sandbox needs seccomp user-notify; this host offers only "
+            f"{use['summary']} (agentsh-ipy exec --mode ptrace works here)"
+        )
     return bool(use["enforcing"]), str(use["summary"])
 
 
@@ -88,16 +85,7 @@ def detect_report() -> str:
     """The text of ``agentsh-ipy detect``."""
     if not sys.platform.startswith("linux"):
         return f"sandbox: unavailable (enforcement needs Linux; this is {sys.platform})"
-    from ._linux import detect
-    from .supervisor._mechanism import choose
-
-    facts = detect.probe_host()
-    use = choose(facts)
-    lines = [f"kernel {facts.kernel} ({facts.machine})"]
-    for p in facts.probes:
-        lines.append(f"  {'yes' if p.available else 'no ':3}  {p.name:22} {p.detail}")
-    lines.append(f"sandbox: {use['summary']}")
-    return "\n".join(lines)
+    return str(_supervisor().describe_host()[0])
 
 
 @dataclass(frozen=True)

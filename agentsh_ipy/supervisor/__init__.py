@@ -40,6 +40,7 @@ __all__ = [
     "Trash",
     "Wrapped",
     "default_audit_path",
+    "describe_host",
     "exit_status",
     "load_policy",
     "new_session_id",
@@ -97,6 +98,22 @@ def run(
         log.emit("sandbox", op="fallback", mode="ptrace", reason=result.error)
         result = Session(policy, log, mode="ptrace", **session).run(argv)
     return result
+
+
+def describe_host() -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """What this host supports and what the sandbox uses: (the report as
+    text, the choice of _mechanism.choose, the probed facts as a dict)."""
+    from .._linux import detect
+    from ._mechanism import choose
+
+    facts = detect.probe_host()
+    use = choose(facts)
+    lines = [f"kernel {facts.kernel} ({facts.machine})"]
+    lines += [
+        f"  {'yes' if p.available else 'no ':3}  {p.name:22} {p.detail}" for p in facts.probes
+    ]
+    lines.append(f"sandbox: {use['summary']}")
+    return "\n".join(lines), use, facts.to_dict()
 
 
 def harden_supervisor_process() -> None:
