@@ -6,7 +6,6 @@ leaves no daemon."""
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,6 @@ from ._forms import FORMS, SETUP, cells
 from ._harness import audit_events, pid_alive, run_driver
 
 pytestmark = [linux_only, pytest.mark.slow]
-
-
-def _require_client() -> None:
-    from agentsh_ipy.supervisor import _client
-
-    if "raise NotImplementedError" in inspect.getsource(_client.SandboxClient.start):
-        pytest.skip("the supervisor client (SandboxClient.start) is not implemented yet")
-
-
-@pytest.fixture(autouse=True)
-def _client_ready() -> None:
-    _require_client()
 
 
 def _writes(t: Path) -> list[tuple[str, str]]:
