@@ -438,7 +438,15 @@ class Daemon:
         if tree is None:
             self.parked.append((tid, status, time.monotonic()))
             return False
-        tree.tracer.handle(tid, status)
+        try:
+            tree.tracer.handle(tid, status)
+        except OSError as e:
+            # The tracer lost track of this tree: it must not run on unwatched.
+            tree._emit("sandbox", op="error", pid=tid,
+                       reason=f"tracer failure ({e}): the launch was killed")  # fmt: skip
+            for pid in tree.table.members():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         if tree.tracer.root_status is not None and not tree.root_done.is_set():
             tree.root_status = tree.tracer.root_status
             tree.root_done.set()

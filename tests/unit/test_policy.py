@@ -976,6 +976,21 @@ def test_protect_details() -> None:
         p.protect(["audit.jsonl"])
 
 
+def test_protect_covers_unix_sockets() -> None:
+    """The supervisor daemon's socket directory is protected as a tree: no
+    connect, bind or send to anything in it, whatever the unix rules say."""
+    p = parse(FIRST_MATCH)
+    q = p.protect([], trees=["/run/agentsh-x"])
+    for op in ("connect", "bind", "send"):
+        d = q.check_unix(op, "/run/agentsh-x/launch", abstract=False)
+        assert (d.decision, d.rule) == ("deny", "protected"), op
+    assert q.check_unix("connect", "/run/agentsh-x", abstract=False).rule == "protected"
+    other = q.check_unix("connect", "/run/other", abstract=False)
+    assert other == p.check_unix("connect", "/run/other", abstract=False)
+    # An abstract name is not a path in the tree.
+    assert q.check_unix("connect", "/run/agentsh-x/launch", abstract=True).rule != "protected"
+
+
 def test_policy_is_immutable() -> None:
     p = parse(FIRST_MATCH)
     with pytest.raises(dataclasses.FrozenInstanceError):
