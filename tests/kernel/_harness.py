@@ -219,11 +219,13 @@ class Kernel:
         timeout: float = 60,
         allow_stdin: bool = False,
         answers: list[str] | None = None,
+        cell_id: str | None = None,
     ) -> Cell:
         r = self.request(
             timeout + 20,
             op="execute",
             code=code,
+            cell_id=cell_id,
             timeout=timeout,
             allow_stdin=allow_stdin,
             answers=answers or [],
@@ -278,7 +280,7 @@ def alive(pid: int, starttime: int) -> bool:
     return int(fields[19]) == starttime and fields[0] != "Z"
 
 
-def run_notebook(area: Area, nb: Any, name: str = "nb", *, timeout: float = 300) -> Any:
+def run_notebook(area: Area, nb: Any, name: str = "nb", *, timeout: float = 300, **env: str) -> Any:
     """Execute ``nb`` (an nbformat notebook) with nbclient as ``area.user``,
     in ``area.ws``; returns the saved notebook, read back from disk."""
     import nbformat
@@ -290,7 +292,7 @@ def run_notebook(area: Area, nb: Any, name: str = "nb", *, timeout: float = 300)
     p = subprocess.run(
         area.user.cmd([sys.executable, str(driver), str(src), str(dst), str(area.ws)]),
         cwd=area.ws,
-        env=kernel_env(area),
+        env=kernel_env(area, **env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -308,3 +310,37 @@ def html_export(nb: Any) -> str:
 
     body, _resources = HTMLExporter().from_notebook_node(nb)
     return str(body)
+
+
+def html_tokens(text: str) -> list[tuple[str, ...]]:
+    """Markup as a token list (start/end tags with sorted attributes, text
+    with entities decoded), so that equivalent serializations compare equal:
+    nbconvert writes ``&#x27;`` back as ``'``."""
+    from html.parser import HTMLParser
+
+    tokens: list[tuple[str, ...]] = []
+
+    class Tokens(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            tokens.append(("start", tag, *sorted(f"{k}={v}" for k, v in attrs)))
+
+        def handle_endtag(self, tag: str) -> None:
+            tokens.append(("end", tag))
+
+        def handle_data(self, data: str) -> None:
+            if tokens and tokens[-1][0] == "data":
+                tokens[-1] = ("data", tokens[-1][1] + data)
+            else:
+                tokens.append(("data", data))
+
+    parser = Tokens(convert_charrefs=True)
+    parser.feed(text)
+    parser.close()
+    return [t for t in tokens if t[0] != "data" or t[1].strip()]
+
+
+def html_contains(page: str, fragment: str) -> bool:
+    """Whether ``fragment``'s markup appears, whole and in order, in ``page``."""
+    inner, outer = html_tokens(fragment), html_tokens(page)
+    n = len(inner)
+    return n > 0 and any(outer[i : i + n] == inner for i in range(len(outer) - n + 1))

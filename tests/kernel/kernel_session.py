@@ -7,7 +7,7 @@ jupyter_client putting this interpreter in place of ``python``) in the
 directory given as argv[1], then answers JSON lines:
 
     {"op": "execute", "code": "...", "timeout": 60, "allow_stdin": false,
-     "answers": ["y"]}
+     "answers": ["y"], "cell_id": "optional, sent as JupyterLab does"}
         -> {"reply": {status, execution_count, ename, evalue},
             "outputs": [nbformat-shaped outputs, in order],
             "input_requests": [prompts], "timed_out": bool}
@@ -62,7 +62,19 @@ def execute(kc: Any, km: KernelManager, request: dict[str, Any]) -> dict[str, An
     allow_stdin = bool(request.get("allow_stdin", False))
     answers = list(request.get("answers", []))
     timeout = float(request.get("timeout", 60))
-    msg_id = kc.execute(request["code"], allow_stdin=allow_stdin, stop_on_error=False)
+    content = {
+        "code": request["code"],
+        "silent": False,
+        "store_history": True,
+        "user_expressions": {},
+        "allow_stdin": allow_stdin,
+        "stop_on_error": False,
+    }
+    # JupyterLab names the cell in the request's metadata; kc.execute cannot.
+    metadata = {"cellId": request["cell_id"]} if request.get("cell_id") else {}
+    msg = kc.session.msg("execute_request", content, metadata=metadata)
+    kc.shell_channel.send(msg)
+    msg_id = msg["header"]["msg_id"]
     deadline = time.monotonic() + timeout
     outputs: list[dict[str, Any]] = []
     prompts: list[str] = []

@@ -27,7 +27,9 @@ from ._harness import (
     AUDIT_MIME,
     SECRET,
     Kernel,
+    html_contains,
     html_export,
+    html_tokens,
     kernel_area,
     kernel_fixture,
     run_notebook,
@@ -131,7 +133,8 @@ def test_the_audit_display_is_in_nbconvert_html_export() -> None:
     bundle = mimebundle(audit_events(), cell=4)
     page = html_export(notebook_with_audit(bundle))
     fragment = audit_fragment(page)
-    assert fragment == bundle["text/html"]
+    assert html_contains(fragment, bundle["text/html"])
+    assert html_tokens(fragment) == html_tokens(bundle["text/html"])
     # The hostile path is text, not markup, and the denial stands out.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in fragment
     assert not re.search(r"<\s*(script|style)", fragment, re.I)
@@ -185,5 +188,5 @@ def test_nbconvert_html_export_needs_no_network_and_no_pandoc(tmp_path: Path) ->
     )
     assert p.returncode == 0, p.stderr
     page = out.read_text()
-    assert audit_fragment(page) == mimebundle(audit_events(), cell=4)["text/html"]
+    assert html_contains(page, mimebundle(audit_events(), cell=4)["text/html"])
     assert "<em>markdown</em>" in page

@@ -1,0 +1,342 @@
+"""The magic in a real ipykernel, as root and as uid 65534: the audit
+display's three representations, approvals with and without the kernel's
+stdin, ``--workspace``, ``%agentsh on|off``, and that unloading the
+extension or shutting the kernel down leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import TEST_POLICY, Area
+
+from ._harness import (
+    AUDIT_MIME,
+    SECRET,
+    Cell,
+    Kernel,
+    alive,
+    kernel_area,
+    kernel_fixture,
+    make_user,
+)
+
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only"),
+    pytest.mark.slow,
+]
+
+
+@pytest.fixture(scope="module", params=["root", "nobody"])
+def kernel(request: pytest.FixtureRequest) -> Iterator[Kernel]:
+    for k in kernel_fixture(request):
+        k.ok("%load_ext agentsh_ipy")
+        yield k
+
+
+def token() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def denied_file(cell: Cell, path: Path) -> dict[str, Any]:
+    [event] = [
+        e
+        for e in cell.events()
+        if e["type"] == "file" and e.get("path") == str(path) and e.get("decision") != "allow"
+    ]
+    return event
+
+
+def test_the_audit_display_has_three_representations_and_marks_denials(kernel: Kernel) -> None:
+    area = kernel.area
+    target = area.outside / f"display-{token()}"
+    cell = kernel.run(f"%%agentsh --display full\n!echo ok > inside.txt; echo no > {target}")
+    assert not target.exists()
+    display = cell.audit()
+    assert set(display["data"]) == {AUDIT_MIME, "text/html", "text/plain"}
+
+    data = display["data"][AUDIT_MIME]
+    assert data["cell"] == cell.execution_count
+    assert {e["cell"] for e in data["events"]} == {cell.execution_count}
+    execs = [e for e in data["events"] if e["type"] == "exec"]
+    assert any(e.get("argv", [""])[0].endswith("sh") for e in execs), execs
+    assert denied_file(cell, target)["decision"] == "deny"
+    assert data["summary"]["denials"] >= 1
+
+    page = display["data"]["text/html"]
+    assert not re.search(r"<\s*(script|style)", page, re.I)
+    assert "<table>" in page
+    # The file row (the exec rows name the path too, inside the sh -c argv).
+    [row] = [r for r in page.split("<tr>") if f">{target}</code>" in r]
+    assert "⛔" in row and "<strong>DENY</strong>" in row
+
+    text = display["data"]["text/plain"]
+    [line] = [ln for ln in text.splitlines() if str(target) in ln and " file " in ln]
+    assert line.startswith("!") and "DENY" in line
+    ok = [ln for ln in text.splitlines() if ln.endswith("workspace") or "inside.txt" in ln]
+    assert ok and not any(ln.startswith("!") for ln in ok)
+
+
+def test_display_summary_is_one_line_and_none_shows_nothing(kernel: Kernel) -> None:
+    area = kernel.area
+    target = area.outside / f"summary-{token()}"
+    summary = kernel.run(f"%%agentsh --display summary\n!echo no > {target}")
+    data = summary.audit()["data"]
+    assert "\n" not in data["text/plain"].strip() and "DENIED" in data["text/plain"]
+    assert "<table>" not in data["text/html"]
+    assert any(e.get("path") == str(target) for e in data[AUDIT_MIME]["events"])
+    quiet = area.outside / f"none-{token()}"
+    none = kernel.run(f"%%agentsh --display none\n!echo no > {quiet}")
+    assert not quiet.exists()
+    assert not none.audits()
+
+
+def ask_policy(area: Area, name: str) -> Path:
+    ask = (
+        f"  - {{name: ask-first, paths: ['{area.outside}/**'], operations: ['*'],"
+        " decision: approve}\n"
+    )
+    return area.write(name, TEST_POLICY.replace("file_rules:\n", "file_rules:\n" + ask, 1))
+
+
+def test_approve_without_stdin_is_denied_and_the_audit_says_no_approver(kernel: Kernel) -> None:
+    area = kernel.area
+    policy = ask_policy(area, f"ask-{token()}.yaml")
+    target = area.outside / f"asked-{token()}"
+    start = time.monotonic()
+    cell = kernel.run(
+        f"%%agentsh --display full --policy {policy}\n!echo x > {target}", allow_stdin=False
+    )
+    assert time.monotonic() - start < 30, "an approval without stdin waited for its timeout"
+    assert not target.exists()
+    assert cell.input_requests == []
+    event = denied_file(cell, target)
+    assert event["rule"] == "ask-first"
+    assert event["decision"] in ("deny", "approve")
+    assert "no approver" in str(event.get("approval", "")).lower(), event
+    text = cell.audit()["data"]["text/plain"]
+    [line] = [ln for ln in text.splitlines() if str(target) in ln and " file " in ln]
+    assert line.startswith("!") and "DENY" in line
+
+
+def test_approve_asks_through_the_kernels_stdin(kernel: Kernel) -> None:
+    area = kernel.area
+    policy = ask_policy(area, f"ask-{token()}.yaml")
+    yes = area.outside / f"yes-{token()}"
+    no = area.outside / f"no-{token()}"
+    cell = kernel.run(
+        f"%%agentsh --policy {policy}\n!echo x > {yes}\n!echo x > {no}",
+        allow_stdin=True,
+        answers=["y", "n"],
+    )
+    assert len(cell.input_requests) == 2, cell.outputs
+    assert str(yes) in cell.input_requests[0] and "ask-first" in cell.input_requests[0]
+    assert yes.read_text() == "x\n"
+    assert not no.exists()
+    [granted] = [e for e in cell.events() if e["type"] == "file" and e.get("path") == str(yes)]
+    assert granted["decision"] in ("allow", "approve") and granted.get("approval")
+    assert denied_file(cell, no)["rule"] == "ask-first"
+
+
+def test_workspace_option_moves_the_writable_tree(kernel: Kernel) -> None:
+    area = kernel.area
+    other = area.mkdir(f"other-{token()}")
+    in_cwd = area.ws / f"cwd-{token()}"
+    cell = kernel.run(f"%%agentsh --workspace {other}\n!echo a > {other}/w; echo b > {in_cwd}")
+    assert (other / "w").read_text() == "a\n"
+    assert not in_cwd.exists()
+    assert denied_file(cell, in_cwd)["decision"] == "deny"
+
+
+def test_agentsh_on_sandboxes_every_cell_until_off(kernel: Kernel) -> None:
+    area = kernel.area
+    kernel.ok("%agentsh on")
+    try:
+        first, second = (area.outside / f"on-{token()}" for _ in range(2))
+        cell1 = kernel.run(f"!echo x > {first}")
+        cell2 = kernel.run(f"import os\nos.system('echo x > {second}')")
+    finally:
+        kernel.ok("%agentsh off")
+    for cell, target in ((cell1, first), (cell2, second)):
+        assert not target.exists()
+        assert denied_file(cell, target)["cell"] == cell.execution_count
+    after = area.outside / f"off-{token()}"
+    cell = kernel.run(f"!echo x > {after}")
+    assert after.exists() and not cell.audits()
+
+
+def test_status_says_whether_the_sandbox_is_on(kernel: Kernel) -> None:
+    off = kernel.ok("%agentsh status")
+    kernel.ok("%agentsh on")
+    try:
+        on = kernel.ok("%agentsh status")
+    finally:
+        kernel.ok("%agentsh off")
+    assert str(off.outputs) != str(on.outputs)
+
+
+ENTRY_NAMES = (
+    "Popen._execute_child",
+    "os.system",
+    "os._spawnvef",
+    "os.posix_spawn",
+    "os.posix_spawnp",
+    "interactiveshell.system",
+    "zmqshell.system",
+    "shell.system",
+    "shell.system_piped",
+    "shell.getoutput",
+    "magic bash",
+    "magic sh",
+    "magic script",
+)
+ENTRY_POINTS = f"""\
+import os, subprocess
+import IPython.core.interactiveshell, ipykernel.zmqshell
+def entry_points():
+    shell = get_ipython()
+    cell_magics = shell.magics_manager.magics["cell"]
+    found = [
+        subprocess.Popen._execute_child, os.system, os._spawnvef, os.posix_spawn,
+        os.posix_spawnp, IPython.core.interactiveshell.system, ipykernel.zmqshell.system,
+        shell.system, shell.system_piped, shell.getoutput,
+        cell_magics["bash"], cell_magics["sh"], cell_magics["script"],
+    ]
+    return dict(zip({ENTRY_NAMES!r}, (getattr(x, "__func__", x) for x in found)))
+"""
+
+
+def sleeping(kernel: Kernel) -> list[list[Any]]:
+    """The kernel's processes once the sandboxed ``sleep 600`` runs (Popen
+    returns when the wrapper starts; the sleep is exec'd after the handshake)."""
+    deadline = time.monotonic() + 15
+    while True:
+        procs = kernel.processes()
+        if any(argv[:2] == ["sleep", "600"] for _, _, argv in procs):
+            return procs
+        assert time.monotonic() < deadline, f"no sandboxed sleep 600 among {procs}"
+        time.sleep(0.1)
+
+
+def own_kernel(name: str) -> tuple[Kernel, Area]:
+    area = kernel_area(make_user(name))
+    return Kernel(area), area
+
+
+@pytest.mark.parametrize("name", ["root", "nobody"])
+def test_unload_restores_and_stops_the_supervisor(name: str) -> None:
+    kernel, area = own_kernel(name)
+    try:
+        # Everything the extension may hook, unwrapped from bound methods;
+        # after %unload_ext each must be the very object it was before.
+        # IPython registers %%bash and %%sh lazily: use them once first so
+        # the entries are the loaded magics.
+        kernel.ok("%%bash\ntrue\n")
+        kernel.ok("%%sh\ntrue\n")
+        kernel.ok(ENTRY_POINTS + "_before = entry_points()")
+        assert kernel.processes() == []
+        kernel.ok("%load_ext agentsh_ipy")
+        target = area.outside / f"unload-{token()}"
+        sandboxed = kernel.run(f"%%agentsh\n!echo x > {target}")
+        assert denied_file(sandboxed, target)
+        assert kernel.processes(), "no supervisor runs after a sandboxed cell"
+        kernel.ok("%unload_ext agentsh_ipy")
+        changed = kernel.ok("[k for k, v in entry_points().items() if v is not _before[k]]")
+        assert changed.without_audit()["results"] == ["[]"], "not restored by %unload_ext"
+        deadline = time.monotonic() + 10
+        while kernel.processes() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert kernel.processes() == [], "the supervisor outlived %unload_ext"
+        gone = kernel.run("%%agentsh\n!true")
+        assert gone.reply["status"] == "error" and not gone.audits()
+    finally:
+        kernel.shutdown()
+        area.cleanup()
+
+
+@pytest.mark.parametrize("name", ["root", "nobody"])
+def test_kernel_shutdown_leaves_no_process(name: str) -> None:
+    kernel, area = own_kernel(name)
+    try:
+        kernel.ok("%load_ext agentsh_ipy")
+        # A sandboxed command still running in the background when the
+        # kernel goes away, besides the supervisor itself.
+        kernel.ok("%%agentsh\nimport subprocess\np = subprocess.Popen(['sleep', '600'])")
+        procs = sleeping(kernel)
+        kernel.shutdown()
+        deadline = time.monotonic() + 15
+        while any(alive(pid, start) for pid, start, _ in procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [argv for pid, start, argv in procs if alive(pid, start)]
+        assert left == [], f"left running after the kernel shut down: {left}"
+    finally:
+        kernel.shutdown()
+        area.cleanup()
+
+
+def test_events_carry_the_execution_count_and_the_cell_id(kernel: Kernel) -> None:
+    cell_id = f"cell-{token()}"
+    cell = kernel.ok("%%agentsh\n!true", cell_id=cell_id)
+    events = cell.events()
+    assert events
+    assert {(e["cell"], e.get("cell_id")) for e in events} == {(cell.execution_count, cell_id)}
+
+
+@pytest.mark.parametrize("name", ["root", "nobody"])
+def test_a_killed_kernel_leaves_no_sandboxed_process(name: str) -> None:
+    # SIGKILL gives the extension no chance to stop anything: the supervisor
+    # must notice its kernel is gone, and nothing may go on unsupervised.
+    kernel, area = own_kernel(name)
+    try:
+        kernel.ok("%load_ext agentsh_ipy")
+        kernel.ok("%%agentsh\nimport subprocess\np = subprocess.Popen(['sleep', '600'])")
+        procs = sleeping(kernel)
+        os.kill(kernel.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 15
+        while any(alive(pid, start) for pid, start, _ in procs) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = [argv for pid, start, argv in procs if alive(pid, start)]
+        assert left == [], f"left running after the kernel was killed: {left}"
+    finally:
+        kernel.shutdown()
+        area.cleanup()
+
+
+def test_pip_runs_sandboxed_as_it_would_without(kernel: Kernel) -> None:
+    plain = kernel.run("%pip --version")
+    sandboxed = kernel.run("%%agentsh\n%pip --version")
+    assert "pip " in plain.stdout
+    assert sandboxed.without_audit() == plain.without_audit()
+    argvs = [" ".join(e.get("argv", [])) for e in sandboxed.events() if e["type"] == "exec"]
+    assert any("-m pip --version" in a for a in argvs), argvs
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_cell_does_what_the_readme_says(kernel: Kernel) -> None:
+    [cell_text] = [
+        block for block in re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+        if block.startswith("%%agentsh\n")
+    ]  # fmt: skip
+    etc = Path("/etc/agentsh-demo")
+    assert not etc.exists(), "left over from an earlier run: remove /etc/agentsh-demo"
+    try:
+        cell = kernel.run(cell_text)
+        assert not etc.exists()
+    finally:
+        etc.unlink(missing_ok=True)
+    assert "hello" in cell.stdout
+    assert (kernel.area.ws / "demo.txt").read_text() == "hello\n"
+    assert SECRET not in str(cell.outputs)
+    denied = {e.get("path") for e in cell.events() if e.get("decision") == "deny"}
+    assert {str(etc), str(kernel.area.home / ".ssh" / "id_rsa")} <= denied
