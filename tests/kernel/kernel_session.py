@@ -106,6 +106,7 @@ def execute(kc: Any, km: KernelManager, request: dict[str, Any]) -> dict[str, An
             else:
                 out = _output(msg)
                 if out is not None:
+                    out["t"] = time.monotonic()  # when it arrived: streaming shows
                     outputs.append(out)
         if reply is None:
             try:

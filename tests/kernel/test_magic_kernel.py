@@ -340,3 +340,28 @@ def test_the_readme_cell_does_what_the_readme_says(kernel: Kernel) -> None:
     assert SECRET not in str(cell.outputs)
     denied = {e.get("path") for e in cell.events() if e.get("decision") == "deny"}
     assert {str(etc), str(kernel.area.home / ".ssh" / "id_rsa")} <= denied
+
+
+STREAMING = {
+    "bang": "!for i in 1 2 3; do echo line-$$i; sleep 0.3; done",
+    "bash": "%%bash\nfor i in 1 2 3; do echo line-$i; sleep 0.3; done\n",
+    "os.system": ("import os\nos.system('for i in 1 2 3; do echo line-$i; sleep 0.3; done')"),
+}
+
+
+@pytest.mark.parametrize("form", STREAMING)
+def test_output_streams_while_the_command_runs(kernel: Kernel, form: str) -> None:
+    # Each line reaches the client while the command still runs (about 0.3 s
+    # apart), in the sandbox as without it.
+    for code in (STREAMING[form], "%%agentsh\n" + STREAMING[form]):
+        cell = kernel.ok(code)
+        arrivals = [
+            (o["t"], line)
+            for o in cell.outputs
+            if o["output_type"] == "stream"
+            for line in o["text"].splitlines()
+            if line.startswith("line-")
+        ]
+        assert [line for _, line in arrivals] == ["line-1", "line-2", "line-3"]
+        spread = arrivals[-1][0] - arrivals[0][0]
+        assert spread > 0.25, f"{code!r}: all output arrived at once ({spread:.2f}s apart)"
