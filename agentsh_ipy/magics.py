@@ -27,6 +27,7 @@ import atexit
 import contextlib
 import html
 import os
+import re
 import shlex
 import sys
 import threading
@@ -105,6 +106,37 @@ class _Cell:
     launches: list[str]
 
 
+@dataclass
+class _Begun:
+    """A %%agentsh cell between its start and its end."""
+
+    cell: _Cell
+    mode: str
+    refusal: str | None  # why it runs unsandboxed (--allow-unsandboxed)
+    saved_key: _Key | None
+
+
+_CELL_MAGIC = re.compile(r"%%agentsh(?:[ \t]|$)")
+
+
+def agentsh_cell_transform(lines: list[str]) -> list[str]:
+    """Rewrite a ``%%agentsh ARGS`` cell into ``%agentsh begin-cell ARGS``
+    followed by its body, so the body runs as the cell itself (top-level
+    await, its result and its traceback stay the cell's own); the cell ends
+    at post_run_cell. A body starting with another cell magic becomes the
+    call IPython would make for it."""
+    if not lines or not _CELL_MAGIC.match(lines[0]):
+        return lines
+    args = lines[0][len("%%agentsh") :].strip()
+    first = f"get_ipython().run_line_magic('agentsh', {('begin-cell ' + args).strip()!r})\n"
+    body = lines[1:]
+    if body and body[0].startswith("%%"):
+        name, _, rest = body[0][2:].rstrip().partition(" ")
+        call = f"get_ipython().run_cell_magic({name!r}, {rest!r}, {''.join(body[1:])!r})\n"
+        return [first, call]
+    return [first, *body]
+
+
 class _CellParser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:
         raise UsageError(f"%%agentsh: {message}")
@@ -179,6 +211,7 @@ class AgentshMagics(Magics):
         self._depth = 0  # %%agentsh cells running
         self._unsandboxed = 0  # ... of them running with --allow-unsandboxed, unenforced
         self._body = 0  # nested run_cell of a %%agentsh body (its events are not cells)
+        self._begun: _Begun | None = None  # the %%agentsh cell running now
         self._cell = _Cell(None, None, [])
         self._shown: set[int] = set()  # id() of cells whose audit was displayed
         self._ask_ctx: tuple[Any, Any, Any] | None = None  # (kernel, ident, parent)
@@ -196,6 +229,7 @@ class AgentshMagics(Magics):
         shell = self.shell
         assert shell is not None
         self._hooks.install()
+        shell.input_transformers_cleanup.append(agentsh_cell_transform)
         shell.events.register("pre_run_cell", self._pre_run_cell)
         shell.events.register("post_run_cell", self._post_run_cell)
         atexit.register(self.close_client)
@@ -207,6 +241,9 @@ class AgentshMagics(Magics):
         self._closed = True
         self._on = False
         self._hooks.uninstall()
+        transforms = shell.input_transformers_cleanup
+        while agentsh_cell_transform in transforms:
+            transforms.remove(agentsh_cell_transform)
         for name, cb in (
             ("pre_run_cell", self._pre_run_cell),
             ("post_run_cell", self._post_run_cell),
@@ -362,6 +399,10 @@ class AgentshMagics(Magics):
     def _post_run_cell(self, result: ExecutionResult) -> None:
         if self._body:
             return
+        begun, self._begun = self._begun, None
+        if begun is not None:
+            self._end(begun)
+            return
         cell = self._cell
         if id(cell) not in self._shown and cell.launches:
             self._show(cell, self.display)
@@ -375,11 +416,10 @@ class AgentshMagics(Magics):
             self._body -= 1
         return result
 
-    def _cell_magic(self, line: str, cell_text: str) -> None:
-        shell = self.shell
-        assert shell is not None
+    def _begin(self, line: str) -> _Begun:
+        """Start sandboxing the current cell, or refuse it (UsageError: the
+        cell stops here, before any of its code ran)."""
         opts = _cell_parser().parse_args(shlex.split(line))
-        mode = opts.display or self.display
         enforced, why = self._enforced()
         refusal: str | None = None
         key: _Key | None = None
@@ -396,28 +436,46 @@ class AgentshMagics(Magics):
                 f"agentsh: {refusal}. The cell was NOT run. "
                 "(%%agentsh --allow-unsandboxed runs it without the sandbox.)"
             )
-        outer = getattr(shell.displayhook, "exec_result", None)
-        cell = self._cell
-        saved_key = self._cell_key
+        begun = _Begun(self._cell, opts.display or self.display, refusal, self._cell_key)
         with self._lock:
             self._depth += 1
             if refusal is not None:
                 self._unsandboxed += 1
             else:
                 self._cell_key = key
+        return begun
+
+    def _end(self, begun: _Begun) -> None:
+        with self._lock:
+            self._depth -= 1
+            if begun.refusal is not None:
+                self._unsandboxed -= 1
+            else:
+                self._cell_key = begun.saved_key
+        if begun.refusal is not None:
+            self._show_unsandboxed(begun.refusal)
+        else:
+            self._show(begun.cell, begun.mode)
+
+    def _begin_cell(self, line: str) -> None:
+        """``%agentsh begin-cell ARGS``: the first statement of a ``%%agentsh``
+        cell after :func:`agentsh_cell_transform`; ended by post_run_cell."""
+        if self._begun is not None:
+            raise UsageError("agentsh: begin-cell twice in one cell")
+        self._begun = self._begin(line)
+
+    def _cell_magic(self, line: str, cell_text: str) -> None:
+        """A direct ``run_cell_magic('agentsh', ...)`` (a typed ``%%agentsh``
+        cell is rewritten by the transformer and never gets here): the body
+        runs as a nested cell."""
+        shell = self.shell
+        assert shell is not None
+        begun = self._begin(line)
+        outer = getattr(shell.displayhook, "exec_result", None)
         try:
             result = self._run_body(cell_text)
         finally:
-            with self._lock:
-                self._depth -= 1
-                if refusal is not None:
-                    self._unsandboxed -= 1
-                else:
-                    self._cell_key = saved_key
-        if refusal is not None:
-            self._show_unsandboxed(refusal)
-        else:
-            self._show(cell, mode)
+            self._end(begun)
         # The body's error is the cell's error (nbclient and papermill stop on
         # it); its traceback was shown already by the nested run.
         if result is not None and outer is not None and not result.success:
@@ -544,6 +602,9 @@ class AgentshMagics(Magics):
         """
         if cell is not None:
             self._cell_magic(line, cell)
+            return
+        if line.split(None, 1)[:1] == ["begin-cell"]:
+            self._begin_cell(line.partition("begin-cell")[2])
             return
         args = shlex.split(line)
         if not args:
