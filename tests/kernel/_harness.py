@@ -220,12 +220,14 @@ class Kernel:
         allow_stdin: bool = False,
         answers: list[str] | None = None,
         cell_id: str | None = None,
+        interrupt_after: float | None = None,
     ) -> Cell:
         r = self.request(
             timeout + 20,
             op="execute",
             code=code,
             cell_id=cell_id,
+            interrupt_after=interrupt_after,
             timeout=timeout,
             allow_stdin=allow_stdin,
             answers=answers or [],

@@ -7,7 +7,8 @@ jupyter_client putting this interpreter in place of ``python``) in the
 directory given as argv[1], then answers JSON lines:
 
     {"op": "execute", "code": "...", "timeout": 60, "allow_stdin": false,
-     "answers": ["y"], "cell_id": "optional, sent as JupyterLab does"}
+     "answers": ["y"], "cell_id": "optional, sent as JupyterLab does",
+     "interrupt_after": seconds (optional)}
         -> {"reply": {status, execution_count, ename, evalue},
             "outputs": [nbformat-shaped outputs, in order],
             "input_requests": [prompts], "timed_out": bool}
@@ -81,7 +82,13 @@ def execute(kc: Any, km: KernelManager, request: dict[str, Any]) -> dict[str, An
     idle = False
     reply: dict[str, Any] | None = None
     timed_out = False
+    interrupt_at = request.get("interrupt_after")
+    if interrupt_at is not None:
+        interrupt_at = time.monotonic() + float(interrupt_at)
     while not (idle and reply is not None):
+        if interrupt_at is not None and time.monotonic() > interrupt_at:
+            km.interrupt_kernel()  # as the front end's interrupt button does
+            interrupt_at = None
         if time.monotonic() > deadline:
             if timed_out:
                 break  # the interrupt did not end the cell either

@@ -365,3 +365,50 @@ def test_output_streams_while_the_command_runs(kernel: Kernel, form: str) -> Non
         assert [line for _, line in arrivals] == ["line-1", "line-2", "line-3"]
         spread = arrivals[-1][0] - arrivals[0][0]
         assert spread > 0.25, f"{code!r}: all output arrived at once ({spread:.2f}s apart)"
+
+
+INTERRUPTIBLE = {
+    "bang": "!sleep 30",
+    "subprocess": "import subprocess\nsubprocess.run(['sleep', '30'])",
+}
+
+
+@pytest.mark.parametrize("form", INTERRUPTIBLE)
+def test_interrupt_stops_a_sandboxed_command_as_it_does_a_plain_one(
+    kernel: Kernel, form: str
+) -> None:
+    for code in (INTERRUPTIBLE[form], "%%agentsh\n" + INTERRUPTIBLE[form]):
+        start = time.monotonic()
+        cell = kernel.run(code, interrupt_after=1.0, timeout=40)
+        took = time.monotonic() - start
+        assert took < 10, f"{code!r}: the interrupt took {took:.1f}s to end the cell"
+        deadline = time.monotonic() + 5
+        while [a for _, _, a in kernel.processes() if a[:2] == ["sleep", "30"]]:
+            assert time.monotonic() < deadline, f"{code!r}: sleep 30 survived the interrupt"
+            time.sleep(0.1)
+        if code.startswith("%%agentsh"):
+            assert any(e["type"] == "process_exit" for e in cell.events()), cell.outputs
+
+
+def test_hidden_environment_variables_do_not_reach_sandboxed_commands(kernel: Kernel) -> None:
+    secret = f"tok-{token()}"
+    kernel.ok(f"import os\nos.environ['AGENTSH_TEST_TOKEN'] = {secret!r}")
+    try:
+        plain = kernel.ok("!env")
+        sandboxed = kernel.ok("%%agentsh\n!env")
+    finally:
+        kernel.ok("del os.environ['AGENTSH_TEST_TOKEN']")
+    assert secret in plain.stdout
+    assert secret not in str(sandboxed.outputs)
+    assert "PATH=" in sandboxed.stdout
+
+
+def test_a_bad_policy_runs_nothing(kernel: Kernel) -> None:
+    area = kernel.area
+    bad = area.write(f"bad-{token()}.yaml", "version: 1\nfile_rules: [{decision: maybe}]\n")
+    marker = area.ws / f"ran-{token()}"
+    for policy in (bad, area.root / "no-such-policy.yaml"):
+        cell = kernel.run(f"%%agentsh --policy {policy}\nopen({str(marker)!r}, 'w').close()")
+        assert cell.reply["status"] == "error"
+        assert str(policy) in str(cell.outputs)
+        assert not marker.exists(), "the cell ran although its sandbox could not start"
