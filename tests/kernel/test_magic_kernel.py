@@ -5,6 +5,7 @@ extension or shutting the kernel down leaves no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -412,3 +413,31 @@ def test_a_bad_policy_runs_nothing(kernel: Kernel) -> None:
         assert cell.reply["status"] == "error"
         assert str(policy) in str(cell.outputs)
         assert not marker.exists(), "the cell ran although its sandbox could not start"
+
+
+def test_audit_again_shows_an_earlier_cells_audit(kernel: Kernel) -> None:
+    target = kernel.area.outside / f"again-{token()}"
+    first = kernel.run(f"%%agentsh\n!echo x > {target}")
+    kernel.ok("print('another cell in between')")
+    again = kernel.ok(f"%agentsh audit {first.execution_count}")
+    [display] = again.audits()
+    assert display["data"][AUDIT_MIME]["events"] == first.events()
+    assert denied_file(first, target)["decision"] == "deny"
+
+
+def test_the_audit_log_in_the_workspace_cannot_be_written_by_the_sandbox(kernel: Kernel) -> None:
+    area = kernel.area
+    log = area.ws / f"audit-{token()}.jsonl"
+    # Another policy starts another supervisor, which takes the new log path.
+    policy = area.write(f"policy-{token()}.yaml", TEST_POLICY)
+    kernel.ok(f"%agentsh log {log}")
+    cell = kernel.run(f"%%agentsh --policy {policy}\n!echo forged >> {log}; echo '{{}}' > {log}")
+    # Only the supervisor's events: no "forged" line, not truncated to "{}".
+    lines = log.read_text().splitlines()
+    assert "forged" not in lines and "{}" not in lines and lines
+    events = [json.loads(line) for line in lines]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert len({e["session"] for e in events}) == 1
+    denied = [e for e in cell.events() if e.get("path") == str(log)]
+    assert denied and all(e["decision"] == "deny" for e in denied)
+    assert {e["seq"] for e in cell.events()} <= {e["seq"] for e in events}
