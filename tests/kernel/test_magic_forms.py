@@ -165,3 +165,21 @@ def test_allowed_command_behaves_as_without_the_sandbox(kernel: Kernel, form: st
     exits = [e for e in events if e["type"] == "process_exit" and e.get("exit_code") == 3]
     assert exits, "the audit does not record the script's exit code"
     assert not [e for e in events if e.get("decision") == "deny"]
+
+
+MISSING = "agentsh-no-such-command"
+NOT_FOUND = {
+    "bang": f"!{MISSING}\n_exit_code",
+    "subprocess.run": f"import subprocess\nsubprocess.run([{MISSING!r}])",
+    "subprocess.run-shell": f"import subprocess\nsubprocess.run({MISSING!r}, shell=True).returncode",
+    "os.system": f"import os\nos.waitstatus_to_exitcode(os.system({MISSING!r}))",
+    "os.posix_spawnp": f"import os\nos.posix_spawnp({MISSING!r}, [{MISSING!r}], os.environ)",
+}
+
+
+@pytest.mark.parametrize("form", NOT_FOUND)
+def test_a_missing_program_fails_as_without_the_sandbox(kernel: Kernel, form: str) -> None:
+    plain = kernel.run(NOT_FOUND[form])
+    sandboxed = kernel.run("%%agentsh\n" + NOT_FOUND[form])
+    assert sandboxed.without_audit() == plain.without_audit()
+    assert MISSING in str(plain.outputs)
