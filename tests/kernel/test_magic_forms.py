@@ -171,7 +171,9 @@ MISSING = "agentsh-no-such-command"
 NOT_FOUND = {
     "bang": f"!{MISSING}\n_exit_code",
     "subprocess.run": f"import subprocess\nsubprocess.run([{MISSING!r}])",
-    "subprocess.run-shell": f"import subprocess\nsubprocess.run({MISSING!r}, shell=True).returncode",
+    "subprocess.run-shell": (
+        f"import subprocess\nsubprocess.run({MISSING!r}, shell=True).returncode"
+    ),
     "os.system": f"import os\nos.waitstatus_to_exitcode(os.system({MISSING!r}))",
     "os.posix_spawnp": f"import os\nos.posix_spawnp({MISSING!r}, [{MISSING!r}], os.environ)",
 }
