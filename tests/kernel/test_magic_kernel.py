@@ -441,3 +441,18 @@ def test_the_audit_log_in_the_workspace_cannot_be_written_by_the_sandbox(kernel:
     denied = [e for e in cell.events() if e.get("path") == str(log)]
     assert denied and all(e["decision"] == "deny" for e in denied)
     assert {e["seq"] for e in cell.events()} <= {e["seq"] for e in events}
+
+
+def test_a_flood_of_allowed_events_does_not_hide_a_denial(kernel: Kernel) -> None:
+    # A cell (a model) that first makes more audited operations than the
+    # per-cell store keeps (10,000 reads) must not be able to push its denied
+    # write out of the display the person reviewing the notebook reads.
+    target = kernel.area.outside / f"flood-{token()}"
+    reads = "[open('/etc/hostname').close() for i in range(10100)]"
+    cell = kernel.run(
+        f'%%agentsh --display summary\n!python3 -c "{reads}"; echo x > {target}', timeout=120
+    )
+    assert not target.exists()
+    data = cell.audit()["data"]
+    assert data[AUDIT_MIME]["summary"]["denials"] >= 1, data["text/plain"]
+    assert "DENIED" in data["text/plain"], data["text/plain"]
