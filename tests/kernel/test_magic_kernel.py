@@ -456,3 +456,31 @@ def test_a_flood_of_allowed_events_does_not_hide_a_denial(kernel: Kernel) -> Non
     data = cell.audit()["data"]
     assert data[AUDIT_MIME]["summary"]["denials"] >= 1, data["text/plain"]
     assert "DENIED" in data["text/plain"], data["text/plain"]
+
+
+def test_sandboxed_commands_cannot_signal_the_supervisor_or_the_kernel(kernel: Kernel) -> None:
+    kernel.ok("%%agentsh\n!true")  # the supervisor runs
+    status = kernel.ok("%agentsh status").stdout
+    [daemon] = [int(p) for p in re.findall(r"daemon: alive, pid (\d+)", status)]
+    before = {pid: start for pid, start, _ in kernel.processes()}
+    assert daemon in before
+    cell = kernel.run(f"%%agentsh\n!kill -9 {daemon}; kill -9 {kernel.pid}; echo still-here")
+    assert "still-here" in cell.stdout
+    assert alive(daemon, before[daemon]), "a sandboxed command killed the supervisor"
+    assert kernel.ok("print('kernel alive')").stdout == "kernel alive\n"
+    signals = [e for e in cell.events() if e["type"] == "signal"]
+    assert {e.get("target") for e in signals if e["decision"] == "deny"} >= {daemon, kernel.pid}, (
+        signals
+    )
+
+
+def test_a_background_process_stays_sandboxed_after_its_cell(kernel: Kernel) -> None:
+    target = kernel.area.outside / f"later-{token()}"
+    marker = kernel.area.ws / f"later-{token()}"
+    kernel.ok(
+        "%%agentsh\nimport subprocess\n"
+        f"bg = subprocess.Popen(['sh', '-c', 'sleep 1; echo x > {target}; touch {marker}'])"
+    )
+    kernel.ok("bg.wait(timeout=30)")
+    assert marker.exists(), "the background command did not run to its end"
+    assert not target.exists(), "a sandboxed process wrote outside once its cell had ended"
