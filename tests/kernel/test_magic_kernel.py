@@ -484,3 +484,46 @@ def test_a_background_process_stays_sandboxed_after_its_cell(kernel: Kernel) -> 
     kernel.ok("bg.wait(timeout=30)")
     assert marker.exists(), "the background command did not run to its end"
     assert not target.exists(), "a sandboxed process wrote outside once its cell had ended"
+
+
+def mp_cell(kernel: Kernel, method: str, target: Path) -> str:
+    """A cell that starts one multiprocessing worker writing ``target``."""
+    helper = f"mp_helper_{token()}"
+    kernel.area.write(f"ws/{helper}.py", "def write(path):\n    open(path, 'w').write('x')\n")
+    return (
+        f"import multiprocessing, {helper}\n"
+        f"p = multiprocessing.get_context({method!r}).Process(\n"
+        f"    target={helper}.write, args=({str(target)!r},))\n"
+        "p.start(); p.join()\n"
+        "p.exitcode"
+    )
+
+
+def test_a_multiprocessing_spawn_worker_is_sandboxed(kernel: Kernel) -> None:
+    # The spawn start method starts a new interpreter through
+    # _posixsubprocess.fork_exec, not through Popen.
+    area = kernel.area
+    plain_target = area.outside / f"mp-spawn-{token()}-plain"
+    assert kernel.ok(mp_cell(kernel, "spawn", plain_target)).without_audit()["results"] == ["0"]
+    assert plain_target.exists()  # the companion: the worker does write
+    target = area.outside / f"mp-spawn-{token()}"
+    sandboxed = kernel.run("%%agentsh\n" + mp_cell(kernel, "spawn", target))
+    assert not target.exists(), "a spawn worker wrote outside the workspace"
+    assert denied_file(sandboxed, target)["decision"] == "deny"
+
+
+@pytest.mark.parametrize("name", ["root", "nobody"])
+def test_a_forkserver_a_sandboxed_cell_starts_is_sandboxed(name: str) -> None:
+    # forkserver (the default start method from Python 3.14) starts its
+    # server through _posixsubprocess.fork_exec on first use; its workers are
+    # forked from it. A fresh kernel, so this cell is that first use.
+    kernel, area = own_kernel(name)
+    try:
+        kernel.ok("%load_ext agentsh_ipy")
+        target = area.outside / f"mp-forkserver-{token()}"
+        sandboxed = kernel.run("%%agentsh\n" + mp_cell(kernel, "forkserver", target))
+        assert not target.exists(), "a forkserver worker wrote outside the workspace"
+        assert denied_file(sandboxed, target)["decision"] == "deny"
+    finally:
+        kernel.shutdown()
+        area.cleanup()
