@@ -22,6 +22,10 @@ entry point                          reached by
 module-level ``system`` in           ``!cmd``, aliases, %pip, %conda
 IPython.core.interactiveshell and    (system_piped calls that name after its
 ipykernel.zmqshell                   var_expand)
+``multiprocessing.util.              multiprocessing's spawn and forkserver
+spawnv_passfds``                     start methods (ProcessPoolExecutor too);
+                                     a forkserver started outside the sandbox
+                                     is refused, not used, while sandboxing
 ===================================  ============================================
 
 A hook calling its original marks the thread "inside" so that the nested
@@ -72,6 +76,10 @@ class Router(Protocol):
         cannot be used (nothing runs either)."""
         ...
 
+    def forget(self, launch: str) -> None:
+        """A wrapped launch that could not be started."""
+        ...
+
 
 class HookError(RuntimeError):
     """A sandboxed launch could not be rewritten; nothing was run."""
@@ -82,6 +90,18 @@ _local = threading.local()
 
 def _inside() -> bool:
     return bool(getattr(_local, "inside", 0))
+
+
+@contextlib.contextmanager
+def launching(router: Router, wrapped: WrappedLike) -> Iterator[None]:
+    """Start a wrapped launch with the real entry points; when starting it
+    fails, the router forgets it (nobody waits for its audit)."""
+    try:
+        with bypass():
+            yield
+    except BaseException:
+        router.forget(wrapped.launch)
+        raise
 
 
 @contextlib.contextmanager
@@ -190,6 +210,9 @@ class Hooks:
         self._router: Router | None = router
         # (target, attribute, original, replacement), in install order
         self._installed: list[tuple[Any, str, Any, Any]] = []
+        # Processes whose start we wrapped and that may serve later launches
+        # (a multiprocessing forkserver).
+        self.sandboxed_pids: set[int] = set()
 
     @property
     def installed(self) -> bool:
@@ -217,6 +240,15 @@ class Hooks:
             self._patch(os, "posix_spawn", self._make_posix_spawn(search=False))
         if callable(getattr(os, "posix_spawnp", None)):
             self._patch(os, "posix_spawnp", self._make_posix_spawn(search=True))
+        import multiprocessing.forkserver
+        import multiprocessing.util
+
+        self._patch(multiprocessing.util, "spawnv_passfds", self._make_spawnv_passfds)
+        # The module-level name: popen_forkserver calls it (a bound method of
+        # the module's one ForkServer, captured at import).
+        self._patch(
+            multiprocessing.forkserver, "connect_to_new_process", self._make_forkserver_guard
+        )
         self.install_ipython_system()
 
     def install_ipython_system(self) -> None:
@@ -288,7 +320,7 @@ class Hooks:
                 env=_str_env(env),
                 cwd=None if cwd is None else _str(cwd),
             )
-            with bypass():
+            with launching(router, wrapped):
                 return original(
                     popen, wrapped.argv, wrapped.argv[0], preexec_fn, close_fds, pass_fds, cwd,
                     wrapped.env, startupinfo, creationflags, False, *rest,
@@ -304,11 +336,12 @@ class Hooks:
             if router is None:
                 with bypass():
                     return int(original(command))
+            # As C system(): /bin/sh, named "sh" (its error messages say so).
             wrapped = router.wrap(
-                ["/bin/sh", "-c", _str(command)], executable="/bin/sh", env=None, cwd=None
+                ["sh", "-c", _str(command)], executable="/bin/sh", env=None, cwd=None
             )
             line = _exec_line(wrapped)
-            with bypass():
+            with launching(router, wrapped):
                 return int(original(line))
 
         return system
@@ -341,7 +374,7 @@ class Hooks:
                 # 127; do the same without running anything.
                 with bypass():
                     return int(original(mode, file, args, env, _no_exec))
-            with bypass():
+            with launching(router, wrapped):
                 return int(original(mode, wrapped.argv[0], wrapped.argv, wrapped.env, os.execve))
 
         return _spawnvef
@@ -367,13 +400,51 @@ class Hooks:
                     env=_str_env(env),
                     cwd=None,
                 )
-                with bypass():
+                with launching(router, wrapped):
                     return int(original(wrapped.argv[0], wrapped.argv, wrapped.env, **kwargs))
 
             posix_spawn.__name__ = "posix_spawnp" if search else "posix_spawn"
             return posix_spawn
 
         return make
+
+    def _make_spawnv_passfds(self, original: Any) -> Any:
+        hooks = self
+
+        def spawnv_passfds(path: Any, args: Any, passfds: Any) -> int:
+            router = hooks._active()
+            if router is None:
+                with bypass():
+                    return int(original(path, args, passfds))
+            wrapped = router.wrap(
+                [_str(a) for a in args], executable=_str(path), env=None, cwd=None
+            )
+            # No environment argument here: an env prefix sets it, as for os.system.
+            argv = [*env_command(wrapped.env, os.environ), *wrapped.argv]
+            with launching(router, wrapped):
+                # multiprocessing passes the path as bytes (spawn.get_executable)
+                pid = int(original(os.fsencode(argv[0]), argv, passfds))
+            hooks.sandboxed_pids.add(pid)
+            return pid
+
+        return spawnv_passfds
+
+    def _make_forkserver_guard(self, original: Any) -> Any:
+        hooks = self
+
+        def connect_to_new_process(fds: Any) -> Any:
+            server = getattr(original, "__self__", None)
+            pid = getattr(server, "_forkserver_pid", None)
+            if hooks._active() is not None and pid is not None and pid not in hooks.sandboxed_pids:
+                # Its workers are forks of a server that runs unsandboxed.
+                raise HookError(
+                    f"agentsh: the multiprocessing forkserver (pid {pid}) was started outside "
+                    "the sandbox, so its workers would be too; nothing was run. Start it in a "
+                    "sandboxed cell, or use the spawn start method."
+                )
+            return original(fds)
+
+        return connect_to_new_process
 
     def _make_ipython_system(self, original: Any) -> Any:
         hooks = self
@@ -386,7 +457,7 @@ class Hooks:
             sh = ipython_shell(original)
             wrapped = router.wrap([sh, "-c", cmd], executable=sh, env=None, cwd=None)
             line = _exec_line(wrapped)
-            with bypass():
+            with launching(router, wrapped):
                 return original(line)
 
         return system

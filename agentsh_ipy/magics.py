@@ -104,6 +104,7 @@ class _Cell:
     count: int | None
     cell_id: str | None
     launches: list[str]
+    shown: bool = False  # its audit was displayed
 
 
 @dataclass
@@ -213,7 +214,6 @@ class AgentshMagics(Magics):
         self._body = 0  # nested run_cell of a %%agentsh body (its events are not cells)
         self._begun: _Begun | None = None  # the %%agentsh cell running now
         self._cell = _Cell(None, None, [])
-        self._shown: set[int] = set()  # id() of cells whose audit was displayed
         self._ask_ctx: tuple[Any, Any, Any] | None = None  # (kernel, ident, parent)
         self._ask_lock = threading.Lock()
         self._pending_ask: threading.Thread | None = None
@@ -299,6 +299,15 @@ class AgentshMagics(Magics):
         with self._lock:
             cell.launches.append(wrapped.launch)
         return wrapped
+
+    def forget(self, launch: str) -> None:
+        cell = self._cell
+        with self._lock:
+            if launch in cell.launches:
+                cell.launches.remove(launch)
+            client = self._client
+        if client is not None:
+            client.forget(launch)
 
     # -- the daemon ----------------------------------------------------------
 
@@ -404,7 +413,7 @@ class AgentshMagics(Magics):
             self._end(begun)
             return
         cell = self._cell
-        if id(cell) not in self._shown and cell.launches:
+        if not cell.shown and cell.launches:
             self._show(cell, self.display)
 
     def _run_body(self, cell_text: str) -> ExecutionResult | None:
@@ -487,7 +496,7 @@ class AgentshMagics(Magics):
     # -- display --------------------------------------------------------------
 
     def _show(self, cell: _Cell, mode: str) -> None:
-        self._shown.add(id(cell))
+        cell.shown = True
         if mode == "none":
             return
         with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from ._events import Cell, Event
+from ._summary import is_denial
 
 
 class EventStore:
@@ -12,7 +13,9 @@ class EventStore:
 
     ``add`` can be passed to :meth:`AuditLog.subscribe`. A cell keeps at most
     ``max_events_per_cell`` events; later ones are counted in :meth:`dropped`
-    (and so reported by ``summarize``), never lost silently. At most
+    (and so reported by ``summarize``), never lost silently. Denials are
+    kept past that bound (up to as many again): a flood of allowed events
+    must not push a denial out of the cell's audit. At most
     ``max_cells`` cells are kept; adding a new cell beyond that evicts the
     oldest one (first inserted) and counts it in :attr:`evicted_cells`.
     """
@@ -42,7 +45,8 @@ class EventStore:
                     self._dropped.pop(oldest, None)
                     self._evicted += 1
                 bucket = self._events[cell] = []
-            if len(bucket) >= self._max_events:
+            full = len(bucket) >= self._max_events
+            if full and (not is_denial(event) or len(bucket) >= 2 * self._max_events):
                 self._dropped[cell] = self._dropped.get(cell, 0) + 1
             else:
                 bucket.append(event)

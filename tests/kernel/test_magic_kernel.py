@@ -191,6 +191,8 @@ ENTRY_NAMES = (
     "os._spawnvef",
     "os.posix_spawn",
     "os.posix_spawnp",
+    "multiprocessing.util.spawnv_passfds",
+    "forkserver.connect_to_new_process",
     "interactiveshell.system",
     "zmqshell.system",
     "shell.system",
@@ -201,14 +203,16 @@ ENTRY_NAMES = (
     "magic script",
 )
 ENTRY_POINTS = f"""\
-import os, subprocess
+import os, subprocess, multiprocessing.util, multiprocessing.forkserver
 import IPython.core.interactiveshell, ipykernel.zmqshell
 def entry_points():
     shell = get_ipython()
     cell_magics = shell.magics_manager.magics["cell"]
     found = [
         subprocess.Popen._execute_child, os.system, os._spawnvef, os.posix_spawn,
-        os.posix_spawnp, IPython.core.interactiveshell.system, ipykernel.zmqshell.system,
+        os.posix_spawnp, multiprocessing.util.spawnv_passfds,
+        multiprocessing.forkserver.connect_to_new_process,
+        IPython.core.interactiveshell.system, ipykernel.zmqshell.system,
         shell.system, shell.system_piped, shell.getoutput,
         cell_magics["bash"], cell_magics["sh"], cell_magics["script"],
     ]
@@ -524,6 +528,27 @@ def test_a_forkserver_a_sandboxed_cell_starts_is_sandboxed(name: str) -> None:
         sandboxed = kernel.run("%%agentsh\n" + mp_cell(kernel, "forkserver", target))
         assert not target.exists(), "a forkserver worker wrote outside the workspace"
         assert denied_file(sandboxed, target)["decision"] == "deny"
+    finally:
+        kernel.shutdown()
+        area.cleanup()
+
+
+@pytest.mark.parametrize("name", ["root", "nobody"])
+def test_a_forkserver_started_outside_the_sandbox_is_refused(name: str) -> None:
+    # Its workers are forks of a server that runs unsandboxed: a sandboxed
+    # cell must not use it, and says why instead.
+    kernel, area = own_kernel(name)
+    try:
+        kernel.ok("%load_ext agentsh_ipy")
+        plain = area.outside / f"mp-fs-plain-{token()}"
+        assert kernel.ok(mp_cell(kernel, "forkserver", plain)).without_audit()["results"] == ["0"]
+        assert plain.exists()  # the companion: a worker of that server does write
+        target = area.outside / f"mp-fs-{token()}"
+        cell = kernel.run("%%agentsh\n" + mp_cell(kernel, "forkserver", target))
+        assert not target.exists(), "a worker of an unsandboxed forkserver ran in a sandboxed cell"
+        errors = cell.without_audit()["errors"]
+        assert errors and errors[0][0] == "HookError", errors
+        assert "started outside the sandbox" in errors[0][1]
     finally:
         kernel.shutdown()
         area.cleanup()

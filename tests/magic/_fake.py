@@ -94,5 +94,8 @@ class FakeClient:
     def settle(self, launches: Sequence[str], timeout: float = 5.0) -> list[str]:
         return []
 
+    def forget(self, launch: str) -> None:
+        pass
+
     def close(self) -> None:
         self.closed = True

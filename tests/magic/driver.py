@@ -39,6 +39,8 @@ def alive(pid: int) -> bool:
 
 
 def snapshot(ip: Any) -> dict[str, Any]:
+    import multiprocessing.forkserver
+    import multiprocessing.util
     import subprocess
 
     import ipykernel.zmqshell as zmq
@@ -51,6 +53,8 @@ def snapshot(ip: Any) -> dict[str, Any]:
         "os._spawnvef": os.__dict__.get("_spawnvef"),
         "os.posix_spawn": os.posix_spawn,
         "os.posix_spawnp": os.posix_spawnp,
+        "multiprocessing.util.spawnv_passfds": multiprocessing.util.spawnv_passfds,
+        "forkserver.connect_to_new_process": multiprocessing.forkserver.connect_to_new_process,
         "interactiveshell.system": ish.system,
         "zmqshell.system": zmq.system,
         "shell.system": ip.system.__func__,  # (a bound method is a new object each time)

@@ -24,7 +24,8 @@ PROBE = (
 
 HOOKED = [
     "Popen._execute_child", "interactiveshell.system", "os._spawnvef", "os.posix_spawn",
-    "os.posix_spawnp", "os.system", "zmqshell.system",
+    "os.posix_spawnp", "os.system", "zmqshell.system", "multiprocessing.util.spawnv_passfds",
+    "forkserver.connect_to_new_process",
 ]  # fmt: skip
 
 

@@ -294,6 +294,22 @@ def test_event_store_bounds_and_dropped_counts() -> None:
     assert "2 events DROPPED" in summary_line(s)
 
 
+def test_event_store_keeps_denials_past_the_bound() -> None:
+    # A flood of allowed events must not push a denial out of the cell's audit.
+    store = EventStore(max_events_per_cell=3)
+    log = AuditLog(None, "s", fixed_clock, cell=1)
+    log.subscribe(store.add)
+    for _ in range(5):
+        log.emit("file", op="read", path="/x", decision="allow")
+    for i in range(4):
+        log.emit("file", op="write", path=f"/etc/{i}", decision="deny", rule="r")
+    kept = store.events(1)
+    assert [e["seq"] for e in kept] == [1, 2, 3, 6, 7, 8]  # denials up to twice the bound
+    assert store.dropped(1) == 2 + 1
+    s = summarize(kept, dropped=store.dropped(1))
+    assert s.denials == 3 and s.dropped == 3
+
+
 def test_event_store_none_cell_and_validation() -> None:
     store = EventStore()
     store.add({"type": "sandbox", "seq": 1})  # no cell field -> None

@@ -55,6 +55,7 @@ class Router:
     def __init__(self) -> None:
         self.on = False
         self.calls: list[tuple[list[str], str | None]] = []
+        self.forgotten: list[str] = []
 
     def sandboxing(self) -> bool:
         return self.on
@@ -70,6 +71,9 @@ class Router:
         self.calls.append((list(argv), executable))
 
         return _hooks_wrapped()
+
+    def forget(self, launch: str) -> None:
+        self.forgotten.append(launch)
 
 
 def test_install_routes_only_when_active_and_uninstall_restores_identity() -> None:
@@ -92,3 +96,37 @@ def test_install_routes_only_when_active_and_uninstall_restores_identity() -> No
     assert all(a is b for a, b in zip(
         (subprocess.Popen.__dict__["_execute_child"], os.system, os.posix_spawn), before,
         strict=True))  # fmt: skip
+
+
+def test_multiprocessing_spawn_goes_through_the_wrapper_and_failures_are_forgotten(
+    tmp_path: Path,
+) -> None:
+    import multiprocessing.util
+
+    router = Router()
+    hooks = _hooks.Hooks(router)
+    hooks.install()
+    try:
+        router.on = True
+        out = tmp_path / "out"
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            # The wrapped argv runs instead ("/bin/echo wrapped"); multiprocessing
+            # passes its path as bytes, and the fds it names stay open.
+            pid = multiprocessing.util.spawnv_passfds(
+                b"/usr/bin/python3", ["python3", "-c", "pass"], [fd]
+            )
+        finally:
+            os.close(fd)
+        assert os.waitpid(pid, 0)[1] == 0
+        assert router.calls == [(["python3", "-c", "pass"], "/usr/bin/python3")]
+        assert pid in hooks.sandboxed_pids and router.forgotten == []
+        # A launch that cannot start is forgotten: nobody waits for its audit.
+        wrapped = _Wrapped()
+        wrapped.argv = [str(tmp_path / "missing")]
+        router.wrap = lambda *a, **k: wrapped  # type: ignore[method-assign]
+        with pytest.raises(OSError):
+            subprocess.run(["true"])
+        assert router.forgotten == ["L"]
+    finally:
+        hooks.uninstall()
