@@ -552,3 +552,33 @@ def test_a_forkserver_started_outside_the_sandbox_is_refused(name: str) -> None:
     finally:
         kernel.shutdown()
         area.cleanup()
+
+
+@pytest.mark.parametrize("name", ["root", "nobody"])
+def test_loaded_and_configured_from_the_kernels_config_file(name: str) -> None:
+    # c.InteractiveShellApp.extensions loads it; c.AgentshMagics.* configure it.
+    area = kernel_area(make_user(name))
+    audit_dir = area.mkdir("configured-audit")
+    area.write(
+        "ipython/profile_default/ipython_kernel_config.py",
+        "c.InteractiveShellApp.extensions = ['agentsh_ipy']\n"
+        "c.AgentshMagics.display = 'summary'\n"
+        f"c.AgentshMagics.audit_dir = {str(audit_dir)!r}\n",
+    )
+    for d in ("ipython", "ipython/profile_default"):
+        area.own(area.root / d)
+    kernel = Kernel(area)
+    try:
+        config = kernel.ok("%config AgentshMagics").stdout
+        assert "AgentshMagics.display=<Enum>" in config and "'summary'" in config, config
+        target = area.outside / f"configured-{token()}"
+        cell = kernel.run(f"%%agentsh\n!echo x > {target}")  # no %load_ext in this kernel
+        assert not target.exists()
+        assert denied_file(cell, target)["decision"] == "deny"
+        text = cell.audit()["data"]["text/plain"]
+        assert "1 DENIED" in text and "read-only" not in text  # summary: no allowed rows
+        [log] = list(audit_dir.glob("*.jsonl"))
+        assert str(target) in log.read_text()
+    finally:
+        kernel.shutdown()
+        area.cleanup()
