@@ -19,8 +19,16 @@ pytestmark = linux_only
 DRIVER = Path(__file__).with_name("run_daemon.py")
 
 
+def copy_in(area: Area, path: Path | str) -> Path:
+    """A copy in the scratch area: uid 65534 may not read the checkout (CI
+    clones under /root)."""
+    src = Path(path)
+    return area.write(src.name, src.read_text())
+
+
 def drive(area: Area, scenario: str, policy: Path | None = None) -> dict[str, Any]:
-    argv = area.user.cmd([sys.executable, str(DRIVER), scenario, str(area.ws), str(area.audit),
+    driver = copy_in(area, DRIVER)
+    argv = area.user.cmd([sys.executable, str(driver), scenario, str(area.ws), str(area.audit),
                           str(area.outside), str(policy or "-")])  # fmt: skip
     p = subprocess.run(argv, cwd=area.ws, env=sandbox_env(area), capture_output=True,
                        text=True, timeout=120)  # fmt: skip
@@ -128,7 +136,7 @@ def test_wrapper_that_cannot_reach_a_daemon_runs_nothing(area: Area, tmp_path: P
     from agentsh_ipy.supervisor._launch import WRAPPER
 
     target = area.outside / "never"
-    argv = area.user.cmd([sys.executable, "-I", "-S", WRAPPER, "--connect",
+    argv = area.user.cmd([sys.executable, "-I", "-S", str(copy_in(area, WRAPPER)), "--connect",
                           str(area.root / "no-such-socket"), "--token", "x", "--",
                           "sh", "-c", f"echo x > {target}"])  # fmt: skip
     p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
