@@ -67,6 +67,28 @@ def _parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", help="print an audit file as a table")
     au.add_argument("file")
 
+    kn = sub.add_parser("kernel", help="the sandboxed Jupyter kernel's kernelspec")
+    ksub = kn.add_subparsers(dest="kernel_command", required=True)
+    ki = ksub.add_parser(
+        "install",
+        help="install a kernelspec for the sandboxed kernel",
+        description="Install a kernelspec running the sandboxed kernel with this Python "
+        "(pip install already installs one named 'agentsh' with the built-in policy). "
+        "Default location: the system-wide Jupyter directory.",
+    )
+    where = ki.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="in the user's Jupyter directory")
+    where.add_argument(
+        "--sys-prefix", action="store_true", help="in this Python environment (sys.prefix)"
+    )
+    where.add_argument("--prefix", metavar="P", help="in P/share/jupyter/kernels")
+    ki.add_argument("--name", default="agentsh", help="kernelspec name (default: agentsh)")
+    ki.add_argument("--display-name", metavar="D", help="the name Jupyter shows")
+    ki.add_argument(
+        "--policy", metavar="FILE", help="the kernel's policy (default: the built-in policy)"
+    )
+    ksub.add_parser("list", help="the kernelspecs Jupyter finds that run the sandboxed kernel")
+
     tr = sub.add_parser("trash", help="files a soft_delete rule kept")
     tsub = tr.add_subparsers(dest="trash_command", required=True)
     tl = tsub.add_parser("list", help="list the trash of a workspace")
@@ -87,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _detect(args)
     if args.command == "trash":
         return _trash(args)
+    if args.command == "kernel":
+        return _kernel(args)
     return _audit(args)
 
 
@@ -170,6 +194,41 @@ def _detect(args: argparse.Namespace) -> int:
     text, use, facts = describe_host()
     print(json.dumps({**facts, "sandbox": use}, indent=2) if args.json else text)
     return 0 if use["enforcing"] else 1
+
+
+def _kernel(args: argparse.Namespace) -> int:
+    from . import kernelspec as ks
+
+    if args.kernel_command == "list":
+        for name, path, spec in ks.installed():
+            argv = spec.get("argv") or []
+            policy = argv[argv.index("--policy") + 1] if "--policy" in argv[:-1] else "built-in"
+            print(f"{name}  {path}  (policy: {policy})")
+        return 0
+    policy = None
+    if args.policy is not None:
+        from . import policy as pol
+
+        try:
+            policy = ks.validate_policy(args.policy)
+        except pol.PolicyError as e:
+            for line in str(e).splitlines():
+                _err(f"policy error: {line}")
+            return 1
+    try:
+        done = ks.install(
+            user=args.user,
+            sys_prefix=args.sys_prefix,
+            prefix=args.prefix,
+            name=args.name,
+            display_name=args.display_name,
+            policy=policy,
+        )
+    except ks.InstallError as e:
+        _err(f"kernel install: {e}")
+        return 1
+    print(f"installed kernelspec {done.name} in {done.path}")
+    return 0
 
 
 def _trash(args: argparse.Namespace) -> int:
