@@ -26,6 +26,7 @@ from ._schema import (
 )
 
 PROTECTED_RULE = "protected"
+HIDDEN_RULE = "hidden"
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,26 @@ class Policy:
         return kept, sorted(hidden)
 
     # -- derivation ----------------------------------------------------------
+
+    def hide(self, paths: Iterable[str]) -> Policy:
+        """Return a copy whose first file rule, ``hidden``, denies every
+        operation, reads included, on exactly these paths (the connection
+        file holding the frontend's key)."""
+        globs = []
+        for path in paths:
+            if not path.startswith("/"):
+                raise ValueError(f"hidden path {path!r} is not absolute")
+            globs.append(compile_path(escape(normalize_path(path))))
+        if not globs:
+            return dataclasses.replace(self)
+        rule = FileRule(
+            name=HIDDEN_RULE,
+            globs=tuple(globs),
+            operations=frozenset(FILE_OPERATIONS),
+            decision="deny",
+            message="hidden by agentsh-ipy",
+        )
+        return dataclasses.replace(self, file_rules=(rule, *self.file_rules))
 
     def protect(self, paths: Iterable[str], trees: Iterable[str] = ()) -> Policy:
         """Return a copy whose first file rule, ``protected``, denies every

@@ -66,6 +66,7 @@ class Session(TreeAudit):
         new_process_group: bool = True,
         workspace: str | None = None,
         mode: str = "notify",
+        signal_group: bool = False,
     ) -> None:
         super().__init__(policy, log)
         self.timeouts = timeouts or Timeouts()
@@ -77,6 +78,10 @@ class Session(TreeAudit):
         if mode not in ("notify", "ptrace"):
             raise ValueError(f"mode {mode!r} is not notify or ptrace")
         self.mode = mode
+        # Forward signals to the sandbox's whole process group (a kernel: an
+        # interrupt reaches the cell's children too, as without the sandbox).
+        self.signal_group = signal_group and new_process_group
+        self._loop: NotifyLoop | None = None
         self.arch = arch_mod.current()
         self.root_pid = -1
         self._result: Result | None = None
@@ -147,6 +152,13 @@ class Session(TreeAudit):
         )
         return self._result
 
+    def sync(self, timeout: float = 1.0) -> None:
+        """Wait until the events of every call answered so far are emitted
+        (notify mode; ptrace mode audits on the tracer thread as it goes)."""
+        loop = self._loop
+        if loop is not None and loop.is_alive():
+            loop.sync(timeout)
+
     def _wall_clock_exceeded(self, seconds: float) -> None:
         """Kill the whole tree; the tracer collects the exits as usual."""
         self._killed_for = f"wall-clock limit of {seconds:g}s reached: the command was killed"
@@ -168,7 +180,10 @@ class Session(TreeAudit):
         def forward(sig: int, _frame: Any) -> None:
             if self.root_pid > 0:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.root_pid, sig)
+                    if self.signal_group:
+                        os.killpg(self.root_pid, sig)
+                    else:
+                        os.kill(self.root_pid, sig)
 
         for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT, signal.SIGQUIT):
             old[sig] = signal.signal(sig, forward)
@@ -223,6 +238,7 @@ class Session(TreeAudit):
                 listener = launch.receive_listener()
                 if not ptrace_mode:
                     loop = NotifyLoop(listener, decoder, self.arch, self._on_request, self._approve)
+                    self._loop = loop
                 launch.probe_memory()
                 if loop is not None:
                     loop.start()

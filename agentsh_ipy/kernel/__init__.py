@@ -1,0 +1,7 @@
+"""The sandboxed Jupyter kernel, "Python 3 (agentsh sandbox)".
+
+Jupyter starts ``python -m agentsh_ipy.kernel -f CONNECTION_FILE``: that
+process is the supervisor, and the IPython kernel runs inside the sandbox
+with all of its threads and children. See ``_app`` for the process model and
+``_proxy`` for how the supervisor sees the kernel protocol.
+"""

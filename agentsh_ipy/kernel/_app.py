@@ -1,0 +1,215 @@
+"""``python -m agentsh_ipy.kernel -f CONNECTION_FILE``: the process Jupyter
+starts is the supervisor; the IPython kernel runs inside the sandbox.
+
+The supervisor (this process, trusted, never running notebook code):
+
+1. reads Jupyter's connection file and keeps its key to itself: the policy
+   hides that file from the sandbox (reads included), and this process is
+   made non-dumpable, so the sandbox cannot read it from /proc either;
+2. writes a second connection file (loopback ports, a fresh key) for the
+   inner kernel, and starts ``python -m ipykernel_launcher -f`` that file
+   through the sandbox (a ``Session``: seccomp user-notify, ptrace, Landlock)
+   in a process group of its own;
+3. proxies the channels (``_proxy.Proxy``). Which cell an event belongs to
+   is set when the proxy forwards the frontend's execute_request, one at a
+   time; the JSONL log (which the sandbox cannot write) gets a ``sandbox
+   cell`` event there. The inner kernel cannot forge a frontend message, so
+   it cannot make the supervisor start a cell; an inner kernel that answers
+   a cell early only moves that cell's later events to the next cell, and
+   every event stays in the log. The cell's audit is published by the
+   supervisor, before the inner kernel's ``idle`` reaches the frontend;
+4. asks ``approve`` decisions itself, as an input_request on the outer stdin
+   channel of the cell that caused them (their answers never reach the
+   inner kernel); a request without stdin is a deny "no approver available";
+5. forwards SIGINT/SIGTERM/SIGHUP/SIGQUIT to the sandbox's process group
+   (jupyter_client interrupts by signalling the kernel's group, which
+   includes only the supervisor), and when the inner kernel exits kills
+   whatever its cells left running and exits with its status. If the
+   supervisor dies, PTRACE_O_EXITKILL takes the sandbox with it.
+
+Where the sandbox cannot run, the kernel does not start (exit 125, the
+reason on stderr) unless started with ``--allow-unsandboxed``; then it runs
+ipykernel directly and every cell's output says NOT SANDBOXED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from .. import audit as aud
+from .. import policy as pol
+from .. import supervisor as sup
+from ._proxy import Proxy
+
+EXIT_SETUP = 125
+NOT_SANDBOXED = "NOT SANDBOXED: this kernel runs without the agentsh sandbox (--allow-unsandboxed)"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m agentsh_ipy.kernel")
+    p.add_argument("-f", dest="connection_file", required=True)
+    p.add_argument("--policy", help="policy file (default: the built-in policy)")
+    p.add_argument("--workspace", help="read-write workspace (default: the working directory)")
+    p.add_argument("--audit", help="JSON Lines audit file")
+    p.add_argument(
+        "--display",
+        choices=("summary", "full"),
+        default="summary",
+        help="per-cell audit: the summary line and the denials, or every event",
+    )
+    p.add_argument(
+        "--allow-unsandboxed",
+        action="store_true",
+        help="where the sandbox cannot run, run the kernel without it (every cell says so)",
+    )
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"agentsh kernel: {message}; the kernel was not started", file=sys.stderr, flush=True)
+    return EXIT_SETUP
+
+
+def _inner_connection(directory: str) -> tuple[str, dict[str, Any]]:
+    from jupyter_client.connect import write_connection_file
+
+    fname = os.path.join(directory, "kernel.json")
+    key = os.urandom(32).hex().encode()
+    path, info = write_connection_file(fname, ip="127.0.0.1", key=key, transport="tcp")
+    os.chmod(path, 0o400)
+    return path, dict(info)
+
+
+def _kernel_argv(connection: str) -> list[str]:
+    # History in memory: the sandbox may not write ~/.ipython, and a failing
+    # sqlite file would warn in every cell.
+    return [sys.executable, "-m", "ipykernel_launcher", "-f", connection,
+            "--HistoryManager.hist_file=:memory:"]  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    conn_path = os.path.realpath(args.connection_file)
+    try:
+        with open(conn_path, encoding="utf-8") as f:
+            outer = json.load(f)
+    except (OSError, ValueError) as e:
+        return _fail(f"cannot read the connection file {conn_path}: {e}")
+    workspace = os.path.realpath(args.workspace or os.getcwd())
+    private = tempfile.mkdtemp(prefix="agentsh-kernel-")
+    try:
+        inner_path, inner = _inner_connection(private)
+        os.chmod(private, 0o700)
+        if not sys.platform.startswith("linux"):
+            return _unsandboxed(args, outer, inner, inner_path, f"Linux only ({sys.platform})")
+        _, use, _ = sup.describe_host()
+        if not use["enforcing"]:
+            return _unsandboxed(args, outer, inner, inner_path, str(use["summary"]))
+        return _sandboxed(args, outer, inner, inner_path, conn_path, workspace, str(use["mode"]))
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _unsandboxed(
+    args: argparse.Namespace, outer: dict[str, Any], inner: dict[str, Any], path: str, why: str
+) -> int:
+    if not args.allow_unsandboxed:
+        return _fail(f"the sandbox is unavailable here: {why}")
+    proxy = Proxy(outer, inner, on_cell=lambda *_: None, audit_for=lambda _: None,
+                  note=f"{NOT_SANDBOXED}: {why}")  # fmt: skip
+    proxy.start()
+    try:
+        return subprocess.call(_kernel_argv(path))
+    finally:
+        proxy.stop()
+        proxy.join(5)
+
+
+class _FrontendApprover:
+    """Asks the person at the frontend of the running cell."""
+
+    def __init__(self, proxy: Proxy) -> None:
+        self.proxy = proxy
+
+    def ask(self, question: str, timeout: float) -> tuple[bool, str]:
+        prompt = f"agentsh: {question}\nallow? [y/N] (denied if no answer within {timeout:g}s) "
+        answer = self.proxy.ask(prompt, timeout)
+        if answer is None:
+            return False, (
+                "denied: no approver available (the request does not accept input) "
+                "or no answer in time"
+            )
+        granted = answer.strip().lower() in ("y", "yes")
+        return granted, "granted at the frontend" if granted else "denied at the frontend"
+
+
+def _sandboxed(
+    args: argparse.Namespace,
+    outer: dict[str, Any],
+    inner: dict[str, Any],
+    inner_path: str,
+    conn_path: str,
+    workspace: str,
+    mode: str,
+) -> int:
+    session_id = sup.new_session_id()
+    audit_path = os.path.abspath(args.audit or sup.default_audit_path(session_id))
+    try:
+        policy = sup.load_policy(args.policy, workspace, protect=(audit_path,))
+    except pol.PolicyError as e:
+        return _fail(f"policy error:\n{e}")
+    # The frontend's key: not even readable inside. The inner file: readable.
+    policy = policy.hide([conn_path]).protect([inner_path])
+    try:
+        log = sup.open_audit(audit_path, session_id)
+    except OSError as e:
+        return _fail(f"cannot open the audit log {audit_path}: {e.strerror}")
+    store = aud.EventStore()
+    log.subscribe(store.add)
+    sup.harden_supervisor_process()
+    holder: list[sup.Session] = []
+
+    def on_cell(cell: int | None, cell_id: str | None) -> None:
+        if holder:
+            holder[0].sync()  # the previous cell's last calls stay the previous cell's
+        log.set_cell(cell)
+        log.emit("sandbox", op="cell", cell_id=cell_id)
+
+    def audit_for(cell: int) -> dict[str, Any]:
+        if holder:
+            holder[0].sync()
+        events = store.events(cell)
+        return aud.mimebundle(events, cell=cell, dropped=store.dropped(cell),
+                              detail=args.display == "full")  # fmt: skip
+
+    try:
+        proxy = Proxy(outer, inner, on_cell=on_cell, audit_for=audit_for)
+    except Exception as e:  # zmq: a port taken, a bad address
+        return _fail(f"cannot bind the kernel's channels: {e}")
+    session = sup.Session(
+        policy,
+        log,
+        approver=_FrontendApprover(proxy),
+        workspace=workspace,
+        mode=mode,
+        signal_group=True,
+    )
+    holder.append(session)
+    proxy.start()
+    try:
+        result = session.run(_kernel_argv(inner_path), cwd=workspace)
+    finally:
+        proxy.stop()
+        proxy.join(5)
+        log.close()
+    if result.error:
+        print(f"agentsh kernel: {result.error}", file=sys.stderr, flush=True)
+    return result.status

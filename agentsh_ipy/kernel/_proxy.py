@@ -1,0 +1,343 @@
+"""The Jupyter channels between the frontend and the sandboxed kernel.
+
+The supervisor binds the five channels of the connection file Jupyter gave
+it (its key stays with the supervisor) and connects to the inner kernel's
+channels (a connection file of their own, another key). Every message is
+checked against the key of the side it came from and signed again for the
+other side, so the sandboxed kernel can neither read nor forge a message
+the frontend trusts, and the supervisor sees the protocol as it happens:
+
+* execute_requests are forwarded one at a time, each after the previous
+  one's execute_reply; forwarding one starts that cell (``on_cell``), so
+  which cell an event belongs to is decided by the frontend's requests as
+  the supervisor forwards them;
+* the inner kernel's ``status: idle`` for a cell is held until the
+  supervisor has published that cell's audit (``audit_for``) with the same
+  parent, so the audit is the cell's last output;
+* the supervisor's own questions (approvals) go out on the outer stdin
+  channel and their answers never reach the inner kernel.
+
+One thread owns every socket (zmq sockets are not thread-safe); other
+threads talk to it through a queue and an inproc wakeup socket. The
+heartbeat is answered by the supervisor.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hmac
+import html
+import json
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import zmq
+from jupyter_client.session import Session
+
+DELIM = b"<IDS|MSG>"
+ROUTED = ("shell", "control", "stdin")
+
+
+@dataclass
+class _Request:
+    channel: str
+    idents: list[bytes]
+    header: dict[str, Any]
+    frames: list[bytes]  # [header, parent, metadata, content, *buffers], as received
+    allow_stdin: bool = False
+
+
+@dataclass
+class _Question:
+    prompt: str
+    request: _Request
+    done: threading.Event = field(default_factory=threading.Event)
+    answer: str | None = None
+
+
+def _url(info: dict[str, Any], channel: str) -> str:
+    port = info[f"{channel}_port"]
+    if info.get("transport", "tcp") == "ipc":
+        return f"ipc://{info['ip']}-{port}"
+    return f"tcp://{info['ip']}:{port}"
+
+
+def _session(info: dict[str, Any]) -> Session:
+    return Session(
+        key=info["key"].encode() if isinstance(info["key"], str) else info["key"],
+        signature_scheme=info.get("signature_scheme", "hmac-sha256"),
+    )
+
+
+class Proxy(threading.Thread):
+    def __init__(
+        self,
+        outer: dict[str, Any],
+        inner: dict[str, Any],
+        *,
+        on_cell: Callable[[int | None, str | None], None],
+        audit_for: Callable[[int], dict[str, Any] | None],
+        note: str | None = None,
+    ) -> None:
+        """``on_cell(count, cell_id)`` when an execute_request goes in;
+        ``audit_for(count)`` gives the mimebundle shown at its end (None:
+        nothing). ``note``, when set, is shown under every cell (the kernel
+        runs unsandboxed)."""
+        super().__init__(name="agentsh-proxy", daemon=True)
+        self.ctx = zmq.Context()
+        self.outer_session = _session(outer)
+        self.inner_session = _session(inner)
+        self.on_cell = on_cell
+        self.audit_for = audit_for
+        self.note = note
+        self.out: dict[str, zmq.Socket[bytes]] = {}
+        self.inn: dict[str, zmq.Socket[bytes]] = {}
+        for ch in ROUTED:
+            self.out[ch] = self.ctx.socket(zmq.ROUTER)
+            self.out[ch].bind(_url(outer, ch))
+        self.out["iopub"] = self.ctx.socket(zmq.PUB)
+        self.out["iopub"].bind(_url(outer, "iopub"))
+        self.hb = self.ctx.socket(zmq.ROUTER)
+        self.hb.bind(_url(outer, "hb"))
+        # The inner kernel routes stdin to the identity of the shell request.
+        identity = self.inner_session.bsession
+        for ch in ROUTED:
+            self.inn[ch] = self.ctx.socket(zmq.DEALER)
+            self.inn[ch].setsockopt(zmq.IDENTITY, identity)
+            self.inn[ch].connect(_url(inner, ch))
+        self.inn["iopub"] = self.ctx.socket(zmq.SUB)
+        self.inn["iopub"].setsockopt(zmq.SUBSCRIBE, b"")
+        self.inn["iopub"].connect(_url(inner, "iopub"))
+        self.wake_addr = f"inproc://agentsh-wake-{id(self)}"
+        self.wake = self.ctx.socket(zmq.PULL)
+        self.wake.bind(self.wake_addr)
+        self.tasks: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self.routes: dict[str, _Request] = {}  # msg_id -> the request it answers
+        self.pending: collections.deque[_Request] = collections.deque()
+        self.current: _Request | None = None
+        self.cells: dict[str, int] = {}  # execute_request msg_id -> its cell, until idle
+        self.count = 0
+        self.questions: dict[str, _Question] = {}
+        self.stopped = threading.Event()
+        self.dropped = 0  # messages with a bad signature
+
+    # -- called from other threads ------------------------------------------
+    def call(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the proxy thread (which owns the sockets)."""
+        self.tasks.put(fn)
+        push = self.ctx.socket(zmq.PUSH)
+        push.connect(self.wake_addr)
+        push.send(b"")
+        push.close(linger=1000)
+
+    def ask(self, prompt: str, timeout: float) -> str | None:
+        """Ask the person at the frontend of the running cell; None when that
+        request did not allow stdin, or no answer came in time."""
+        box: list[_Question] = []
+
+        def send() -> None:
+            req = self.current
+            if req is None or not req.allow_stdin:
+                return
+            q = _Question(prompt, req)
+            msg = self.outer_session.msg(
+                "input_request", {"prompt": prompt, "password": False}, parent=req.header
+            )
+            self.questions[msg["header"]["msg_id"]] = q
+            self.outer_session.send(self.out["stdin"], msg, ident=req.idents)
+            box.append(q)
+
+        done = threading.Event()
+
+        def send_then_signal() -> None:
+            try:
+                send()
+            finally:
+                done.set()
+
+        self.call(send_then_signal)
+        done.wait(5)
+        if not box:
+            return None
+        if not box[0].done.wait(timeout):
+            return None
+        return box[0].answer
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.call(lambda: None)
+
+    # -- the proxy thread ------------------------------------------------------
+    def run(self) -> None:
+        threading.Thread(target=self._heartbeat, name="agentsh-hb", daemon=True).start()
+        poller = zmq.Poller()
+        handlers: dict[Any, Callable[[], None]] = {}
+        for ch in ROUTED:
+            poller.register(self.out[ch], zmq.POLLIN)
+            handlers[self.out[ch]] = lambda ch=ch: self._from_frontend(ch)  # type: ignore[misc]
+            poller.register(self.inn[ch], zmq.POLLIN)
+            handlers[self.inn[ch]] = lambda ch=ch: self._from_kernel(ch)  # type: ignore[misc]
+        poller.register(self.inn["iopub"], zmq.POLLIN)
+        handlers[self.inn["iopub"]] = self._iopub
+        poller.register(self.wake, zmq.POLLIN)
+        handlers[self.wake] = self._tasks
+        while not self.stopped.is_set():
+            for sock, _ in poller.poll():
+                handlers[sock]()
+        # The kernel's last words (a shutdown_reply) still go out.
+        for sock, _ in poller.poll(200):
+            if sock is not self.wake:
+                handlers[sock]()
+        for s in (*self.out.values(), *self.inn.values(), self.wake):
+            s.close(linger=200)
+
+    def _heartbeat(self) -> None:
+        with contextlib.suppress(zmq.ZMQError):  # the context ends at exit
+            zmq.proxy(self.hb, self.hb)
+
+    def _tasks(self) -> None:
+        while self.wake.poll(0):
+            self.wake.recv()
+        while True:
+            try:
+                fn = self.tasks.get_nowait()
+            except queue.Empty:
+                return
+            fn()
+
+    def _verify(self, session: Session, frames: list[bytes]) -> bool:
+        """frames: [hmac, header, parent, metadata, content, *buffers]."""
+        if len(frames) < 5:
+            return False
+        if session.auth is None:
+            return True
+        return hmac.compare_digest(frames[0], session.sign(frames[1:5]))
+
+    def _split(self, session: Session, msg: list[bytes]) -> tuple[list[bytes], list[bytes]] | None:
+        try:
+            i = msg.index(DELIM)
+        except ValueError:
+            return None
+        idents, frames = msg[:i], msg[i + 1 :]
+        if not self._verify(session, frames):
+            self.dropped += 1
+            return None
+        return idents, frames[1:]
+
+    def _signed(self, session: Session, frames: list[bytes]) -> list[bytes]:
+        return [DELIM, session.sign(frames[:4]), *frames]
+
+    # frontend -> kernel
+    def _from_frontend(self, ch: str) -> None:
+        split = self._split(self.outer_session, self.out[ch].recv_multipart())
+        if split is None:
+            return
+        idents, frames = split
+        header = json.loads(frames[0])
+        req = _Request(ch, idents, header, frames)
+        if ch == "stdin":
+            parent = json.loads(frames[1]).get("msg_id")
+            q = self.questions.pop(parent, None)
+            if q is not None:  # our own question: the kernel never sees it
+                q.answer = str(json.loads(frames[3]).get("value", ""))
+                q.done.set()
+                return
+        if ch != "stdin":  # an input_reply is answered by nothing
+            self._route(header["msg_id"], req)
+        if ch == "shell" and header.get("msg_type") == "execute_request":
+            content = json.loads(frames[3])
+            req.allow_stdin = bool(content.get("allow_stdin", True))
+            self.pending.append(req)
+            self._next_cell()
+            return
+        self.inn[ch].send_multipart(self._signed(self.inner_session, frames))
+
+    MAX_ROUTES = 10_000  # comm messages get no reply; forget the oldest routes
+
+    def _route(self, msg_id: str, req: _Request) -> None:
+        self.routes[msg_id] = req
+        while len(self.routes) > self.MAX_ROUTES:
+            del self.routes[next(iter(self.routes))]
+
+    def _next_cell(self) -> None:
+        if self.current is not None or not self.pending:
+            return
+        req = self.current = self.pending.popleft()
+        content = json.loads(req.frames[3])
+        # A cell is a request that counts (In[N]); silent or unrecorded
+        # requests (a frontend's own) get no cell and no audit display.
+        cell: int | None = None
+        if content.get("store_history", True) and not content.get("silent", False):
+            self.count += 1
+            cell = self.cells[req.header["msg_id"]] = self.count
+            while len(self.cells) > self.MAX_ROUTES:
+                del self.cells[next(iter(self.cells))]
+        metadata = json.loads(req.frames[2])
+        cell_id = metadata.get("cellId") or metadata.get("cell_id")
+        self.on_cell(cell, cell_id if isinstance(cell_id, str) else None)
+        self.inn["shell"].send_multipart(self._signed(self.inner_session, req.frames))
+
+    # kernel -> frontend
+    def _route_back(self, ch: str, frames: list[bytes]) -> _Request | None:
+        parent = json.loads(frames[1]).get("msg_id")
+        req = self.routes.get(parent)
+        if req is None:
+            return None
+        out = [*req.idents, *self._signed(self.outer_session, frames)]
+        self.out[ch].send_multipart(out)
+        return req
+
+    def _from_kernel(self, ch: str) -> None:
+        split = self._split(self.inner_session, self.inn[ch].recv_multipart())
+        if split is None:
+            return
+        _, frames = split
+        req = self._route_back(ch, frames)
+        header = json.loads(frames[0])
+        if header.get("msg_type", "").endswith("_reply") and req is not None:
+            self.routes.pop(req.header["msg_id"], None)
+            if req is self.current:
+                self.current = None
+                self._next_cell()
+
+    def _iopub(self) -> None:
+        msg = self.inn["iopub"].recv_multipart()
+        split = self._split(self.inner_session, msg)
+        if split is None:
+            return
+        topics, frames = split
+        header = json.loads(frames[0])
+        content = json.loads(frames[3])
+        parent = json.loads(frames[1])
+        if (
+            header.get("msg_type") == "status"
+            and content.get("execution_state") == "idle"
+            and parent.get("msg_type") == "execute_request"
+        ):
+            self._end_of_cell(parent)
+        self.out["iopub"].send_multipart([*topics, *self._signed(self.outer_session, frames)])
+
+    def _end_of_cell(self, parent: dict[str, Any]) -> None:
+        """Publish the audit of the cell whose request is ``parent``."""
+        count = self.cells.pop(str(parent.get("msg_id")), None)
+        if count is None:  # not a cell (silent), or its idle came twice
+            return
+        bundles: list[dict[str, Any]] = []
+        if self.note is not None:
+            note = html.escape(self.note)
+            bundles.append({"text/plain": self.note, "text/html": f"<p><b>{note}</b></p>"})
+        bundle = self.audit_for(count)
+        if bundle is not None:
+            bundles.append(bundle)
+        for data in bundles:
+            self.outer_session.send(
+                self.out["iopub"],
+                "display_data",
+                {"data": data, "metadata": {}, "transient": {}},
+                parent=parent,
+                ident=b"display_data",
+            )
