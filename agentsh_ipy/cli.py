@@ -67,6 +67,30 @@ def _parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", help="print an audit file as a table")
     au.add_argument("file")
 
+    rn = sub.add_parser(
+        "run",
+        help="execute a notebook in the sandboxed kernel, with a per-cell audit summary",
+        description="Execute NOTEBOOK headless in the sandboxed kernel (its directory is the "
+        "workspace), show each cell's progress and audit summary on stderr, and write the "
+        "executed notebook with its audit outputs. Exit status: 0 every cell ran, 1 a cell "
+        "failed, 125 the sandbox could not start.",
+    )
+    rn.add_argument("notebook")
+    rn.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT.ipynb",
+        help="where to write the executed notebook (default: NAME.agentsh.ipynb beside it)",
+    )
+    rn.add_argument("--policy", metavar="FILE", help="policy file (default: the built-in policy)")
+    rn.add_argument(
+        "--audit", metavar="FILE", help="the kernel's JSON Lines audit (default: the usual place)"
+    )
+    rn.add_argument(
+        "--allow-errors", action="store_true", help="run every cell even when one fails; exit 0"
+    )
+    rn.add_argument("--timeout", type=float, metavar="S", help="seconds per cell (default: none)")
+
     kn = sub.add_parser("kernel", help="the sandboxed Jupyter kernel's kernelspec")
     ksub = kn.add_subparsers(dest="kernel_command", required=True)
     ki = ksub.add_parser(
@@ -111,6 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _trash(args)
     if args.command == "kernel":
         return _kernel(args)
+    if args.command == "run":
+        return _run(args)
     return _audit(args)
 
 
@@ -194,6 +220,46 @@ def _detect(args: argparse.Namespace) -> int:
     text, use, facts = describe_host()
     print(json.dumps({**facts, "sandbox": use}, indent=2) if args.json else text)
     return 0 if use["enforcing"] else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import run as rn
+
+    if not os.path.isfile(args.notebook):
+        _err(f"run: no notebook {args.notebook}")
+        return EXIT_USAGE
+    if args.timeout is not None and args.timeout <= 0:
+        _err("run: --timeout must be positive")
+        return EXIT_USAGE
+    policy = None
+    if args.policy is not None:
+        from . import policy as pol
+        from . import supervisor as sup
+
+        workspace = os.path.dirname(os.path.abspath(args.notebook))
+        try:
+            sup.load_policy(args.policy, workspace)
+        except pol.PolicyError as e:
+            for line in str(e).splitlines():
+                _err(f"policy error: {line}")
+            return EXIT_SETUP
+        policy = os.path.abspath(args.policy)
+    report = rn.run_notebook(
+        args.notebook,
+        args.output,
+        policy=policy,
+        audit=None if args.audit is None else os.path.abspath(args.audit),
+        allow_errors=args.allow_errors,
+        timeout=args.timeout,
+    )
+    if report.cells:
+        print("\n" + rn.summary_table(report.cells), file=sys.stderr)
+    if report.error:
+        for line in report.error.splitlines():
+            _err(line)
+    if report.output is not None:
+        print(f"agentsh-ipy: executed notebook written to {report.output}", file=sys.stderr)
+    return report.status
 
 
 def _kernel(args: argparse.Namespace) -> int:

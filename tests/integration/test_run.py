@@ -1,0 +1,185 @@
+"""`agentsh-ipy run`: progress, the summary table, the executed notebook and
+the exit statuses, driven through the CLI in-process with a stand-in kernel
+(the plain ipykernel, or a kernel that refuses to start), so that these
+tests say what `run` does whatever the sandboxed kernel does. The demo
+notebooks (tests/notebooks/test_demo_notebooks.py) run it for real, with the
+sandboxed kernel, as root and as uid 65534."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from agentsh_ipy import cli
+from agentsh_ipy import run as rn
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+
+PLAIN_KERNEL = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+AUDIT = {
+    "text/plain": "agentsh: 1 process, 1 exec, 2 files read, 1 written, 0 connections, 1 DENIED\n"
+    "  seq  type  op",
+    "text/html": "<p>audit</p>",
+    rn.AUDIT_MIME: {
+        "version": 1,
+        "cell": 1,
+        "summary": {
+            "processes": 1,
+            "execs": 1,
+            "files_read": 2,
+            "files_written": 1,
+            "connections": 0,
+            "denials": 1,
+        },
+        "events": [],
+    },
+}
+# A cell that displays an audit as the sandboxed kernel does after each cell.
+SHOW_AUDIT = f"from IPython.display import display\ndisplay({AUDIT!r}, raw=True)"
+
+
+def notebook(tmp_path: Path, *sources: str) -> Path:
+    cells: list[Any] = [new_markdown_cell("# a test")]
+    cells += [new_code_cell(s) for s in sources]
+    path = tmp_path / "nb.ipynb"
+    nbformat.write(new_notebook(cells=cells), path)
+    return path
+
+
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: Sequence[str],
+    kernel: Sequence[str] = PLAIN_KERNEL,
+) -> tuple[int, str]:
+    """`agentsh-ipy run ARGS` with ``kernel`` in place of the sandboxed one."""
+    seen: list[tuple[str | None, str | None]] = []
+
+    def argv(policy: str | None = None, audit: str | None = None) -> list[str]:
+        seen.append((policy, audit))
+        return list(kernel)
+
+    monkeypatch.setattr(rn, "sandboxed_kernel_argv", argv)
+    status = cli.main(["run", *args])
+    assert len(seen) <= 1
+    return status, capsys.readouterr().err
+
+
+def outputs(path: Path) -> list[list[Any]]:
+    nb = nbformat.read(path, as_version=4)
+    return [c.outputs for c in nb.cells if c.cell_type == "code"]
+
+
+@pytest.mark.slow
+def test_a_run_that_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = notebook(
+        tmp_path,
+        "import os\nprint(os.getcwd())",
+        SHOW_AUDIT,
+        "",  # an empty cell is not run, and not counted
+        "open('made-here.txt', 'w').write('x')",
+    )
+    status, err = run_cli(monkeypatch, capsys, [str(path)])
+    assert status == 0, err
+    lines = err.splitlines()
+    assert lines[0] == f"agentsh-ipy: running {path} (3 code cells) in the sandboxed kernel"
+    assert lines[1].startswith("[1/3] ok ") and lines[1].endswith("  (no audit)")
+    assert lines[2].startswith("[2/3] ok ")
+    assert lines[2].endswith("  " + AUDIT["text/plain"].splitlines()[0])  # type: ignore[attr-defined]
+    assert lines[3].startswith("[3/3] ok ")
+    table = lines[lines.index("") + 1 :]
+    assert table[0].split() == [
+        "cell", "status", "time", "processes", "read", "written", "connections", "denials",
+    ]  # fmt: skip
+    assert table[1].split()[:2] == ["1", "ok"] and table[1].split()[3:] == ["-"] * 5
+    assert table[2].split()[3:] == ["1", "2", "1", "0", "1", "DENIED"]
+    out = tmp_path / "nb.agentsh.ipynb"  # the default output, beside the notebook
+    assert table[-1] == f"agentsh-ipy: executed notebook written to {out}"
+    # The kernel ran in the notebook's directory (the workspace); the
+    # executed notebook has every output, the audit display included.
+    cells = outputs(out)
+    assert cells[0][0]["text"].strip() == str(tmp_path)
+    assert cells[1][0]["data"][rn.AUDIT_MIME]["summary"]["denials"] == 1
+    assert (tmp_path / "made-here.txt").exists()
+
+
+@pytest.mark.slow
+def test_a_failing_cell_stops_the_run_unless_errors_are_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = notebook(tmp_path, "print('one')", "1/0", "print('three')")
+    out = tmp_path / "out.ipynb"
+    status, err = run_cli(monkeypatch, capsys, [str(path), "-o", str(out)])
+    assert status == 1, err
+    assert "[2/3] error " in err and "[3/3]" not in err
+    assert [ln.split()[:2] for ln in err.splitlines() if ln[:1].isdigit()] == [
+        ["1", "ok"], ["2", "error"], ["3", "not"],
+    ]  # fmt: skip
+    cells = outputs(out)  # written all the same, with the error and what ran before
+    assert cells[1][0]["ename"] == "ZeroDivisionError" and cells[2] == []
+
+    status, err = run_cli(monkeypatch, capsys, [str(path), "-o", str(out), "--allow-errors"])
+    assert status == 0, err
+    assert "[3/3] ok " in err
+    assert outputs(out)[2][0]["text"] == "three\n"
+
+
+@pytest.mark.slow
+def test_a_cell_past_its_timeout_is_interrupted_and_fails_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = notebook(tmp_path, "import time\ntime.sleep(60)", "print('after')")
+    out = tmp_path / "out.ipynb"
+    args = [str(path), "-o", str(out), "--timeout", "2", "--allow-errors"]
+    status, err = run_cli(monkeypatch, capsys, args)
+    assert status == 1, err
+    assert "[1/2] timeout " in err
+    assert "[2/2] ok " in err  # interrupted, not killed: the kernel goes on
+    assert outputs(out)[0][-1]["ename"] == "KeyboardInterrupt"
+
+
+def test_a_kernel_that_cannot_start_is_125_with_its_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = notebook(tmp_path, "print('never')")
+    refuse = [
+        sys.executable,
+        "-c",
+        "import sys; print('agentsh kernel: the sandbox is unavailable here: no seccomp;"
+        " the kernel was not started', file=sys.stderr); sys.exit(125)",
+    ]
+    status, err = run_cli(monkeypatch, capsys, [str(path)], kernel=refuse)
+    assert status == 125, err
+    assert "the sandboxed kernel could not start; nothing was run" in err
+    assert "agentsh-ipy: agentsh kernel: the sandbox is unavailable here: no seccomp" in err
+    assert not (tmp_path / "nb.agentsh.ipynb").exists()
+    assert "Traceback" not in err
+
+
+def test_a_broken_policy_is_125_before_any_kernel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = notebook(tmp_path, "print('never')")
+    policy = tmp_path / "bad.yaml"
+    policy.write_text("version: 1\nlimits: {max_processes: lots}\n")
+    status, err = run_cli(monkeypatch, capsys, [str(path), "--policy", str(policy)])
+    assert status == 125
+    assert f"agentsh-ipy: policy error: {policy}:2:" in err
+    assert "running" not in err
+
+
+def test_the_kernel_command_line(tmp_path: Path) -> None:
+    assert rn.sandboxed_kernel_argv("/p.yaml", "/a.jsonl") == [
+        sys.executable, "-m", "agentsh_ipy.kernel", "-f", "{connection_file}",
+        "--policy", "/p.yaml", "--audit", "/a.jsonl",
+    ]  # fmt: skip
+    assert rn.default_output("dir/x.ipynb") == Path("dir/x.agentsh.ipynb")
+    assert cli.main(["run", str(tmp_path / "missing.ipynb")]) == 2
