@@ -7,6 +7,7 @@ sandboxed kernel, as root and as uid 65534."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from agentsh_ipy import cli
 from agentsh_ipy import run as rn
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 
@@ -183,3 +185,22 @@ def test_the_kernel_command_line(tmp_path: Path) -> None:
     ]  # fmt: skip
     assert rn.default_output("dir/x.ipynb") == Path("dir/x.agentsh.ipynb")
     assert cli.main(["run", str(tmp_path / "missing.ipynb")]) == 2
+
+
+def test_the_sandboxed_kernel_that_cannot_start_is_125(tmp_path: Path) -> None:
+    """The real kernel, refusing to start (its audit log cannot be opened):
+    the run reports the kernel's reason and runs nothing."""
+    path = notebook(tmp_path, "open('ran.txt', 'w')")
+    p = subprocess.run(
+        [sys.executable, "-m", "agentsh_ipy.cli", "run", str(path), "--audit", "/proc/nope/a"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 125, p.stderr
+    assert "the sandboxed kernel could not start; nothing was run" in p.stderr
+    assert "cannot open the audit log /proc/nope/a" in p.stderr
+    assert not (tmp_path / "ran.txt").exists()
+    assert not (tmp_path / "nb.agentsh.ipynb").exists()
