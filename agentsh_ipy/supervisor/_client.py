@@ -349,8 +349,10 @@ class SandboxClient:
         with contextlib.suppress(SupervisorError):
             self._send({"op": "stop"})
         self._status = _reap(self.pid, STOP_TIMEOUT)
-        self._sock.close()
+        # The daemon is gone, so its end is closed: the reader delivers what
+        # is still buffered (the last events) and stops at EOF.
         self._reader.join(STOP_TIMEOUT)
+        self._sock.close()
 
 
 def _running(pid: int) -> bool:

@@ -297,11 +297,11 @@ class Daemon:
             return
         pending = self.pending.pop(hello[1:].decode(errors="replace"), None)
         if not hello.startswith(b"H") or pending is None:
+            self._emit("sandbox", op="error", pid=pid, decision="deny",
+                       reason="a connection with an unknown launch token was refused")  # fmt: skip
             with contextlib.suppress(OSError):
                 conn.send(b"Eunknown launch token")
             conn.close()
-            self._emit("sandbox", op="error", pid=pid, decision="deny",
-                       reason="a connection with an unknown launch token was refused")  # fmt: skip
             return
         conn.settimeout(None)
         tree = Tree(self, pending, hello[1:].decode())
@@ -370,8 +370,9 @@ class Daemon:
             "policy_source": self.policy.source,
             "landlock": self.ruleset is not None,
         })  # fmt: skip
+        self.sender = threading.Thread(target=self.send_events, name="agentsh-events", daemon=True)
         threads = [
-            threading.Thread(target=self.send_events, name="agentsh-events", daemon=True),
+            self.sender,
             threading.Thread(target=self.read_ctl, name="agentsh-ctl", daemon=True),
             threading.Thread(target=self.accept, name="agentsh-accept", daemon=True),
         ]
@@ -487,6 +488,7 @@ class Daemon:
             t.empty.set()
         self._emit("sandbox", op="stop", message="supervisor stopped")
         self.events.put(None)
+        self.sender.join(5.0)  # the kernel gets every event before we exit
         self.log.close()
         self.listen.close()
         shutil.rmtree(self.sockdir, ignore_errors=True)

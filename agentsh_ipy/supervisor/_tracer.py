@@ -59,14 +59,19 @@ class ProcessTable:
 
     def inside(self, pid: int) -> bool:
         """Is pid a process of the sandboxed tree? The table knows every
-        process the tracer has seen; TracerPid covers one not seen yet."""
+        process the tracer has seen; TracerPid covers one not seen yet; a
+        zombie (untraced once it exited) is inside when its parent is."""
         with self._lock:
             if pid in self.procs or pid in self.tgid:
                 return True
         try:
-            return self.tracer_tid != 0 and procfs.tracer_of(pid) == self.tracer_tid
+            if self.tracer_tid != 0 and procfs.tracer_of(pid) == self.tracer_tid:
+                return True
+            _, ppid = procfs.tgid_ppid(pid)
         except OSError:
             return False
+        with self._lock:
+            return ppid in self.procs
 
     def members(self) -> list[int]:
         with self._lock:
