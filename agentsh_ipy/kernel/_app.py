@@ -168,6 +168,11 @@ def _sandboxed(
         return _fail(f"policy error:\n{e}")
     # The frontend's key: not even readable inside. The inner file: readable.
     policy = policy.hide([conn_path]).protect([inner_path])
+    # The inner kernel binds its channels on loopback, whatever the policy
+    # says of the network (it may allow none), and so does ipykernel's pipe
+    # for the output of forked processes, on a port of its choosing: binding
+    # loopback is allowed; connecting anywhere stays the policy's.
+    policy = policy.allow_bind("kernel-channels", str(inner["ip"]), range(1, 65536))
     try:
         log = sup.open_audit(audit_path, session_id)
     except OSError as e:

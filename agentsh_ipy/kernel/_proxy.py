@@ -121,7 +121,8 @@ class Proxy(threading.Thread):
         self.current: _Request | None = None
         self.cells: dict[str, int] = {}  # execute_request msg_id -> its cell, until idle
         self.count = 0
-        self.questions: dict[str, _Question] = {}
+        self.questions: dict[str, _Question] = {}  # our open input_requests
+        self.inner_asks: dict[str, bool] = {}  # the kernel's open input_requests
         self.stopped = threading.Event()
         self.dropped = 0  # messages with a bad signature
 
@@ -240,9 +241,8 @@ class Proxy(threading.Thread):
         header = json.loads(frames[0])
         req = _Request(ch, idents, header, frames)
         if ch == "stdin":
-            parent = json.loads(frames[1]).get("msg_id")
-            q = self.questions.pop(parent, None)
-            if q is not None:  # our own question: the kernel never sees it
+            q = self._question_answered(json.loads(frames[1]).get("msg_id"))
+            if q is not None:  # our own question: the kernel never sees the answer
                 q.answer = str(json.loads(frames[3]).get("value", ""))
                 q.done.set()
                 return
@@ -255,6 +255,22 @@ class Proxy(threading.Thread):
             self._next_cell()
             return
         self.inn[ch].send_multipart(self._signed(self.inner_session, frames))
+
+    def _question_answered(self, parent: str | None) -> _Question | None:
+        """Which of our questions an input_reply answers, if any. Frontends
+        that leave the reply's parent empty (jupyter_client's input())
+        answer the oldest open question, ours or the kernel's: ours when
+        the kernel has none open."""
+        if parent in self.questions:
+            return self.questions.pop(parent)
+        if parent in self.inner_asks:
+            self.inner_asks.pop(parent)
+            return None
+        if not parent and self.questions and not self.inner_asks:
+            return self.questions.pop(next(iter(self.questions)))
+        if not parent and self.inner_asks:
+            self.inner_asks.pop(next(iter(self.inner_asks)))
+        return None
 
     MAX_ROUTES = 10_000  # comm messages get no reply; forget the oldest routes
 
@@ -298,6 +314,8 @@ class Proxy(threading.Thread):
         _, frames = split
         req = self._route_back(ch, frames)
         header = json.loads(frames[0])
+        if ch == "stdin" and header.get("msg_type") == "input_request":
+            self.inner_asks[header["msg_id"]] = True
         if header.get("msg_type", "").endswith("_reply") and req is not None:
             self.routes.pop(req.header["msg_id"], None)
             if req is self.current:

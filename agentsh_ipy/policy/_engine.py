@@ -200,6 +200,27 @@ class Policy:
 
     # -- derivation ----------------------------------------------------------
 
+    def allow_bind(self, name: str, ip: str, ports: Iterable[int]) -> Policy:
+        """Return a copy whose first network rule, ``name``, allows binding
+        exactly these ports on ``ip`` (the sandboxed kernel's own channels,
+        whatever the policy says of the network)."""
+        wanted = tuple((p, p) for p in ports)
+        if len(wanted) > 1 and [lo for lo, _ in wanted] == list(
+            range(wanted[0][0], wanted[-1][0] + 1)
+        ):
+            wanted = ((wanted[0][0], wanted[-1][0]),)  # a contiguous range
+        if not wanted:
+            return dataclasses.replace(self)
+        rule = NetworkRule(
+            name=name,
+            cidrs=(ipaddress.ip_network(ip),),
+            ports=wanted,
+            operations=frozenset({"bind"}),
+            decision="allow",
+            message="the sandboxed kernel's own channels",
+        )
+        return dataclasses.replace(self, network_rules=(rule, *self.network_rules))
+
     def hide(self, paths: Iterable[str]) -> Policy:
         """Return a copy whose first file rule, ``hidden``, denies every
         operation, reads included, on exactly these paths (the connection

@@ -976,6 +976,35 @@ def test_protect_details() -> None:
         p.protect(["audit.jsonl"])
 
 
+def test_hide_denies_reads_too() -> None:
+    p = parse(FIRST_MATCH)
+    q = p.hide(["/w/conn.json"])
+    for op in FILE_OPERATIONS:
+        d = q.check_file(op, "/w/conn.json")
+        assert (d.decision, d.rule) == ("deny", "hidden"), op
+    assert q.check_file("read", "/w/conn.json.x") == p.check_file("read", "/w/conn.json.x")
+    assert p.hide([]).file_rules == p.file_rules
+    with pytest.raises(ValueError, match="not absolute"):
+        p.hide(["conn.json"])
+
+
+def test_allow_bind_is_first_and_only_bind_on_that_address() -> None:
+    p = parse(FIRST_MATCH)
+    q = p.allow_bind("kernel-channels", "127.0.0.1", range(1, 65536))
+    assert q.network_rules[0].ports == ((1, 65535),)
+    d = q.check_network("bind", "127.0.0.1", 5555)
+    assert (d.decision, d.rule) == ("allow", "kernel-channels")
+    assert q.check_network("connect", "127.0.0.1", 5555) == p.check_network(
+        "connect", "127.0.0.1", 5555
+    )
+    assert q.check_network("bind", "0.0.0.0", 5555) == p.check_network("bind", "0.0.0.0", 5555)
+    few = p.allow_bind("k", "127.0.0.1", [5000, 5002])
+    assert few.network_rules[0].ports == ((5000, 5000), (5002, 5002))
+    assert few.check_network("bind", "127.0.0.1", 5001) == p.check_network(
+        "bind", "127.0.0.1", 5001
+    )
+
+
 def test_protect_covers_unix_sockets() -> None:
     """The supervisor daemon's socket directory is protected as a tree: no
     connect, bind or send to anything in it, whatever the unix rules say."""
