@@ -455,3 +455,31 @@ def test_a_forged_idle_does_not_cut_the_denial_out_of_the_cells_audit(
         "the denial is in the log under this cell but not in the audit the front end shows:"
         " a forged idle ended the cell early\n" + last["data"]["text/plain"]
     )
+
+
+def test_a_reply_forged_inside_does_not_end_the_cell(kernel: SandboxedKernel) -> None:
+    # A message the inner kernel sends with the cell's request as parent
+    # (here an input_reply on its stdin socket) must not make the supervisor
+    # take the request as answered: the real execute_reply still reaches the
+    # frontend, and what the cell does next is still in its audit.
+    target = kernel.area.outside / f"forged-reply-{token()}"
+    cell = kernel.run(
+        "k = get_ipython().kernel\n"
+        "k.session.send(k.stdin_socket, 'input_reply', {'value': 'y'},\n"
+        "               parent=k.get_parent('shell'), ident=k._parent_ident['shell'])\n"
+        "import time; time.sleep(0.5)\n"
+        "try:\n"
+        f"    open({str(target)!r}, 'w')\n"
+        "except OSError as e:\n"
+        "    print('after', type(e).__name__)\n",
+        timeout=15,
+        check=False,
+    )
+    assert not cell.timed_out, (
+        "the cell's execute_reply never reached the frontend: a reply forged inside the"
+        f" sandbox ended the request in the supervisor; outputs: {cell.outputs}"
+    )
+    assert cell.stdout == "after PermissionError\n"
+    assert cell.stdin_other == [], "a message forged inside reached the frontend's stdin"
+    assert denials(last_audit(cell)["data"][AUDIT_MIME]["events"], "file", path=str(target))
+    assert kernel.ok("print('next')").stdout == "next\n"
