@@ -10,8 +10,9 @@ nbconvert --execute`` do: no stdin, so ``approve`` decisions are denied.
 
 Exit status: 0 when every cell ran; 1 when a cell failed (an error, a
 timeout, a kernel that died mid-run; the run stops there unless
-``allow_errors``); 125 when the sandbox, and so the kernel, could not start
-(with the kernel's own reason); 2 for an unusable argument (a notebook that
+``allow_errors``; a cell tagged ``raises-exception`` may fail, as in
+nbclient); 125 when the sandbox, and so the kernel, could not start (with
+the kernel's own reason); 2 for an unusable argument (a notebook that
 cannot be read).
 """
 
@@ -37,6 +38,7 @@ EXIT_USAGE = 2
 EXIT_SETUP = 125
 OUTPUT_SUFFIX = ".agentsh.ipynb"
 NO_AUDIT = "(no audit)"
+EXPECTED_ERROR = "expected error"
 
 
 def default_output(notebook: str | os.PathLike[str]) -> Path:
@@ -62,7 +64,8 @@ class CellResult:
 
     number: int
     index: int
-    status: str = "not run"  # ok | error | aborted | timeout | dead kernel | not run
+    # ok | error | expected error | aborted | timeout | dead kernel | not run
+    status: str = "not run"
     seconds: float = 0.0
     summary: dict[str, Any] | None = None  # the audit's "summary" counts
     line: str = NO_AUDIT  # the audit's text/plain first line
@@ -196,6 +199,8 @@ def run_notebook(
         r.status = str(execute_reply.get("content", {}).get("status", "error"))
         if r.status == "error" and timeout is not None and r.seconds >= timeout:
             r.status = "timeout"  # interrupted by nbclient (interrupt_on_timeout)
+        elif r.status == "error" and "raises-exception" in cell.metadata.get("tags", []):
+            r.status = EXPECTED_ERROR  # nbclient's tag for a cell meant to raise
         data = cell_audit(cell)
         r.summary = None if data is None else dict(data[AUDIT_MIME].get("summary") or {})
         r.line = _audit_line(data)
@@ -246,7 +251,7 @@ def run_notebook(
                     error += "\nthe kernel's last words:\n" + reason
     cells = [results[i] for i in code]
     if any(c.status in ("timeout", "dead kernel") for c in cells) or (
-        not allow_errors and any(c.status not in ("ok", "not run") for c in cells)
+        not allow_errors and any(c.status not in ("ok", "not run", EXPECTED_ERROR) for c in cells)
     ):
         status = EXIT_CELL_FAILED
     try:

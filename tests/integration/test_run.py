@@ -133,6 +133,14 @@ def test_a_failing_cell_stops_the_run_unless_errors_are_allowed(
     assert "[3/3] ok " in err
     assert outputs(out)[2][0]["text"] == "three\n"
 
+    # A cell tagged raises-exception is meant to fail (nbclient's convention).
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[2].metadata["tags"] = ["raises-exception"]
+    nbformat.write(nb, path)
+    status, err = run_cli(monkeypatch, capsys, [str(path), "-o", str(out)])
+    assert status == 0, err
+    assert "[2/3] expected error " in err and "[3/3] ok " in err
+
 
 @pytest.mark.slow
 def test_a_cell_past_its_timeout_is_interrupted_and_fails_the_run(
