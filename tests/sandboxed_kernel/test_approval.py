@@ -168,7 +168,7 @@ def test_the_cell_cannot_answer_its_own_approval(kernel: SandboxedKernel) -> Non
         stdin_port = json.load(f)["stdin_port"]
     code = FORGE.format(conn=kernel.connection_file, stdin_port=stdin_port, target=str(target))
     cell = kernel.run(
-        code, allow_stdin=True, answers=["n"], answer_delay=3, timeout=30, check=False
+        code, allow_stdin=True, answers=["n"], answer_delay=3, timeout=15, check=False
     )
     assert not cell.timed_out, (
         "the cell's execute_reply never reached the frontend (the cell hangs): an input_reply"
