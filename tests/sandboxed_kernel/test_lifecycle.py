@@ -130,9 +130,10 @@ def test_restart_and_shutdown_leave_no_process(name: str) -> None:
     area = SkArea(make_user(name))
     # No --audit: the log goes to ~/.local/state/agentsh-ipy/audit/.
     write_kernelspec(area, policy=area.policy)
-    kernel = SandboxedKernel(area)
-    driver = kernel.proc.pid
+    kernel = None
     try:
+        kernel = SandboxedKernel(area)
+        driver = kernel.proc.pid
         kernel.ok(DAEMONS)
         daemons = sandboxed_daemons(area, {driver})
         assert all(p.seccomp for p in daemons), "a daemon of the cell is not sandboxed"
@@ -160,7 +161,8 @@ def test_restart_and_shutdown_leave_no_process(name: str) -> None:
         kernel.shutdown()
         assert wait_gone(area, tree, {driver}) == "", "left running after shutdown"
     finally:
-        kernel.shutdown()
+        if kernel is not None:
+            kernel.shutdown()
         area.cleanup()
 
 
@@ -168,16 +170,18 @@ def test_restart_and_shutdown_leave_no_process(name: str) -> None:
 def test_killing_the_supervisor_takes_the_sandbox_down(name: str) -> None:
     area = SkArea(make_user(name))
     write_kernelspec(area, policy=area.policy, audit=area.audit)
-    kernel = SandboxedKernel(area)
-    driver = kernel.proc.pid
+    kernel = None
     try:
+        kernel = SandboxedKernel(area)
+        driver = kernel.proc.pid
         kernel.ok(DAEMONS)
         sandboxed_daemons(area, {driver})
         tree = kernel.tree()
         os.kill(kernel.pid, signal.SIGKILL)
         assert wait_gone(area, tree, {driver}) == "", "left running after the supervisor died"
     finally:
-        kernel.shutdown()
+        if kernel is not None:
+            kernel.shutdown()
         area.cleanup()
 
 
@@ -276,15 +280,17 @@ def test_where_the_sandbox_cannot_start_the_kernel_exits_125(name: str) -> None:
 def test_with_allow_unsandboxed_every_cell_says_not_sandboxed() -> None:
     area = SkArea(make_user("nobody"))
     nested_kernelspec(area, "--allow-unsandboxed")
-    kernel = SandboxedKernel(area)
+    kernel = None
     try:
+        kernel = SandboxedKernel(area)
         for code in ("print('one')", "1 + 1", "import os\nos.getpid()", "raise ValueError('x')"):
             cell = kernel.run(code)
             assert "NOT SANDBOXED" in cell.text(), f"{code!r}: {cell.outputs}"
             displays = [o for o in cell.outputs if o["output_type"] == "display_data"]
             assert displays and "NOT SANDBOXED" in json.dumps(displays[-1]), cell.outputs
     finally:
-        kernel.shutdown()
+        if kernel is not None:
+            kernel.shutdown()
         area.cleanup()
 
 
@@ -297,9 +303,11 @@ def test_the_kernel_starts_for_a_user_who_never_ran_ipython(name: str) -> None:
     write_kernelspec(area, policy=area.policy, audit=area.audit)
     env = sk_env(area)
     env.pop("IPYTHONDIR")
-    kernel = SandboxedKernel(area, env=env)
+    kernel = None
     try:
+        kernel = SandboxedKernel(area, env=env)
         assert kernel.ok("print(6 * 7)").stdout == "42\n"
     finally:
-        kernel.shutdown()
+        if kernel is not None:
+            kernel.shutdown()
         area.cleanup()
