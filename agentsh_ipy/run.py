@@ -12,16 +12,19 @@ Exit status: 0 when every cell ran; 1 when a cell failed (an error, a
 timeout, a kernel that died mid-run; the run stops there unless
 ``allow_errors``; a cell tagged ``raises-exception`` may fail, as in
 nbclient); 125 when the sandbox, and so the kernel, could not start (with
-the kernel's own reason); 2 for an unusable argument (a notebook that
-cannot be read).
+the kernel's own reason); 130 after Ctrl-C (it interrupts the running cell,
+as Jupyter does, and ends the run; a second one stops the kernel at once);
+2 for an unusable argument (a notebook that cannot be read).
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import math
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -36,6 +39,7 @@ EXIT_OK = 0
 EXIT_CELL_FAILED = 1
 EXIT_USAGE = 2
 EXIT_SETUP = 125
+EXIT_INTERRUPTED = 130
 OUTPUT_SUFFIX = ".agentsh.ipynb"
 NO_AUDIT = "(no audit)"
 EXPECTED_ERROR = "expected error"
@@ -150,6 +154,7 @@ def run_notebook(
     import nbformat
     from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import ensure_async
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
@@ -182,10 +187,35 @@ def run_notebook(
 
     code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.strip()]
     results = {i: CellResult(n, i) for n, i in enumerate(code, 1)}
-    state: dict[str, Any] = {"ready": False, "start": 0.0, "current": None}
+    state: dict[str, Any] = {
+        "ready": False,
+        "start": 0.0,
+        "current": None,
+        "interrupted": 0,
+        "tasks": [],
+    }
+
+    def on_sigint() -> None:
+        # Ctrl-C: interrupt the running cell as Jupyter would, and run no
+        # other; a second one shuts the kernel down at once.
+        state["interrupted"] += 1
+        km = client.km
+        if km is not None:
+            first = state["interrupted"] == 1
+            # An AsyncKernelManager's methods are coroutines (nbclient types
+            # them as the blocking manager's).
+            call = km.interrupt_kernel() if first else km.shutdown_kernel(now=True)
+            state["tasks"].append(asyncio.ensure_future(ensure_async(call)))
 
     def on_ready(**_: Any) -> None:
         state["ready"] = True
+        # Replaces nbclient's own handler, which shuts the kernel down under
+        # the running cell and then cleans it up a second time.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, on_sigint)
+
+    def on_start(**_: Any) -> None:
+        if state["interrupted"]:
+            raise _Interrupted
 
     def on_execute(cell: Any, cell_index: int, **_: Any) -> None:
         state["start"] = time.monotonic()
@@ -197,7 +227,9 @@ def run_notebook(
             return
         r.seconds = time.monotonic() - state["start"]
         r.status = str(execute_reply.get("content", {}).get("status", "error"))
-        if r.status == "error" and timeout is not None and r.seconds >= timeout:
+        if r.status == "error" and state["interrupted"]:
+            r.status = "interrupted"
+        elif r.status == "error" and timeout is not None and r.seconds >= timeout:
             r.status = "timeout"  # interrupted by nbclient (interrupt_on_timeout)
         elif r.status == "error" and "raises-exception" in cell.metadata.get("tags", []):
             r.status = EXPECTED_ERROR  # nbclient's tag for a cell meant to raise
@@ -214,6 +246,7 @@ def run_notebook(
         allow_errors=allow_errors,
         resources={"metadata": {"path": workdir}},
         on_notebook_start=on_ready,
+        on_cell_start=on_start,
         on_cell_execute=on_execute,
         on_cell_executed=on_executed,
         log=_quiet_log(),
@@ -226,7 +259,7 @@ def run_notebook(
         with open(kernel_log, "w") as log:
             try:
                 client.execute(cwd=workdir, stdout=log, stderr=log)
-            except CellExecutionError:
+            except (CellExecutionError, _Interrupted):
                 status = EXIT_CELL_FAILED
             except (DeadKernelError, RuntimeError, TimeoutError) as e:
                 if not state["ready"]:
@@ -243,6 +276,8 @@ def run_notebook(
                 if current is not None and current.status == "not run":
                     timed_out = isinstance(e, CellTimeoutError)
                     current.status = "timeout" if timed_out else "dead kernel"
+                    if state["interrupted"]:
+                        current.status = "interrupted"
                     current.seconds = time.monotonic() - state["start"]
                     _progress(err, len(code), current)
                 error = f"{type(e).__name__}: {e}"
@@ -254,11 +289,17 @@ def run_notebook(
         not allow_errors and any(c.status not in ("ok", "not run", EXPECTED_ERROR) for c in cells)
     ):
         status = EXIT_CELL_FAILED
+    if state["interrupted"]:
+        status, error = EXIT_INTERRUPTED, "interrupted (Ctrl-C); the cells after it were not run"
     try:
         nbformat.write(nb, out)  # type: ignore[no-untyped-call]
     except OSError as e:
         return Report(EXIT_CELL_FAILED, cells, None, f"cannot write {out}: {e.strerror}")
     return Report(status, cells, out, error)
+
+
+class _Interrupted(Exception):
+    """Raised before the next cell after a Ctrl-C: the run ends there."""
 
 
 def _quiet_log() -> logging.Logger:

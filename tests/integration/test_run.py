@@ -7,8 +7,11 @@ sandboxed kernel, as root and as uid 65534."""
 
 from __future__ import annotations
 
+import select
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -212,3 +215,43 @@ def test_the_sandboxed_kernel_that_cannot_start_is_125(tmp_path: Path) -> None:
     assert "cannot open the audit log /proc/nope/a" in p.stderr
     assert not (tmp_path / "ran.txt").exists()
     assert not (tmp_path / "nb.agentsh.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_interrupts_the_cell_and_ends_the_run(tmp_path: Path) -> None:
+    """The real sandboxed kernel: Ctrl-C interrupts the running cell (as
+    Jupyter does), runs no other, writes what ran, exits 130 and leaves no
+    process behind (a program the cell started included)."""
+    marker = f"agentsh-run-ctrl-c-{tmp_path.name}"
+    path = notebook(
+        tmp_path,
+        "print('one')",
+        f"import subprocess, time\nsubprocess.Popen(['sleep', '120', '{marker}'])\ntime.sleep(120)",
+        "print('three')",
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "agentsh_ipy.cli", "run", str(path)],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(REPO)},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stderr is not None
+    deadline = time.monotonic() + 60
+    err = ""
+    while "[1/3] ok" not in err and time.monotonic() < deadline:
+        if select.select([p.stderr], [], [], 1)[0]:
+            err += p.stderr.readline()
+    assert "[1/3] ok" in err, err
+    time.sleep(2)  # cell 2 is sleeping, its program started
+    p.send_signal(signal.SIGINT)
+    _, rest = p.communicate(timeout=60)
+    err += rest
+    assert p.returncode == 130, err
+    assert "[2/3] interrupted " in err and "[3/3]" not in err
+    assert "interrupted (Ctrl-C); the cells after it were not run" in err
+    cells = outputs(tmp_path / "nb.agentsh.ipynb")
+    errors = [o["ename"] for o in cells[1] if o["output_type"] == "error"]
+    assert errors == ["KeyboardInterrupt"] and cells[2] == [], cells
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
+    assert left == "", f"left running: {left}"
