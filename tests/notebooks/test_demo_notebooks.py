@@ -48,13 +48,9 @@ USERS = ["root", "nobody"]
 
 
 def demo_area(user: str) -> Area:
-    a = kernel_area(make_user(user))
-    # The IPython profile exists, as for anyone who has used IPython before
-    # (the sandboxed kernel may not create it; tests/sandboxed_kernel/ has a
-    # test of a first start).
-    for sub in ("db", "log", "pid", "security", "startup"):
-        a.mkdir(f"ipython/profile_default/{sub}")
-    return a
+    """kernel_area: a home with a secret in ~/.ssh, empty IPython and Jupyter
+    directories (a user's first kernel)."""
+    return kernel_area(make_user(user))
 
 
 @pytest.fixture(params=USERS)
