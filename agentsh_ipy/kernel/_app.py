@@ -133,6 +133,25 @@ def _unsandboxed(
         proxy.join(5)
 
 
+def _ensure_ipython_profile(private_dir: str) -> None:
+    """IPython creates its profile directory on first use, which the sandbox
+    may not do (~/.ipython is outside the workspace): create it here, as the
+    user, before the kernel starts; where even that fails (a read-only
+    home), give the kernel a private one."""
+    from IPython.core.profiledir import ProfileDir, ProfileDirError
+    from IPython.paths import get_ipython_dir
+
+    create: Any = ProfileDir.create_profile_dir_by_name  # (untyped)
+    try:
+        ipython_dir = get_ipython_dir()
+        os.makedirs(ipython_dir, mode=0o700, exist_ok=True)
+        create(ipython_dir, "default")
+    except (OSError, ProfileDirError):
+        ipython_dir = os.environ["IPYTHONDIR"] = os.path.join(private_dir, "ipython")
+        os.makedirs(ipython_dir, mode=0o700, exist_ok=True)
+        create(ipython_dir, "default")
+
+
 class _FrontendApprover:
     """Asks the person at the frontend of the running cell."""
 
@@ -188,15 +207,19 @@ def _sandboxed(
         log.set_cell(cell)
         log.emit("sandbox", op="cell", cell_id=cell_id)
 
-    def audit_for(cell: int) -> dict[str, Any]:
+    def audit_size(cell: int) -> int:
+        return len(store.events(cell)) + store.dropped(cell)
+
+    def audit_for(cell: int) -> tuple[dict[str, Any], int]:
         if holder:
             holder[0].sync()
-        events = store.events(cell)
-        return aud.mimebundle(events, cell=cell, dropped=store.dropped(cell),
-                              detail=args.display == "full")  # fmt: skip
+        events, dropped = store.events(cell), store.dropped(cell)
+        bundle = aud.mimebundle(events, cell=cell, dropped=dropped,
+                                detail=args.display == "full")  # fmt: skip
+        return bundle, len(events) + dropped
 
     try:
-        proxy = Proxy(outer, inner, on_cell=on_cell, audit_for=audit_for)
+        proxy = Proxy(outer, inner, on_cell=on_cell, audit_for=audit_for, audit_size=audit_size)
     except Exception as e:  # zmq: a port taken, a bad address
         return _fail(f"cannot bind the kernel's channels: {e}")
     session = sup.Session(
@@ -208,6 +231,7 @@ def _sandboxed(
         signal_group=True,
     )
     holder.append(session)
+    _ensure_ipython_profile(private_dir=os.path.dirname(inner_path))
     proxy.start()
     try:
         result = session.run(_kernel_argv(inner_path), cwd=workspace)

@@ -80,19 +80,23 @@ class Proxy(threading.Thread):
         inner: dict[str, Any],
         *,
         on_cell: Callable[[int | None, str | None], None],
-        audit_for: Callable[[int], dict[str, Any] | None],
+        audit_for: Callable[[int], tuple[dict[str, Any], int] | None],
+        audit_size: Callable[[int], int] = lambda _: 0,
         note: str | None = None,
     ) -> None:
         """``on_cell(count, cell_id)`` when an execute_request goes in;
-        ``audit_for(count)`` gives the mimebundle shown at its end (None:
-        nothing). ``note``, when set, is shown under every cell (the kernel
-        runs unsandboxed)."""
+        ``audit_for(count)`` gives the mimebundle shown at its end and how
+        many events it holds (None: nothing); ``audit_size(count)`` how many
+        it holds now. ``note``, when set, is shown under every cell (the
+        kernel runs unsandboxed)."""
         super().__init__(name="agentsh-proxy", daemon=True)
         self.ctx = zmq.Context()
         self.outer_session = _session(outer)
         self.inner_session = _session(inner)
         self.on_cell = on_cell
         self.audit_for = audit_for
+        self.audit_size = audit_size
+        self.shown: dict[int, int] = {}  # cell -> events in its display
         self.note = note
         self.out: dict[str, zmq.Socket[bytes]] = {}
         self.inn: dict[str, zmq.Socket[bytes]] = {}
@@ -120,6 +124,7 @@ class Proxy(threading.Thread):
         self.pending: collections.deque[_Request] = collections.deque()
         self.current: _Request | None = None
         self.cells: dict[str, int] = {}  # execute_request msg_id -> its cell, until idle
+        self.replied: set[str] = set()  # ... whose execute_reply went out
         self.count = 0
         self.questions: dict[str, _Question] = {}  # our open input_requests
         self.inner_asks: dict[str, bool] = {}  # the kernel's open input_requests
@@ -298,26 +303,33 @@ class Proxy(threading.Thread):
         self.inn["shell"].send_multipart(self._signed(self.inner_session, req.frames))
 
     # kernel -> frontend
-    def _route_back(self, ch: str, frames: list[bytes]) -> _Request | None:
-        parent = json.loads(frames[1]).get("msg_id")
-        req = self.routes.get(parent)
-        if req is None:
-            return None
-        out = [*req.idents, *self._signed(self.outer_session, frames)]
-        self.out[ch].send_multipart(out)
-        return req
-
     def _from_kernel(self, ch: str) -> None:
+        """Only what a kernel sends on ``ch`` goes out: on shell and control
+        the reply to a request the frontend made there, on stdin an
+        input_request of a running request. Anything else (an input_reply
+        a cell forged on its own stdin socket, a second reply) is dropped."""
         split = self._split(self.inner_session, self.inn[ch].recv_multipart())
         if split is None:
             return
         _, frames = split
-        req = self._route_back(ch, frames)
         header = json.loads(frames[0])
-        if ch == "stdin" and header.get("msg_type") == "input_request":
+        msg_type = str(header.get("msg_type", ""))
+        req = self.routes.get(json.loads(frames[1]).get("msg_id"))
+        if req is None:
+            return
+        if ch == "stdin":
+            if msg_type != "input_request" or req.channel != "shell":
+                return
             self.inner_asks[header["msg_id"]] = True
-        if header.get("msg_type", "").endswith("_reply") and req is not None:
+        elif req.channel != ch or msg_type != req.header.get("msg_type", "").replace(
+            "_request", "_reply"
+        ):
+            return
+        self.out[ch].send_multipart([*req.idents, *self._signed(self.outer_session, frames)])
+        if ch != "stdin":
             self.routes.pop(req.header["msg_id"], None)
+            if req.header["msg_id"] in self.cells:
+                self.replied.add(req.header["msg_id"])
             if req is self.current:
                 self.current = None
                 self._next_cell()
@@ -336,6 +348,12 @@ class Proxy(threading.Thread):
             and content.get("execution_state") == "idle"
             and parent.get("msg_type") == "execute_request"
         ):
+            msg_id = str(parent.get("msg_id"))
+            if msg_id in self.cells and msg_id not in self.replied:
+                # ipykernel replies before it goes idle: an idle first is the
+                # cell's own forgery, and would end its audit early.
+                return
+            self.replied.discard(msg_id)
             self._end_of_cell(parent)
         self.out["iopub"].send_multipart([*topics, *self._signed(self.outer_session, frames)])
 
@@ -344,18 +362,42 @@ class Proxy(threading.Thread):
         count = self.cells.pop(str(parent.get("msg_id")), None)
         if count is None:  # not a cell (silent), or its idle came twice
             return
-        bundles: list[dict[str, Any]] = []
+        self._update_earlier(parent)
         if self.note is not None:
             note = html.escape(self.note)
-            bundles.append({"text/plain": self.note, "text/html": f"<p><b>{note}</b></p>"})
-        bundle = self.audit_for(count)
-        if bundle is not None:
-            bundles.append(bundle)
-        for data in bundles:
-            self.outer_session.send(
-                self.out["iopub"],
-                "display_data",
-                {"data": data, "metadata": {}, "transient": {}},
-                parent=parent,
-                ident=b"display_data",
-            )
+            data = {"text/plain": self.note, "text/html": f"<p><b>{note}</b></p>"}
+            self._publish("display_data", data, parent)
+        audit = self.audit_for(count)
+        if audit is not None:
+            bundle, size = audit
+            self._publish("display_data", bundle, parent, self._display_id(count))
+            self.shown[count] = size
+            while len(self.shown) > self.SHOWN_KEPT:
+                del self.shown[next(iter(self.shown))]
+
+    # An earlier cell's display is updated with events that came after it
+    # was shown (a process it left running; a cell whose kernel ended it
+    # early): nothing of a cell stays out of its own audit.
+    SHOWN_KEPT = 50
+
+    def _update_earlier(self, parent: dict[str, Any]) -> None:
+        for count, size in list(self.shown.items()):
+            audit = self.audit_for(count) if self.audit_size(count) != size else None
+            if audit is not None:
+                bundle, self.shown[count] = audit
+                self._publish("update_display_data", bundle, parent, self._display_id(count))
+
+    def _display_id(self, count: int) -> str:
+        return f"agentsh-audit-{self.outer_session.session}-{count}"
+
+    def _publish(
+        self, msg_type: str, data: dict[str, Any], parent: dict[str, Any], display_id: str = ""
+    ) -> None:
+        transient = {"display_id": display_id} if display_id else {}
+        self.outer_session.send(
+            self.out["iopub"],
+            msg_type,
+            {"data": data, "metadata": {}, "transient": transient},
+            parent=parent,
+            ident=msg_type.encode(),
+        )
