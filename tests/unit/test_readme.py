@@ -1,5 +1,5 @@
 """The README's policy example is a valid policy, and its first command is
-the one the README promises (a sandboxed command with its audit)."""
+the one the README promises (a demo notebook run in the sandboxed kernel)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,6 @@ def test_readme_policy_example_parses() -> None:
 def test_readme_starts_with_the_two_setup_commands() -> None:
     lines = README.read_text().splitlines()
     assert lines[2] == "```sh"
-    assert lines[3].startswith("pip install . && agentsh-ipy exec --report -- ")
+    assert lines[3] == "pip install . && agentsh-ipy run notebooks/sandboxed_kernel.ipynb"
     assert lines[4] == "pip install '.[test]' && python -m pytest"
     assert lines[5] == "```"
