@@ -43,6 +43,7 @@ EXIT_INTERRUPTED = 130
 OUTPUT_SUFFIX = ".agentsh.ipynb"
 NO_AUDIT = "(no audit)"
 EXPECTED_ERROR = "expected error"
+IOPUB_TIMEOUT = 60
 
 
 def default_output(notebook: str | os.PathLike[str]) -> Path:
@@ -243,6 +244,11 @@ def run_notebook(
         timeout=None if timeout is None else max(1, math.ceil(timeout)),
         startup_timeout=max(1, math.ceil(startup_timeout)),
         interrupt_on_timeout=True,
+        # How long to wait, after a cell's reply, for the rest of its output
+        # (nbclient's default is 4 s, then it moves on without it). The
+        # supervisor publishes the cell's audit after the reply; a busy
+        # cell's audit can take longer than that on a loaded machine.
+        iopub_timeout=IOPUB_TIMEOUT,
         allow_errors=allow_errors,
         resources={"metadata": {"path": workdir}},
         on_notebook_start=on_ready,
