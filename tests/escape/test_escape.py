@@ -476,7 +476,7 @@ SIGNAL_METHODS = {  # signal_kill.py method -> the syscalls its audit event may 
 
 
 def race_args(c: Ctx) -> Sequence[str]:
-    return (str(c.allowed), "8")  # the allowed file, and seconds of racing
+    return (str(c.allowed), "4")  # the allowed file, and seconds of racing
 
 
 MAPPED_DB = {"127.0.0.3"}  # matches ::ffff:127.0.0.3 in any spelling
