@@ -125,6 +125,8 @@ class Proxy(threading.Thread):
         self.current: _Request | None = None
         self.cells: dict[str, int] = {}  # execute_request msg_id -> its cell, until idle
         self.replied: set[str] = set()  # ... whose execute_reply went out
+        # ... whose idle came before their reply: (topics, frames, parent)
+        self.held_idle: dict[str, tuple[list[bytes], list[bytes], dict[str, Any]]] = {}
         self.count = 0
         self.questions: dict[str, _Question] = {}  # our open input_requests
         self.inner_asks: dict[str, bool] = {}  # the kernel's open input_requests
@@ -330,6 +332,13 @@ class Proxy(threading.Thread):
             self.routes.pop(req.header["msg_id"], None)
             if req.header["msg_id"] in self.cells:
                 self.replied.add(req.header["msg_id"])
+                held = self.held_idle.pop(req.header["msg_id"], None)
+                if held is not None:
+                    topics, idle, parent = held
+                    self.replied.discard(req.header["msg_id"])
+                    self._end_of_cell(parent)
+                    out = [*topics, *self._signed(self.outer_session, idle)]
+                    self.out["iopub"].send_multipart(out)
             if req is self.current:
                 self.current = None
                 self._next_cell()
@@ -350,8 +359,10 @@ class Proxy(threading.Thread):
         ):
             msg_id = str(parent.get("msg_id"))
             if msg_id in self.cells and msg_id not in self.replied:
-                # ipykernel replies before it goes idle: an idle first is the
-                # cell's own forgery, and would end its audit early.
+                # Held until the cell's reply has gone out: iopub and shell
+                # are separate sockets, so the idle may overtake the reply,
+                # and an idle the cell forged must not end its audit early.
+                self.held_idle.setdefault(msg_id, (topics, frames, parent))
                 return
             self.replied.discard(msg_id)
             self._end_of_cell(parent)

@@ -94,15 +94,18 @@ def test_install_with_policy_into_a_prefix(tmp_path: Path) -> None:
 
 
 def test_install_user_and_list(tmp_path: Path) -> None:
-    r = cli("kernel", "install", "--user", "--display-name", "Sandboxed", home=tmp_path)
+    # Another name than the wheel's own "agentsh": in a virtual environment
+    # Jupyter prefers the environment's kernelspecs over the user's.
+    r = cli("kernel", "install", "--user", "--name", "agentsh-user", "--display-name",
+            "Sandboxed", home=tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    dest = tmp_path / "jupyter-data" / "kernels" / "agentsh"
+    dest = tmp_path / "jupyter-data" / "kernels" / "agentsh-user"
     spec = json.loads((dest / "kernel.json").read_text())
     assert spec["display_name"] == "Sandboxed"
     assert "--policy" not in spec["argv"]
     listed = cli("kernel", "list", home=tmp_path)
     assert listed.returncode == 0, listed.stderr
-    assert f"agentsh  {dest}  (policy: built-in)" in listed.stdout.splitlines()
+    assert f"agentsh-user  {dest}  (policy: built-in)" in listed.stdout.splitlines()
     assert "python3" not in listed.stdout
 
 
