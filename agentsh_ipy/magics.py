@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
     from .supervisor._client import SandboxClient, Wrapped
 
+# Set by the sandboxed kernel (agentsh_ipy.kernel) for the kernel it confines.
+KERNEL_SESSION_ENV = "AGENTSH_IPY_KERNEL_SESSION"
 NO_APPROVER = "denied: no approver available (the frontend does not accept input)"
 _DISPLAY_MODES = ("summary", "full", "none")
 
@@ -115,6 +117,7 @@ class _Begun:
     mode: str
     refusal: str | None  # why it runs unsandboxed (--allow-unsandboxed)
     saved_key: _Key | None
+    whole_kernel: bool = False  # in the sandboxed kernel: nothing to do
 
 
 _CELL_MAGIC = re.compile(r"%%agentsh(?:[ \t]|$)")
@@ -429,6 +432,15 @@ class AgentshMagics(Magics):
         """Start sandboxing the current cell, or refuse it (UsageError: the
         cell stops here, before any of its code ran)."""
         opts = _cell_parser().parse_args(shlex.split(line))
+        if os.environ.get(KERNEL_SESSION_ENV):
+            # In the sandboxed kernel every process is confined and audited
+            # already (a second sandbox could not start inside the first):
+            # the cell runs as it is, under the kernel's policy and audit.
+            # A cell faking this variable skips nothing: it is inside anyway.
+            if opts.policy or opts.workspace:
+                print("agentsh: this kernel is sandboxed as a whole; the kernel's policy and "
+                      "workspace apply, not --policy/--workspace", file=sys.stderr)  # fmt: skip
+            return _Begun(self._cell, "none", None, self._cell_key, whole_kernel=True)
         enforced, why = self._enforced()
         refusal: str | None = None
         key: _Key | None = None
@@ -455,6 +467,8 @@ class AgentshMagics(Magics):
         return begun
 
     def _end(self, begun: _Begun) -> None:
+        if begun.whole_kernel:
+            return  # the kernel shows the cell's audit
         with self._lock:
             self._depth -= 1
             if begun.refusal is not None:

@@ -234,7 +234,9 @@ def _sandboxed(
     _ensure_ipython_profile(private_dir=os.path.dirname(inner_path))
     proxy.start()
     try:
-        result = session.run(_kernel_argv(inner_path), cwd=workspace)
+        # The magic, loaded in this kernel, runs its cells as they are.
+        env = dict(os.environ, AGENTSH_IPY_KERNEL_SESSION=session_id)
+        result = session.run(_kernel_argv(inner_path), env=env, cwd=workspace)
     finally:
         proxy.stop()
         proxy.join(5)

@@ -256,12 +256,6 @@ def test_sandboxed_kernel(area: Area, policy: str) -> None:
     assert leftovers(area.ws) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the %%agentsh magic refuses to run inside the sandboxed kernel (a second "
-    "sandbox cannot start there: EBUSY / ptrace EPERM); it should run the cell as is, "
-    "the kernel's own audit covering it",
-)
 @pytest.mark.parametrize("name", ["quickstart", "policy"])
 def test_magic_notebooks_run_in_the_sandboxed_kernel(name: str) -> None:
     if not IS_ROOT:
