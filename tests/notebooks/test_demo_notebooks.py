@@ -245,7 +245,11 @@ def test_sandboxed_kernel(area: Area, policy: str) -> None:
     assert "Permission denied" in text(cells["code-11"])
     assert importlib.util.find_spec("agentsh_demo_pkg") is None
     assert not list(Path(sys.prefix).glob("lib/python*/site-packages/agentsh_demo_pkg*"))
-    assert denials(cells["code-11"], "file")
+    if area.user.uid == 0:
+        # Root's write into site-packages is one only the sandbox refuses; for
+        # uid 65534 the file permissions may refuse first (pip then tries no
+        # write), so there the effect above is the evidence.
+        assert denials(cells["code-11"], "file")
 
     # 5. the fork bomb stops at the limit, and leaves nothing behind
     limit = 64 if policy == "no-exfil" else 512
