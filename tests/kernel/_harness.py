@@ -41,6 +41,11 @@ AUDIT_MIME = "application/vnd.agentsh.audit+json"
 SECRET = "agentsh-test-secret-" + uuid.uuid4().hex[:12]
 
 
+def token() -> str:
+    """A short random suffix that keeps one test's paths apart from another's."""
+    return uuid.uuid4().hex[:8]
+
+
 def make_user(name: str) -> User:
     """The ``user`` fixture's logic, for module-scoped fixtures."""
     if name == "root":

@@ -12,14 +12,13 @@ One kernel per user for the whole module; each cell has its own paths.
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ._harness import SECRET, Cell, Kernel, kernel_fixture
+from ._harness import SECRET, Cell, Kernel, kernel_fixture, token
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only"),
@@ -102,10 +101,6 @@ def kernel(request: pytest.FixtureRequest) -> Iterator[Kernel]:
     for k in kernel_fixture(request):
         k.ok("%load_ext agentsh_ipy")
         yield k
-
-
-def token() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 def file_events(cell: Cell, path: Path) -> list[dict[str, Any]]:

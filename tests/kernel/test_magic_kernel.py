@@ -11,7 +11,6 @@ import re
 import signal
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from ._harness import (
     kernel_area,
     kernel_fixture,
     make_user,
+    token,
 )
 
 pytestmark = [
@@ -42,10 +42,6 @@ def kernel(request: pytest.FixtureRequest) -> Iterator[Kernel]:
     for k in kernel_fixture(request):
         k.ok("%load_ext agentsh_ipy")
         yield k
-
-
-def token() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 def denied_file(cell: Cell, path: Path) -> dict[str, Any]:

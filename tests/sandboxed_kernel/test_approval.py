@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 
 from agentsh_ipy.audit import is_denial
+from tests.kernel._harness import token
 
 from ._harness import SandboxedKernel, SkCell, kernel_fixture
 
@@ -35,10 +35,6 @@ pytestmark = [
 @pytest.fixture(scope="module", params=["root", "nobody"])
 def kernel(request: pytest.FixtureRequest) -> Iterator[SandboxedKernel]:
     yield from kernel_fixture(request)
-
-
-def token() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 def write_code(*targets: Path) -> str:

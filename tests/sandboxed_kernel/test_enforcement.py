@@ -18,7 +18,6 @@ import os
 import platform
 import socket
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from agentsh_ipy.audit import is_denial
+from tests.kernel._harness import token
 
 from ._harness import (
     AUDIT_MIME,
@@ -45,10 +45,6 @@ pytestmark = [
 @pytest.fixture(scope="module", params=["root", "nobody"])
 def kernel(request: pytest.FixtureRequest) -> Iterator[SandboxedKernel]:
     yield from kernel_fixture(request)
-
-
-def token() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 def denials(events: list[dict[str, Any]], type_: str, **match: Any) -> list[dict[str, Any]]:

@@ -20,11 +20,12 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
+from tests.kernel._harness import token
 
 from ._harness import (
     AUDIT_MIME,
@@ -51,10 +52,6 @@ pytestmark = [
 @pytest.fixture(scope="module", params=["root", "nobody"])
 def kernel(request: pytest.FixtureRequest) -> Iterator[SandboxedKernel]:
     yield from kernel_fixture(request)
-
-
-def token() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 def with_argv(tree: list[list[Any]], *argv: str) -> list[list[Any]]:
