@@ -173,6 +173,7 @@ class Tree(TreeAudit):
             self.root_done.wait()
         if self.loop is not None:
             self.loop.sync(1.0)  # the root's last answered calls are audited first
+            self.loop.drain(1.0)  # and an approval answered just before it exited
         status = self.root_status
         code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
         reason = None

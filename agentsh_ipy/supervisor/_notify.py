@@ -11,6 +11,7 @@ import os
 import select
 import stat
 import threading
+import time
 from collections.abc import Callable
 
 from .. import policy as pol
@@ -43,8 +44,10 @@ class NotifyLoop(threading.Thread):
         self._sync_r, self._sync_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._synced = threading.Condition()
         self._sync_rounds = 0
+        self._answering = 0  # approvals being answered on their own threads
         self.error: BaseException | None = None
         self.handled = 0
+        self.cpu = 0.0  # this thread's CPU seconds, for stats (final when it ends)
         self.emulate_opens = True
 
     def stop(self) -> None:
@@ -60,6 +63,12 @@ class NotifyLoop(threading.Thread):
             return self._synced.wait_for(
                 lambda: self._sync_rounds >= target or not self.is_alive(), timeout
             )
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no answer given on another thread (an approval, a
+        connect) is between its answer and its audit event. False on timeout."""
+        with self._synced:
+            return self._synced.wait_for(lambda: self._answering == 0, timeout)
 
     def close(self) -> None:
         for fd in (self._stop_r, self._stop_w, self._sync_r, self._sync_w, self.listener):
@@ -93,6 +102,7 @@ class NotifyLoop(threading.Thread):
         except BaseException as e:  # surfaced by the session, never swallowed
             self.error = e
         finally:
+            self.cpu = time.thread_time()
             with self._synced:
                 self._synced.notify_all()
 
@@ -135,7 +145,17 @@ class NotifyLoop(threading.Thread):
                 req.fields["approval"] = how
                 final = "allow" if granted else "deny"
                 req.decision = pol.Decision(final, req.decision.rule, req.decision.message)
-                self._answer(nid, req)
+                # Counted from before the answer: the task may run on and
+                # exit at once, and its session must not end before this
+                # event is written (see drain).
+                with self._synced:
+                    self._answering += 1
+                try:
+                    self._answer(nid, req)
+                finally:
+                    with self._synced:
+                        self._answering -= 1
+                        self._synced.notify_all()
 
             self.approve(req, answer)
             return
@@ -146,6 +166,8 @@ class NotifyLoop(threading.Thread):
         if allowed and req.open_spec is not None and self.emulate_opens:
             delivered = self._emulate_open(nid, req, *req.open_spec)
         elif req.action is not None and req.run_async:
+            with self._synced:
+                self._answering += 1
             threading.Thread(target=self._answer_later, args=(nid, req), daemon=True).start()
             return
         elif req.action is not None:
@@ -164,14 +186,19 @@ class NotifyLoop(threading.Thread):
 
     def _answer_later(self, nid: int, req: Request) -> None:
         """An action that may block (a connect), on its own thread."""
-        result = req.action() if req.action is not None else 0
-        val, err = (result, 0) if result >= 0 else (0, -result)
         try:
-            delivered = seccomp.notif_send(self.listener, nid, val=val, error=err)
-        except OSError:  # the session ended meanwhile (the listener is closed)
-            return
-        if delivered and not req.quiet:
-            self.on_request(req)
+            result = req.action() if req.action is not None else 0
+            val, err = (result, 0) if result >= 0 else (0, -result)
+            try:
+                delivered = seccomp.notif_send(self.listener, nid, val=val, error=err)
+            except OSError:  # the session ended meanwhile (the listener is closed)
+                return
+            if delivered and not req.quiet:
+                self.on_request(req)
+        finally:
+            with self._synced:
+                self._answering -= 1
+                self._synced.notify_all()
 
     def _emulate_open(self, nid: int, req: Request, path: str, flags: int, mode: int) -> bool:
         """Open ``path`` (the resolved path we decided on) and inject the fd.

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
 import signal
 import threading
 import time
@@ -149,8 +150,21 @@ class Session(TreeAudit):
             op="end",
             exit_code=self._result.status,
             **({"reason": self._result.error} if self._result.error else {}),
+            stats=self._stats(),
         )
         return self._result
+
+    def _stats(self) -> dict[str, Any]:
+        """What the supervisor spent: the notify thread's calls and CPU time
+        (its throughput on one core) and the process's peak RSS."""
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        loop = self._loop
+        return {
+            "notifications": loop.handled if loop is not None else 0,
+            "notify_cpu_s": round(loop.cpu, 6) if loop is not None else 0.0,
+            "cpu_s": round(usage.ru_utime + usage.ru_stime, 6),
+            "peak_rss_kb": usage.ru_maxrss,
+        }
 
     def sync(self, timeout: float = 1.0) -> None:
         """Wait until the events of every call answered so far are emitted
@@ -277,6 +291,7 @@ class Session(TreeAudit):
                 if loop.is_alive():
                     loop.stop()
                     loop.join()
+                loop.drain(5.0)
                 loop.close()
                 if loop.error is not None:
                     raise loop.error
