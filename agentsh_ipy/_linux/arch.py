@@ -6,6 +6,7 @@ share one number on every architecture since 5.1 and are added here.
 
 from __future__ import annotations
 
+import functools
 import platform
 from dataclasses import dataclass
 
@@ -35,10 +36,14 @@ class Arch:
         return self.numbers.get(name)
 
     def name_of(self, nr: int) -> str:
+        return self._names.get(nr) or f"syscall_{nr}"
+
+    @functools.cached_property
+    def _names(self) -> dict[int, str]:  # asked once per trapped call
+        names: dict[int, str] = {}
         for name, n in self.numbers.items():
-            if n == nr:
-                return name
-        return f"syscall_{nr}"
+            names.setdefault(n, name)  # the first name, as a linear search would give
+        return names
 
 
 def _table(names: dict[int, str]) -> dict[str, int]:

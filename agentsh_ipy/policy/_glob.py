@@ -176,6 +176,8 @@ def normalize_path(path: str) -> str:
     """
     if not path.startswith("/"):
         return path
+    if "//" not in path and "/." not in path and (path == "/" or not path.endswith("/")):
+        return path  # already normalized (the common case: a resolved path)
     out: list[str] = []
     for seg in path.split("/"):
         if seg in ("", "."):

@@ -12,7 +12,7 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from types import MappingProxyType
 from typing import Literal, TypeVar
@@ -149,9 +149,18 @@ class FileRule:
     decision: str
     message: str = ""
     line: int = 0
+    # Every glob as one alternation: one regex call per rule instead of one
+    # per glob (the notify loop checks each trapped open against the rules).
+    _any: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Each glob is anchored (\A...\Z), so the alternation matches the
+        # whole path exactly when one of them does.
+        either = "|".join(f"(?:{g.regex.pattern})" for g in self.globs) or r"(?!)"
+        object.__setattr__(self, "_any", re.compile(either))
 
     def matches(self, op: str, path: str) -> bool:
-        return op in self.operations and any(g.matches(path) for g in self.globs)
+        return op in self.operations and self._any.match(path) is not None
 
 
 @dataclass(frozen=True)
