@@ -56,6 +56,8 @@ class WrappedLike(Protocol):
     launch: str
     argv: list[str]
     env: dict[str, str]
+    file: str | None
+    preexec: Callable[[], None] | None
 
 
 class Router(Protocol):
@@ -70,6 +72,7 @@ class Router(Protocol):
         executable: str | None,
         env: Mapping[str, str] | None,
         cwd: str | None,
+        inline: bool = False,
     ) -> WrappedLike:
         """The wrapped launch; raises FileNotFoundError when the program
         does not exist (nothing runs) and any other error when the sandbox
@@ -314,16 +317,29 @@ class Hooks:
                         startupinfo, creationflags, shell, *rest,
                     )  # fmt: skip
             argv, file = popen_argv(args, executable, bool(shell))
+            # Inline: the wrapper's steps run as the preexec_fn of this very
+            # Popen (no wrapper interpreter to start), the caller's own
+            # preexec_fn after them, inside the sandbox.
             wrapped = router.wrap(
                 argv,
                 executable=file,
                 env=_str_env(env),
                 cwd=None if cwd is None else _str(cwd),
+                inline=True,
             )
+            steps, theirs = wrapped.preexec, preexec_fn
+            if steps is not None and theirs is not None:
+                ours = steps
+
+                def steps() -> None:
+                    ours()
+                    theirs()
+
             with launching(router, wrapped):
                 return original(
-                    popen, wrapped.argv, wrapped.argv[0], preexec_fn, close_fds, pass_fds, cwd,
-                    wrapped.env, startupinfo, creationflags, False, *rest,
+                    popen, wrapped.argv, wrapped.file or wrapped.argv[0], steps or preexec_fn,
+                    close_fds, pass_fds, cwd, wrapped.env, startupinfo, creationflags, False,
+                    *rest,
                 )  # fmt: skip
 
         return _execute_child

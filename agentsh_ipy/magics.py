@@ -288,6 +288,7 @@ class AgentshMagics(Magics):
         executable: str | None,
         env: Mapping[str, str] | None,
         cwd: str | None,
+        inline: bool = False,
     ) -> Wrapped:
         cell = self._cell
         client = self._current_client()
@@ -298,16 +299,16 @@ class AgentshMagics(Magics):
             cwd=cwd,
             cell=cell.count,
             cell_id=cell.cell_id,
+            inline=inline,
         )
         with self._lock:
             cell.launches.append(wrapped.launch)
         return wrapped
 
     def forget(self, launch: str) -> None:
-        cell = self._cell
+        # The launch stays in its cell: a Popen that failed may have run
+        # sandboxed code first (a preexec_fn, an exec the policy denied).
         with self._lock:
-            if launch in cell.launches:
-                cell.launches.remove(launch)
             client = self._client
         if client is not None:
             client.forget(launch)

@@ -25,6 +25,11 @@ b"C" + "key=value" lines (the options above) with the Landlock ruleset, if
 any, as SCM_RIGHTS; or b"E" + reason when the daemon refuses. The daemon's
 pid comes from SO_PEERCRED. Then the steps are the same.
 
+Inline (:func:`preexec`): the connect-mode steps up to GO run as the
+``preexec_fn`` of the caller's own Popen, in its forked child, and Popen
+execs the command; no wrapper interpreter starts (the magic's subprocess
+launches).
+
 Between installing the filter and receiving ACK this process must make no
 trapped syscall: nothing would answer it. That is why the fd is sent from a
 second thread created *before* the filter: seccomp filters are per thread, so
@@ -45,6 +50,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NO_NEW_PRIVS = 38
@@ -287,17 +293,21 @@ def connect(opts: dict[str, str]) -> socket.socket:
     return sock
 
 
+def _unreached(e: SetupError) -> int:
+    # The daemon never had this launch, so nobody else can say why; the
+    # command did not run, so this line mixes with no output of it.
+    with contextlib.suppress(OSError):
+        os.write(2, f"agentsh: {e.reason}; the command was not run\n".encode())
+    return e.code
+
+
 def main(argv: list[str]) -> int:
     opts, cmd = _parse(argv)
     if "connect" in opts:
         try:
             sock = connect(opts)
         except SetupError as e:
-            # The daemon never had this launch, so nobody else can say why;
-            # the command did not run, so this line mixes with no output of it.
-            with contextlib.suppress(OSError):
-                os.write(2, f"agentsh: {e.reason}; the command was not run\n".encode())
-            return e.code
+            return _unreached(e)
     else:
         fd = int(opts["fd"])
         # posix_spawn's dup2 cleared CLOEXEC so the fd could arrive; set it
@@ -309,13 +319,53 @@ def main(argv: list[str]) -> int:
     sock.setblocking(True)
     try:
         return _run(sock, opts, cmd)
-    except SetupError as e:
+    except (SetupError, OSError) as e:
+        return _failed(sock, e)
+
+
+def _failed(sock: socket.socket, e: SetupError | OSError) -> int:
+    """Tell the supervisor why the launch failed (it audits it); the exit code."""
+    if isinstance(e, SetupError):
         kind = b"N" if isinstance(e, NotifyUnavailable) else b"E"
         _report(sock, kind + b"%03d" % e.code + e.reason.encode(errors="replace"))
         return e.code
-    except OSError as e:
-        _report(sock, b"E%03d" % EXIT_SETUP + str(e).encode(errors="replace"))
-        return EXIT_SETUP
+    _report(sock, b"E%03d" % EXIT_SETUP + str(e).encode(errors="replace"))
+    return EXIT_SETUP
+
+
+def preexec(socket_path: str, token: str, handoff_timeout: float) -> Callable[[], None]:
+    """Connect mode without a wrapper process: the steps up to GO as a
+    ``Popen(preexec_fn=...)``, run in the forked child of an interpreter that
+    is already warm, so a launch costs no Python start-up. Popen then closes
+    the fds and execs the command (resolved by the caller: PATH is searched
+    before the filter, as step 2 wants), and that execve is the first call
+    the supervisor decides. A failure ends the child with the wrapper's exit
+    code (125, or 127) before anything runs.
+
+    SIGPIPE is blocked meanwhile: Popen's child has it at SIG_DFL, and a
+    supervisor that went away must fail the handshake, not kill the child
+    silently. The mask is restored before the exec (it is inherited)."""
+    base = {"connect": socket_path, "token": token, "handoff-timeout": repr(handoff_timeout)}
+
+    def steps() -> None:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGPIPE})
+        opts = dict(base)
+        try:
+            sock = connect(opts)
+        except SetupError as e:
+            os._exit(_unreached(e))
+        except BaseException:
+            os._exit(_unreached(SetupError(EXIT_SETUP, "cannot reach the supervisor")))
+        try:
+            sock.setblocking(True)
+            _setup(sock, opts, None)
+        except (SetupError, OSError) as e:
+            os._exit(_failed(sock, e))
+        except BaseException as e:
+            os._exit(_failed(sock, SetupError(EXIT_SETUP, f"sandbox setup failed: {e!r}")))
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    return steps
 
 
 def _report(sock: socket.socket, msg: bytes) -> None:
@@ -324,6 +374,26 @@ def _report(sock: socket.socket, msg: bytes) -> None:
 
 
 def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
+    path = _setup(sock, opts, opts.get("file", cmd[0]))
+    assert path is not None
+    # 7. Exec, with the signals Python ignores at start-up as the launcher
+    #    had them (dispositions survive exec: `yes | head` needs SIGPIPE at
+    #    its default; ``--sigign`` lists those the launcher ignores). The
+    #    socket is CLOEXEC: it closes on success, and reports failure.
+    ignored = {int(n) for n in opts.get("sigign", "").split(",") if n}
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+        signal.signal(sig, signal.SIG_IGN if sig in ignored else signal.SIG_DFL)
+    try:
+        os.execve(path, cmd, os.environ)
+    except OSError as e:
+        _report(sock, b"X%d" % (e.errno or 0))
+        return 127 if e.errno == errno.ENOENT else 126
+    raise AssertionError("unreachable")
+
+
+def _setup(sock: socket.socket, opts: dict[str, str], target: str | None) -> str | None:
+    """Steps 1-6, up to GO and the limits; returns the resolved ``target``
+    (None when the caller resolved it: :func:`preexec`)."""
     supervisor = int(opts["supervisor"])
     handoff_timeout = float(opts["handoff-timeout"])
     go_timeout = float(opts["go-timeout"])
@@ -344,9 +414,8 @@ def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
             raise SetupError(EXIT_SETUP, f"cannot enter {opts['cwd']}: {e.strerror}") from None
     # 2. Resolve the command before the filter exists. ``--file`` names the
     #    file to run when it is not argv[0] (Popen's executable=, os.spawnv).
-    target = opts.get("file", cmd[0])
-    path = resolve(target, os.environ.get("PATH"))
-    if path is None:
+    path = None if target is None else resolve(target, os.environ.get("PATH"))
+    if target is not None and path is None:
         raise SetupError(127, f"{target}: command not found")
     # 3. Under Yama ptrace_scope=1 name the supervisor as our tracer (EINVAL: no Yama).
     if (
@@ -395,16 +464,10 @@ def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
         restrict_self(int(opts["landlock"]))
     os.write(sock.fileno(), b"R")
     wait_byte(sock.fileno(), b"G", go_timeout, "GO")
-    # 7. Exec. The socket is CLOEXEC: it closes on success, and reports failure.
     if "rlimit-as" in opts:  # limits.memory: per process, inherited by children
         limit = int(opts["rlimit-as"])
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    try:
-        os.execve(path, cmd, os.environ)
-    except OSError as e:
-        _report(sock, b"X%d" % (e.errno or 0))
-        return 127 if e.errno == errno.ENOENT else 126
-    raise AssertionError("unreachable")
+    return path
 
 
 if __name__ == "__main__":

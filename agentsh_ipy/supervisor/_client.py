@@ -37,6 +37,7 @@ from typing import Any
 
 from .. import audit as aud
 from .. import policy as pol
+from .._linux import wrapper
 from ._launch import WRAPPER, Timeouts
 
 # Captured at import, before a front end replaces it with a hook: starting
@@ -63,6 +64,10 @@ class Wrapped:
     argv: list[str]
     env: dict[str, str]
     hidden_env: list[str]  # names env_policy removed
+    # inline: run ``argv`` as ``file`` with ``preexec`` as Popen's preexec_fn
+    # (the wrapper's steps in the forked child, no wrapper process)
+    file: str | None = None
+    preexec: Callable[[], None] | None = None
 
 
 @dataclass
@@ -88,6 +93,14 @@ def find_executable(name: str, env: Mapping[str, str], cwd: str | None) -> str:
     if denied and "/" in name:
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), name)
     raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), name)
+
+
+def _ignored_signals() -> str:
+    """Which of the signals Python ignores at start-up this process ignores:
+    os.system, posix_spawn and pexpect children inherit that, so the command
+    behind the wrapper (a Python process too) gets the same."""
+    sigs = (signal.SIGPIPE, signal.SIGXFSZ)
+    return ",".join(str(int(s)) for s in sigs if signal.getsignal(s) == signal.SIG_IGN)
 
 
 def _daemon_code() -> str:
@@ -280,15 +293,21 @@ class SandboxClient:
         cwd: str | None = None,
         cell: int | None = None,
         cell_id: str | None = None,
+        inline: bool = False,
     ) -> Wrapped:
         """Register a launch with the daemon. ``executable`` is the file to
         run (default: argv[0], searched in env's PATH by the wrapper). Raises
         FileNotFoundError/PermissionError as Popen would (nothing runs),
-        SupervisorError when the daemon is gone."""
+        SupervisorError when the daemon is gone. ``inline``: for Popen, the
+        wrapper's steps as a preexec_fn instead of a wrapper process."""
         if not argv:
             raise ValueError("empty command")
         new_env = dict(os.environ if env is None else env)
-        find_executable(executable or argv[0], new_env, cwd)
+        name = executable or argv[0]
+        found = find_executable(name, new_env, cwd)
+        # What Popen's child execs, after its chdir: a name with a slash as
+        # given, else the PATH entry found (PATH is not searched after the filter).
+        file = name if "/" in name else found
         if not self.alive:
             raise SupervisorError("the supervisor is gone: nothing is run unsandboxed")
         with self._cond:
@@ -307,14 +326,19 @@ class SandboxClient:
         hidden = [str(n) for n in reply["hide"]]
         for name in hidden:
             new_env.pop(name, None)
+        if inline:
+            steps = wrapper.preexec(self._socket_path, launch, self._timeouts.handoff)
+            return Wrapped(launch, list(argv), new_env, hidden, file, steps)
         wargv = [sys.executable, "-I", "-S", WRAPPER, "--connect", self._socket_path,
-                 "--token", launch, "--handoff-timeout", repr(self._timeouts.handoff)]  # fmt: skip
+                 "--token", launch, "--handoff-timeout", repr(self._timeouts.handoff),
+                 "--sigign", _ignored_signals()]  # fmt: skip
         if executable is not None:
             wargv += ["--file", executable]
         return Wrapped(launch, [*wargv, "--", *argv], new_env, hidden)
 
     def forget(self, launch: str) -> None:
-        """The caller could not start this launch: do not wait for it."""
+        """The caller could not start this launch: do not wait for it unless
+        it reached the daemon (an inline launch whose exec was denied did)."""
         with self._cond:
             self._launches.setdefault(launch, _LaunchState()).forgotten = True
             self._cond.notify_all()
@@ -329,7 +353,7 @@ class SandboxClient:
                 waiting, running = [], []
                 for launch in launches:
                     s = self._launches.get(launch)
-                    if s is None or s.ended or s.forgotten:
+                    if s is None or s.ended or (s.forgotten and s.pid is None):
                         continue
                     if s.pid is not None and _running(s.pid):
                         running.append(launch)

@@ -23,6 +23,8 @@ class FakeWrapped:
     argv: list[str]
     env: dict[str, str]
     hidden_env: list[str] = field(default_factory=list)
+    file: str | None = None  # the fake always wraps with a process, never inline
+    preexec: Callable[[], None] | None = None
 
 
 def _missing(name: str) -> FileNotFoundError:
@@ -62,6 +64,7 @@ class FakeClient:
         cwd: str | None = None,
         cell: int | None = None,
         cell_id: str | None = None,
+        inline: bool = False,
     ) -> FakeWrapped:
         if self.closed:
             raise RuntimeError("fake daemon is gone")

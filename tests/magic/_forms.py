@@ -61,6 +61,17 @@ _t = threading.Thread(target=lambda: _out.append(subprocess.run(
     ['sh', '-c', 'echo th; exit 2'], capture_output=True, text=True).stdout))
 _t.start(); _t.join()
 R['thread'] = _out"""),
+    # SIGPIPE and SIGXFSZ as each form's plain child has them (Popen resets
+    # them, os.system and `!cmd` inherit Python's SIG_IGN): `yes | head` works.
+    ("signals", """\
+import re
+def _ign(text):
+    return [int(m, 16) & 0x1001000 for m in re.findall(r'SigIgn:\\s*([0-9a-f]+)', text)]
+_b = !grep SigIgn /proc/self/status
+_p = subprocess.run(['grep', 'SigIgn', '/proc/self/status'], capture_output=True, text=True)
+os.system('grep SigIgn /proc/self/status > signals.txt')
+R['signals'] = (_ign(' '.join(_b)), _ign(_p.stdout), _ign(open('signals.txt').read()),
+                subprocess.run('yes | head -1', shell=True, capture_output=True).stderr)"""),
 ]  # fmt: skip
 
 # What each form must hand to the sandbox (a word its wrapped argv contains).
@@ -71,7 +82,7 @@ ROUTED_WORD = {
     "popen_env": "echo $ONLY", "check_output": "echo $0", "run_signal": "kill -TERM",
     "os_system": "os_system.txt", "os_popen": "echo pop", "spawnv": "exit 4",
     "spawnlp": "exit 5", "posix_spawn": "exit 6", "posix_spawnp": "exit 7", "asyncio": "echo ax",
-    "thread": "echo th",
+    "thread": "echo th", "signals": "SigIgn",
 }  # fmt: skip
 
 

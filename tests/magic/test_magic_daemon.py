@@ -136,3 +136,34 @@ def test_approval_without_stdin_is_denied(area: Area) -> None:
     text = jsonl.read_text()
     assert "no approver available (the frontend does not accept input)" in text
     assert any(e.get("decision") == "deny" for e in audit_events(r["cells"][1]))
+
+
+def test_popen_runs_the_wrapper_steps_in_its_own_child(area: Area) -> None:
+    """subprocess launches need no wrapper process: the wrapper's steps run
+    as Popen's preexec_fn, and the caller's own preexec_fn after them, inside
+    the filter and Landlock, where its write outside the workspace is denied."""
+    t = area.outside / "from-preexec"
+    code = f"""\
+%%agentsh
+def _pre():
+    with open('/proc/self/status') as f:
+        seen = [x for x in f if x.startswith(('Seccomp:', 'NoNewPrivs:'))]
+    with open('pre.txt', 'w') as f:
+        f.write(''.join(seen))
+    open({str(t)!r}, 'w')
+try:
+    subprocess.run(['true'], preexec_fn=_pre)
+except subprocess.SubprocessError as e:
+    R['pre'] = str(e)
+R['ok'] = subprocess.run(['sh', '-c', 'exit 3'], preexec_fn=lambda: None).returncode
+"""
+    r = run_driver(area, {"cells": [SETUP, code], "config": {"audit_dir": str(area.audit.parent)}})
+    assert r["values"]["pre"] == "Exception occurred in preexec_fn."
+    assert r["values"]["ok"] == 3
+    assert not t.exists()
+    seen = (area.ws / "pre.txt").read_text().split()
+    assert seen == ["NoNewPrivs:", "1", "Seccomp:", "2"]
+    [jsonl] = list(area.audit.parent.glob("*.jsonl"))
+    denied = [e for e in read_audit(jsonl) if e.get("path") == str(t)]
+    assert denied and all(e["decision"] == "deny" for e in denied), denied
+    assert any(e.get("path") == str(t) for e in audit_events(r["cells"][1]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,8 @@ class _Wrapped:
         self.launch = "L"
         self.argv = ["/bin/sh", "-c", 'exec "$@"', "x", "/bin/echo", "wrapped"]
         self.env = dict(os.environ)
+        self.file: str | None = None  # not inline: the argv above is the wrapper
+        self.preexec: Callable[[], None] | None = None
 
 
 def _hooks_wrapped() -> _Wrapped:
@@ -67,6 +69,7 @@ class Router:
         executable: str | None,
         env: Mapping[str, str] | None,
         cwd: str | None,
+        inline: bool = False,
     ) -> Any:
         self.calls.append((list(argv), executable))
 
