@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
-libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library already loaded into this process (find_library would run
+# ldconfig in a subprocess at every start-up).
+libc = ctypes.CDLL(None, use_errno=True)
 
 _syscall = libc.syscall
 _syscall.restype = ctypes.c_long
