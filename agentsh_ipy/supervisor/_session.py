@@ -22,7 +22,7 @@ from typing import Any
 from .. import audit as aud
 from .. import policy as pol
 from .._linux import arch as arch_mod
-from .._linux import ptracer, seccomp
+from .._linux import procfs, ptracer, seccomp
 from .._linux.tty import Foreground
 from . import _landlock
 from ._approval import Approver, NoApprover, ask_async
@@ -156,14 +156,19 @@ class Session(TreeAudit):
 
     def _stats(self) -> dict[str, Any]:
         """What the supervisor spent: the notify thread's calls and CPU time
-        (its throughput on one core) and the process's peak RSS."""
+        (its throughput on one core) and the process's peak RSS (VmHWM: the
+        rusage maximum would include whatever ran in this pid before exec)."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         loop = self._loop
+        try:
+            peak: int | None = int(procfs.status(os.getpid())["VmHWM"].split()[0])
+        except (OSError, KeyError, ValueError):
+            peak = None
         return {
             "notifications": loop.handled if loop is not None else 0,
             "notify_cpu_s": round(loop.cpu, 6) if loop is not None else 0.0,
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 6),
-            "peak_rss_kb": usage.ru_maxrss,
+            "peak_rss_kb": peak,
         }
 
     def sync(self, timeout: float = 1.0) -> None:

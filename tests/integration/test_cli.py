@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
-from tests.conftest import Area, linux_only, run_cli, sandbox
+from tests.conftest import Area, linux_only, read_audit, run_cli, sandbox, sandbox_env
 
 pytestmark = linux_only
 
@@ -46,3 +48,30 @@ def test_audit_verb_and_report_print_the_table(area: Area) -> None:
     table = run_cli(area, ["audit", str(area.audit)])
     assert table.returncode == 0
     assert "DENY" in table.stdout and "process_exit" in table.stdout
+
+
+def test_end_event_says_what_the_supervisor_spent(area: Area) -> None:
+    """The stats benchmarks/run.py reads: calls handled, the notify thread's
+    CPU time, and the supervisor's own peak RSS (its rusage maximum would
+    include the 300 MB interpreter that exec'd it)."""
+    files = [area.write(f"f{i}.txt", "x") for i in range(20)]
+    code = (
+        "import os, sys; big = bytearray(300 << 20); big[::4096] = b'x' * len(big[::4096]); "
+        "os.execvp(sys.argv[1], sys.argv[1:])"
+    )
+    r = sandbox(area, ["cat", *map(str, files)])
+    assert r.returncode == 0 and r.stdout == "x" * 20, r.stderr
+    stats = r.events[-1]["stats"]
+    assert r.events[-1]["op"] == "end"
+    assert stats["notifications"] >= 20  # one per file at least, plus the loader's
+    assert stats["notify_cpu_s"] > 0 and stats["cpu_s"] >= stats["notify_cpu_s"]
+    assert 1_000 < stats["peak_rss_kb"] < 150_000
+    area.audit.unlink()
+    cli = [sys.executable, "-m", "agentsh_ipy.cli", "exec", "--workspace", str(area.ws),
+           "--audit", str(area.audit), "--", "true"]  # fmt: skip
+    heavy = subprocess.run(
+        area.user.cmd([sys.executable, "-c", code, *cli]), cwd=area.ws, env=sandbox_env(area),
+        capture_output=True, text=True, timeout=120, start_new_session=True,
+    )  # fmt: skip
+    assert heavy.returncode == 0, heavy.stderr
+    assert read_audit(area.audit)[-1]["stats"]["peak_rss_kb"] < 150_000
