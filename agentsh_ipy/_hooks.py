@@ -169,6 +169,18 @@ def _exec_line(wrapped: WrappedLike) -> str:
     return "exec " + shlex.join([*prefix, *wrapped.argv])
 
 
+def _then(first: Callable[[], None] | None, second: Any) -> Any:
+    """Popen's preexec_fn running ``first``, then ``second`` (either may be None)."""
+    if first is None or second is None:
+        return first or second
+
+    def both() -> None:
+        first()
+        second()
+
+    return both
+
+
 def _no_exec(*_args: Any) -> None:
     # Runs in the child of os._spawnvef: an exception there is _exit(127),
     # what an exec of a missing program gives without the sandbox.
@@ -327,17 +339,10 @@ class Hooks:
                 cwd=None if cwd is None else _str(cwd),
                 inline=True,
             )
-            steps, theirs = wrapped.preexec, preexec_fn
-            if steps is not None and theirs is not None:
-                ours = steps
-
-                def steps() -> None:
-                    ours()
-                    theirs()
-
+            steps = _then(wrapped.preexec, preexec_fn)
             with launching(router, wrapped):
                 return original(
-                    popen, wrapped.argv, wrapped.file or wrapped.argv[0], steps or preexec_fn,
+                    popen, wrapped.argv, wrapped.file or wrapped.argv[0], steps,
                     close_fds, pass_fds, cwd, wrapped.env, startupinfo, creationflags, False,
                     *rest,
                 )  # fmt: skip

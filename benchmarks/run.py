@@ -269,7 +269,7 @@ class Ctx:
 def end_stats(audit: Path) -> dict[str, Any]:
     """The supervisor's stats from the audit's last line, which must say the
     sandbox ended cleanly after handling notifications (else it was no sandbox)."""
-    try:  # the tail only: reading a whole audit would grow this process (see w_file)
+    try:  # the tail only: a file-heavy audit is megabytes
         with open(audit, "rb") as f:
             f.seek(max(0, os.path.getsize(audit) - 16384))
             end = json.loads(f.read().splitlines()[-1])
@@ -347,8 +347,7 @@ def w_exec(ctx: Ctx) -> list[Row]:
 
 def w_file(ctx: Ctx) -> list[Row]:
     script, lists = ctx.script("files.py", FILES_PY), ctx.script("lists.py", LISTS_PY)
-    # In a child: a list of /usr would grow this process (kept small so the
-    # numbers do not depend on it).
+    # In a child: importing 150 stdlib modules here would change this process.
     n, m = str(ctx.size("files")), str(ctx.size("modules"))
     subprocess.run([PY, lists, str(ctx.root / "scripts"), n, m, *SKIP_MODULES], check=True)
     flist, mods = ctx.root / "scripts" / "files.txt", ctx.root / "scripts" / "modules.txt"
@@ -661,8 +660,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     only = set(args.only.split(",")) if args.only else set(WORKLOADS)
     unknown = only - set(WORKLOADS)
-    # Always in this order: the kernel workload imports jupyter_client, which
-    # grows this process (see the RSS note), so it comes after file-heavy.
+    # Always in the order of WORKLOADS, whatever order --only names them in.
     args.only = [w for w in WORKLOADS if w in only]
     if unknown:
         p.error(f"unknown workload(s) {sorted(unknown)}; choose from {','.join(WORKLOADS)}")

@@ -44,7 +44,7 @@ class NotifyLoop(threading.Thread):
         self._sync_r, self._sync_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         self._synced = threading.Condition()
         self._sync_rounds = 0
-        self._answering = 0  # approvals being answered on their own threads
+        self._answering = 0  # answers given on other threads, not yet audited
         self.error: BaseException | None = None
         self.handled = 0
         self.cpu = 0.0  # this thread's CPU seconds, for stats (final when it ends)
@@ -69,6 +69,15 @@ class NotifyLoop(threading.Thread):
         connect) is between its answer and its audit event. False on timeout."""
         with self._synced:
             return self._synced.wait_for(lambda: self._answering == 0, timeout)
+
+    def _begin_answer(self) -> None:
+        with self._synced:
+            self._answering += 1
+
+    def _end_answer(self) -> None:
+        with self._synced:
+            self._answering -= 1
+            self._synced.notify_all()
 
     def close(self) -> None:
         for fd in (self._stop_r, self._stop_w, self._sync_r, self._sync_w, self.listener):
@@ -148,14 +157,11 @@ class NotifyLoop(threading.Thread):
                 # Counted from before the answer: the task may run on and
                 # exit at once, and its session must not end before this
                 # event is written (see drain).
-                with self._synced:
-                    self._answering += 1
+                self._begin_answer()
                 try:
                     self._answer(nid, req)
                 finally:
-                    with self._synced:
-                        self._answering -= 1
-                        self._synced.notify_all()
+                    self._end_answer()
 
             self.approve(req, answer)
             return
@@ -166,8 +172,7 @@ class NotifyLoop(threading.Thread):
         if allowed and req.open_spec is not None and self.emulate_opens:
             delivered = self._emulate_open(nid, req, *req.open_spec)
         elif req.action is not None and req.run_async:
-            with self._synced:
-                self._answering += 1
+            self._begin_answer()  # ended by _answer_later
             threading.Thread(target=self._answer_later, args=(nid, req), daemon=True).start()
             return
         elif req.action is not None:
@@ -196,9 +201,7 @@ class NotifyLoop(threading.Thread):
             if delivered and not req.quiet:
                 self.on_request(req)
         finally:
-            with self._synced:
-                self._answering -= 1
-                self._synced.notify_all()
+            self._end_answer()
 
     def _emulate_open(self, nid: int, req: Request, path: str, flags: int, mode: int) -> bool:
         """Open ``path`` (the resolved path we decided on) and inject the fd.
