@@ -142,10 +142,8 @@ def first_readable_address(pid: int) -> int:
     raise OSError(errno.EFAULT, f"no readable mapping in process {pid}")
 
 
-def _proc_self(head: str, name: str, tgid: int, tid: int) -> str | None:
+def _proc_self(name: str, tgid: int, tid: int) -> str | None:
     """/proc/self and /proc/thread-self as the tracee sees them, not as we do."""
-    if head != "/proc":
-        return None
     if name == "self":
         return f"/proc/{tgid}"
     if name == "thread-self":
@@ -175,11 +173,12 @@ def resolve(path: str, tgid: int, tid: int, *, follow_last: bool = True, root: s
         if name == "..":
             out = out if out == root else os.path.dirname(out)
             continue
-        mapped = _proc_self(out.rstrip("/") or "/", name, tgid, tid)
-        if mapped is not None:
-            out = mapped
-            continue
-        cand = os.path.join(out, name)
+        if out == "/proc":
+            mapped = _proc_self(name, tgid, tid)
+            if mapped is not None:
+                out = mapped
+                continue
+        cand = out + name if out.endswith("/") else out + "/" + name
         if not todo and not follow_last:
             return cand
         try:

@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Final, TextIO
 
@@ -68,9 +68,16 @@ def _escape_unsafe(match: re.Match[str]) -> str:
     return f"\\u{ord(match.group()):04x}"
 
 
+# One encoder for every line: json.dumps with options builds a new one per call.
+_ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def format_ts(seconds: float) -> str:
-    """Format a POSIX timestamp as ISO-8601 UTC with microseconds and a ``Z``."""
-    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Format a POSIX timestamp as ISO-8601 UTC with microseconds and a ``Z``
+    (truncated to the microsecond, so a later time never formats earlier)."""
+    whole = int(seconds // 1)
+    micros = int((seconds - whole) * 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
 
 
 def order_fields(event: Event) -> Event:
@@ -87,10 +94,9 @@ def dumps_event(event: Event) -> str:
     Keys in FIELD_ORDER then extras sorted. NaN and infinities are refused
     (they are not JSON); a value JSON cannot represent raises TypeError.
     """
-    text = json.dumps(
-        order_fields(event), ensure_ascii=False, separators=(",", ":"), allow_nan=False
-    )
-    return _UNSAFE_IN_LINE.sub(_escape_unsafe, text)
+    text = _ENCODER.encode(order_fields(event))
+    # The characters to escape are all outside ASCII: most lines skip the regex.
+    return text if text.isascii() else _UNSAFE_IN_LINE.sub(_escape_unsafe, text)
 
 
 def _check_cell(cell: object) -> Cell:

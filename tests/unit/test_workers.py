@@ -1,0 +1,66 @@
+"""The notify loop's workers for answers that may block (connects)."""
+
+from __future__ import annotations
+
+import threading
+
+from agentsh_ipy.supervisor._notify import _Workers
+
+
+def test_a_blocked_job_does_not_hold_the_next_one() -> None:
+    workers = _Workers()
+    release, second_ran = threading.Event(), threading.Event()
+    workers.submit(lambda: release.wait(10))
+    workers.submit(second_ran.set)
+    try:
+        assert second_ran.wait(5), "the second job waited for the blocked first one"
+    finally:
+        release.set()
+        workers.close()
+
+
+def test_an_idle_worker_takes_the_next_job() -> None:
+    workers = _Workers(idle=30)
+    seen: list[int] = []
+    for _ in range(20):
+        done = threading.Event()
+
+        def job(done: threading.Event = done) -> None:
+            seen.append(threading.get_ident())
+            done.set()
+
+        workers.submit(job)
+        assert done.wait(5)
+        # Let the worker go back to waiting before the next submit.
+        for _ in range(500):
+            if workers._idle:
+                break
+            threading.Event().wait(0.002)
+    # Workers idle for 30 s stay alive, so a thread per job would show
+    # as 20 different idents.
+    assert len(seen) == 20
+    assert len(set(seen)) == 1, "sequential jobs each started a thread"
+    workers.close()
+
+
+def test_close_ends_idle_workers_and_idle_ones_time_out() -> None:
+    workers = _Workers(idle=0.05)
+    done = threading.Event()
+    workers.submit(done.set)
+    assert done.wait(5)
+    for _ in range(500):
+        if workers._live == 0:
+            break
+        threading.Event().wait(0.01)
+    assert workers._live == 0, "an idle worker outlived its timeout"
+
+    kept = _Workers(idle=60)
+    ran = threading.Event()
+    kept.submit(ran.set)
+    assert ran.wait(5)
+    kept.close()
+    for _ in range(500):
+        if kept._live == 0:
+            break
+        threading.Event().wait(0.01)
+    assert kept._live == 0, "close left a worker running"
