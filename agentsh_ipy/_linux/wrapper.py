@@ -30,6 +30,11 @@ Inline (:func:`preexec`): the connect-mode steps up to GO run as the
 execs the command; no wrapper interpreter starts (the magic's subprocess
 launches).
 
+Forked (:func:`forked`): the supervisor forks and its child runs the same
+steps, then execs the command; no wrapper interpreter starts (``agentsh-ipy
+exec`` and the sandboxed kernel). ``python wrapper.py`` remains for a
+supervisor that cannot fork, and for tests that swap the wrapper.
+
 Between installing the filter and receiving ACK this process must make no
 trapped syscall: nothing would answer it. That is why the fd is sent from a
 second thread created *before* the filter: seccomp filters are per thread, so
@@ -50,9 +55,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
+from typing import NoReturn
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PTRACER = 0x59616D61
 SECCOMP_SET_MODE_FILTER = 1
@@ -318,7 +325,7 @@ def main(argv: list[str]) -> int:
         sock = socket.socket(fileno=fd)
     sock.setblocking(True)
     try:
-        return _run(sock, opts, cmd)
+        return _run(sock, opts, cmd, os.environ)
     except (SetupError, OSError) as e:
         return _failed(sock, e)
 
@@ -368,13 +375,53 @@ def preexec(socket_path: str, token: str, handoff_timeout: float) -> Callable[[]
     return steps
 
 
+def forked(
+    sock: socket.socket,
+    opts: dict[str, str],
+    cmd: list[str],
+    env: Mapping[str, str],
+    sigdef: Collection[int],
+    new_group: bool,
+) -> NoReturn:
+    """The wrapper's steps in a child the supervisor forked, then the exec;
+    never returns. ``sigdef``, ``new_group`` and ``env`` are what
+    posix_spawn would have set.
+
+    The child is a copy of the supervisor, so first: dumpable again (the
+    supervisor made itself non-dumpable, and the handshake's memory probe
+    and PTRACE_SEIZE need this process readable until the exec resets it),
+    Python's own handlers off (a signal before the exec must act as it
+    would on the command), SIGPIPE left ignored until the exec (a closed
+    channel must fail the handshake, not end the child silently). Only
+    ``os._exit`` leaves: nothing of the supervisor (stdio buffers, atexit)
+    may run twice."""
+    code = EXIT_SETUP
+    try:
+        try:
+            _check(_libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "prctl(SET_DUMPABLE)")
+            for sig in signal.valid_signals():
+                reset = sig in sigdef or callable(signal.getsignal(sig))
+                if reset and sig != signal.SIGPIPE:
+                    signal.signal(sig, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
+            if new_group:
+                os.setpgid(0, 0)
+            code = _run(sock, opts, cmd, env)
+        except (SetupError, OSError) as e:
+            code = _failed(sock, e)
+        except BaseException as e:
+            code = _failed(sock, SetupError(EXIT_SETUP, f"sandbox setup failed: {e!r}"))
+    finally:
+        os._exit(code)
+
+
 def _report(sock: socket.socket, msg: bytes) -> None:
     with contextlib.suppress(OSError):
         os.write(sock.fileno(), msg)  # write(2), never trapped
 
 
-def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
-    path = _setup(sock, opts, opts.get("file", cmd[0]))
+def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str], env: Mapping[str, str]) -> int:
+    path = _setup(sock, opts, opts.get("file", cmd[0]), env.get("PATH"))
     assert path is not None
     # 7. Exec, with the signals Python ignores at start-up as the launcher
     #    had them (dispositions survive exec: `yes | head` needs SIGPIPE at
@@ -384,16 +431,21 @@ def _run(sock: socket.socket, opts: dict[str, str], cmd: list[str]) -> int:
     for sig in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(sig, signal.SIG_IGN if sig in ignored else signal.SIG_DFL)
     try:
-        os.execve(path, cmd, os.environ)
+        os.execve(path, cmd, env)
     except OSError as e:
         _report(sock, b"X%d" % (e.errno or 0))
         return 127 if e.errno == errno.ENOENT else 126
     raise AssertionError("unreachable")
 
 
-def _setup(sock: socket.socket, opts: dict[str, str], target: str | None) -> str | None:
-    """Steps 1-6, up to GO and the limits; returns the resolved ``target``
-    (None when the caller resolved it: :func:`preexec`)."""
+def _setup(
+    sock: socket.socket,
+    opts: dict[str, str],
+    target: str | None,
+    path_env: str | None = None,
+) -> str | None:
+    """Steps 1-6, up to GO and the limits; returns ``target`` resolved on
+    ``path_env`` (None when the caller resolved it: :func:`preexec`)."""
     supervisor = int(opts["supervisor"])
     handoff_timeout = float(opts["handoff-timeout"])
     go_timeout = float(opts["go-timeout"])
@@ -414,7 +466,7 @@ def _setup(sock: socket.socket, opts: dict[str, str], target: str | None) -> str
             raise SetupError(EXIT_SETUP, f"cannot enter {opts['cwd']}: {e.strerror}") from None
     # 2. Resolve the command before the filter exists. ``--file`` names the
     #    file to run when it is not argv[0] (Popen's executable=, os.spawnv).
-    path = None if target is None else resolve(target, os.environ.get("PATH"))
+    path = None if target is None else resolve(target, path_env)
     if target is not None and path is None:
         raise SetupError(127, f"{target}: command not found")
     # 3. Under Yama ptrace_scope=1 name the supervisor as our tracer (EINVAL: no Yama).

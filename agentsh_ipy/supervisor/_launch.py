@@ -12,15 +12,13 @@ import contextlib
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from .._linux import procfs
+from .._linux import procfs, wrapper
 
-WRAPPER = str(Path(__file__).resolve().parent.parent / "_linux" / "wrapper.py")
+WRAPPER = os.path.realpath(wrapper.__file__)
 
 EXIT_SETUP = 125
 
@@ -152,7 +150,12 @@ class Handshake:
 
 
 class Launch(Handshake):
-    """One wrapper process, spawned by this process, from spawn to GO."""
+    """One sandboxed process, started by this process, from start to GO.
+
+    By default this process forks and the child runs the wrapper's steps
+    (:func:`wrapper.forked`): no second interpreter starts. ``wrapper_cmd``
+    spawns that program as the wrapper instead (``python wrapper.py`` is
+    the same steps; tests swap in faulty ones)."""
 
     def __init__(
         self,
@@ -168,7 +171,7 @@ class Launch(Handshake):
         mode: str = "notify",
         memory_limit: int | None = None,
     ) -> None:
-        """Spawn the wrapper. ``landlock_fd``, a Landlock ruleset, is passed
+        """Start the child. ``landlock_fd``, a Landlock ruleset, is passed
         like the socket end and enforced by the wrapper before READY; this
         call owns it and closes it once the child has its copy."""
         try:
@@ -179,9 +182,7 @@ class Launch(Handshake):
             if landlock_fd is not None:
                 os.close(landlock_fd)
             raise
-        base = list(wrapper_cmd) if wrapper_cmd else [sys.executable, "-I", "-S", WRAPPER]
         opts = {
-            "fd": str(child.fileno()),
             "supervisor": str(os.getpid()),
             "handoff-timeout": repr(timeouts.handoff),
             "go-timeout": repr(timeouts.go),
@@ -193,27 +194,57 @@ class Launch(Handshake):
         opts["mode"] = mode
         if memory_limit is not None:
             opts["rlimit-as"] = str(memory_limit)
-        # dup2(fd, fd) clears CLOEXEC in the child only: the fds it gets.
         inherit = [child.fileno()]
         if landlock_fd is not None:
             opts["landlock"] = str(landlock_fd)
             inherit.append(landlock_fd)
-        args = [*base, *(x for k, v in opts.items() for x in (f"--{k}", v)), "--", *argv]
         try:
-            pid = os.posix_spawn(
-                args[0],
-                args,
-                dict(env),
-                file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in inherit],
-                setsigdef=_signals_to_reset(),
-                setsigmask=set(),
-                **({"setpgroup": 0} if new_group else {}),  # type: ignore[arg-type]
-            )
+            if wrapper_cmd is None:
+                pid = self._fork(child, opts, list(argv), env, new_group)
+            else:
+                # dup2(fd, fd) clears CLOEXEC in the child only: the fds it gets.
+                opts["fd"] = str(child.fileno())
+                args = [*wrapper_cmd, *(x for k, v in opts.items() for x in (f"--{k}", v)),
+                        "--", *argv]  # fmt: skip
+                pid = os.posix_spawn(
+                    args[0],
+                    args,
+                    dict(env),
+                    file_actions=[(os.POSIX_SPAWN_DUP2, fd, fd) for fd in inherit],
+                    setsigdef=_signals_to_reset(),
+                    setsigmask=set(),
+                    **({"setpgroup": 0} if new_group else {}),  # type: ignore[arg-type]
+                )
         finally:
             child.close()
             if landlock_fd is not None:
                 os.close(landlock_fd)
         super().__init__(self.sock, pid, timeouts, mode)
+
+    def _fork(
+        self,
+        child: socket.socket,
+        opts: dict[str, str],
+        argv: list[str],
+        env: Mapping[str, str],
+        new_group: bool,
+    ) -> int:
+        sigdef = _signals_to_reset()
+        env = dict(env)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            try:
+                # Its copy of our end would keep the channel open: a
+                # supervisor that went away must show as EOF.
+                self.sock.close()
+            finally:
+                wrapper.forked(child, opts, argv, env, sigdef, new_group)
+        if new_group:
+            # Also here, as shells do: the caller gives the group the
+            # terminal next, which must not depend on the child's timing.
+            with contextlib.suppress(OSError):
+                os.setpgid(pid, pid)
+        return pid
 
     def reap_if_dead(self, grace: float = 0.5) -> int | None:
         """The wrapper's wait status if it exits within ``grace`` seconds.

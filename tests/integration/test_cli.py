@@ -75,3 +75,27 @@ def test_end_event_says_what_the_supervisor_spent(area: Area) -> None:
     )  # fmt: skip
     assert heavy.returncode == 0, heavy.stderr
     assert read_audit(area.audit)[-1]["stats"]["peak_rss_kb"] < 150_000
+
+
+def test_the_command_starts_as_a_plain_child_would(area: Area) -> None:
+    """The command is started by a fork of the supervisor (no wrapper
+    interpreter): it must still get default signal dispositions (Python
+    ignores SIGPIPE and SIGXFSZ), an empty mask, its own process group,
+    the supervisor as parent, and be sandboxed; as root and as uid 65534,
+    whose supervisor is non-dumpable (the child must be attachable)."""
+    script = (
+        "grep -E '^(SigIgn|SigBlk|NoNewPrivs|Seccomp):' /proc/self/status; "
+        "set -- $(cat /proc/$$/stat); echo $1 $5 $4; echo x > ../outside-write"
+    )
+    r = sandbox(area, ["sh", "-c", script])
+    fields = dict(line.split(":\t") for line in r.stdout.splitlines() if ":\t" in line)
+    assert fields["SigIgn"] == "0000000000000000", r.stdout
+    assert fields["SigBlk"] == "0000000000000000", r.stdout
+    assert fields["NoNewPrivs"] == "1" and fields["Seccomp"] == "2", r.stdout
+    pid, pgid, ppid = map(int, r.stdout.splitlines()[-1].split())
+    assert pgid == pid, "the command is not the leader of its own process group"
+    start = r.of_type("process_start")[0]
+    assert start["pid"] == pid and start["ppid"] == ppid
+    assert not (area.ws.parent / "outside-write").exists()
+    denied = [e for e in r.denials("file") if e["path"].endswith("outside-write")]
+    assert denied, r.events
