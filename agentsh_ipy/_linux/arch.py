@@ -7,7 +7,8 @@ share one number on every architecture since 5.1 and are added here.
 from __future__ import annotations
 
 import functools
-import platform
+import importlib.util
+import os
 from dataclasses import dataclass
 
 # Syscalls numbered after the unification at 424 (same number everywhere)
@@ -57,14 +58,29 @@ def _table(names: dict[int, str]) -> dict[str, int]:
     return out
 
 
+def _ptrace_names(machine: str) -> dict[int, str]:
+    """python-ptrace's ``ptrace/syscall/linux/<machine>.py`` (one dict), loaded
+    from its file: importing it by name runs the ``ptrace.syscall`` package,
+    which loads the debugger, ctypes.util and an ldconfig subprocess (~40 ms
+    of every start-up)."""
+    spec = importlib.util.find_spec("ptrace")  # finds, does not import
+    if spec is None or not spec.submodule_search_locations:
+        raise OSError("python-ptrace is not installed (its syscall tables are needed)")
+    path = os.path.join(spec.submodule_search_locations[0], "syscall", "linux", machine + ".py")
+    table = importlib.util.spec_from_file_location(f"_agentsh_syscalls_{machine}", path)
+    if table is None or table.loader is None:
+        raise OSError(f"python-ptrace has no syscall table at {path}")
+    module = importlib.util.module_from_spec(table)
+    table.loader.exec_module(module)
+    names: dict[int, str] = module.SYSCALL_NAMES
+    return names
+
+
+@functools.cache
 def current() -> Arch:
-    machine = platform.machine()
+    machine = os.uname().machine
     if machine == "x86_64":
-        from ptrace.syscall.linux.x86_64 import SYSCALL_NAMES
-
-        return Arch("x86_64", 0xC000003E, _table(SYSCALL_NAMES), 0x40000000)
+        return Arch("x86_64", 0xC000003E, _table(_ptrace_names(machine)), 0x40000000)
     if machine == "aarch64":
-        from ptrace.syscall.linux.aarch64 import SYSCALL_NAMES
-
-        return Arch("aarch64", 0xC00000B7, _table(SYSCALL_NAMES), None)
+        return Arch("aarch64", 0xC00000B7, _table(_ptrace_names(machine)), None)
     raise OSError(f"unsupported architecture {machine!r} (supported: x86_64, aarch64)")

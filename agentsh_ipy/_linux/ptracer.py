@@ -1,7 +1,9 @@
 """ptrace with event stops only: SEIZE, the fork/clone/exec/exit events.
 
-python-ptrace supplies the binding and the older request numbers; it lacks
-PTRACE_SEIZE/LISTEN and the newer options, which are defined here.
+The requests are one libc call each (<sys/ptrace.h> numbers, the same on
+every architecture). python-ptrace supplies the register layout that ptrace
+mode reads and writes; it is imported only there, since importing it runs
+ldconfig in a subprocess (``find_library``) and costs every start ~10 ms.
 """
 
 from __future__ import annotations
@@ -9,33 +11,37 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+from typing import Any
 
-from ptrace import PtraceError
-from ptrace.binding import func as _pt
+from ._syscall import libc
 
-PTRACE_CONT = _pt.PTRACE_CONT
-PTRACE_DETACH = _pt.PTRACE_DETACH
-PTRACE_GETEVENTMSG = _pt.PTRACE_GETEVENTMSG
+_ptrace = libc.ptrace
+_ptrace.restype = ctypes.c_long
+_ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+
+PTRACE_CONT = 7
+PTRACE_DETACH = 17
+PTRACE_GETEVENTMSG = 0x4201
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 PTRACE_LISTEN = 0x4208
 
-O_TRACEFORK = _pt.PTRACE_O_TRACEFORK
-O_TRACEVFORK = _pt.PTRACE_O_TRACEVFORK
-O_TRACECLONE = _pt.PTRACE_O_TRACECLONE
-O_TRACEEXEC = _pt.PTRACE_O_TRACEEXEC
-O_TRACEEXIT = _pt.PTRACE_O_TRACEEXIT
+O_TRACEFORK = 0x02
+O_TRACEVFORK = 0x04
+O_TRACECLONE = 0x08
+O_TRACEEXEC = 0x10
+O_TRACEEXIT = 0x40
 O_TRACESYSGOOD = 0x01
 O_TRACESECCOMP = 0x80
 PTRACE_SYSCALL = 24
 SYSCALL_STOP = 0x80 | 5  # WSTOPSIG of a syscall stop with TRACESYSGOOD (SIGTRAP|0x80)
 O_EXITKILL = 1 << 20
 
-EVENT_FORK = _pt.PTRACE_EVENT_FORK
-EVENT_VFORK = _pt.PTRACE_EVENT_VFORK
-EVENT_CLONE = _pt.PTRACE_EVENT_CLONE
-EVENT_EXEC = _pt.PTRACE_EVENT_EXEC
-EVENT_EXIT = _pt.PTRACE_EVENT_EXIT
+EVENT_FORK = 1
+EVENT_VFORK = 2
+EVENT_CLONE = 3
+EVENT_EXEC = 4
+EVENT_EXIT = 6
 EVENT_SECCOMP = 7
 EVENT_STOP = 128
 
@@ -45,12 +51,12 @@ WALL = 0x40000000  # __WALL: wait for threads and clone children too
 
 
 def _request(req: int, pid: int, addr: int = 0, data: int = 0) -> int:
-    try:
-        return int(_pt.ptrace(req, pid, addr, data))
-    except PtraceError as e:
-        raise OSError(
-            e.errno or errno.EIO, f"ptrace({req:#x}, {pid}): {os.strerror(e.errno or 5)}"
-        ) from None
+    # -1 is also a valid result of the PEEK requests, never used here.
+    result = int(_ptrace(req, pid, addr, data))
+    if result == -1:
+        err = ctypes.get_errno() or errno.EIO
+        raise OSError(err, f"ptrace({req:#x}, {pid}): {os.strerror(err)}")
+    return result
 
 
 def seize(pid: int, options: int = SEIZE_OPTIONS) -> None:
@@ -118,7 +124,7 @@ class SyscallRegs:
 
     def __init__(self, tid: int) -> None:
         self.tid = tid
-        self.regs = _pt.ptrace_getregs(tid)
+        self.regs = _registers().ptrace_getregs(tid)
         self.held: list[int] = []  # sibling threads held still around this call
 
     @property
@@ -134,11 +140,16 @@ class SyscallRegs:
         """Skip the syscall; it returns ``result`` (a negative errno or a value)."""
         self.regs.orig_rax = (1 << 64) - 1
         self.regs.rax = result & ((1 << 64) - 1)
-        _pt.ptrace_setregs(self.tid, self.regs)
+        _registers().ptrace_setregs(self.tid, self.regs)
+
+
+def _registers() -> Any:
+    """python-ptrace's binding (PTRACE_GETREGS/SETREGS with its user_regs_struct)."""
+    from ptrace.binding import func
+
+    return func
 
 
 def ptrace_mode_supported() -> bool:
     """Deciding by RET_TRACE needs the register layout: x86_64 here."""
-    import platform
-
-    return platform.machine() == "x86_64"
+    return os.uname().machine == "x86_64"

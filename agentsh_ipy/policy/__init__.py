@@ -9,8 +9,8 @@ reading the packaged default policy, no ``os``, no ``ctypes``, no IPython.
 
 from __future__ import annotations
 
+import pkgutil
 from collections.abc import Mapping
-from importlib import resources
 
 from ._engine import Decision, Policy
 from ._errors import PolicyError
@@ -62,7 +62,12 @@ DEFAULT_SOURCE = "<built-in default.yaml>"
 
 def default_policy_text() -> str:
     """The packaged default policy, ``agentsh_ipy/policy/default.yaml``."""
-    return resources.files(__name__).joinpath("default.yaml").read_text(encoding="utf-8")
+    # The package's loader reads it (importlib.resources would cost every
+    # start-up its pathlib and zipfile imports).
+    data = pkgutil.get_data(__name__, "default.yaml")
+    if data is None:
+        raise PolicyError([(DEFAULT_SOURCE, 0, "the built-in policy is missing from the package")])
+    return data.decode("utf-8")
 
 
 def load_default(variables: Mapping[str, str]) -> Policy:

@@ -13,7 +13,6 @@ import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from types import MappingProxyType
 from typing import Literal, TypeVar
 
@@ -890,6 +889,8 @@ class _Reader:
             m = _SIZE.fullmatch(str(node.value))
             if m is not None:
                 # Exact arithmetic: "1.5GiB" is 1610612736 bytes, not a float near it.
+                from fractions import Fraction  # exact "1.5G"; rare enough to import here
+
                 size = int(Fraction(m.group(1)) * _SIZE_UNITS[m.group(2) or ""])
         if size is None or size <= 0:
             self.error(

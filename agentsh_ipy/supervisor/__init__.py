@@ -13,18 +13,29 @@ import os
 import pwd
 import tempfile
 import time
-import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import audit as aud
 from .. import policy as pol
 from ._approval import Approver, NoApprover, TerminalApprover
-from ._client import SandboxClient, SupervisorError, Wrapped
 from ._launch import EXIT_SETUP, LaunchError, Timeouts
 from ._session import Result, Session, exit_status
 from ._trash import TRASH_DIR, Trash
+
+if TYPE_CHECKING:
+    from ._client import SandboxClient, SupervisorError, Wrapped
+
+
+def __getattr__(name: str) -> Any:
+    # The notebook side's client loads on first use: ``agentsh-ipy exec``
+    # does not need it at start-up.
+    if name in ("SandboxClient", "SupervisorError", "Wrapped"):
+        from . import _client
+
+        return getattr(_client, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "EXIT_SETUP",
@@ -69,7 +80,8 @@ def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ())
         p = pol.load_default(variables)
     else:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
         except OSError as e:
             raise pol.PolicyError([(path, 0, f"cannot read the policy: {e.strerror}")]) from None
         except UnicodeDecodeError as e:
@@ -125,7 +137,7 @@ def harden_supervisor_process() -> None:
 
 
 def new_session_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+    return time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
 
 
 def default_audit_path(session: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import string
 import sys
 from collections.abc import Sequence
@@ -44,9 +43,9 @@ class Redirector:
             argv=list(argv),
         )
         for _ in range(64):
-            path = os.path.join(
-                self.directory, "".join(secrets.choice(_ALPHABET) for _ in range(2))
-            )
+            # Random, not secret: O_EXCL is what keeps the name ours.
+            name = "".join(_ALPHABET[b % len(_ALPHABET)] for b in os.urandom(2))
+            path = os.path.join(self.directory, name)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o555)
             except FileExistsError:

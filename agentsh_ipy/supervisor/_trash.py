@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,7 @@ class Trash:
 
     def put(self, path: str, **meta: Any) -> tuple[int, str]:
         """Move ``path`` into the trash: (0 or -errno, entry id)."""
-        entry = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        entry = time.strftime("%Y%m%dT%H%M%S") + "-" + os.urandom(4).hex()
         folder = os.path.join(self.root, entry)
         try:
             os.makedirs(folder, mode=0o700)
