@@ -11,6 +11,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 
 _syscall = libc.syscall
 _syscall.restype = ctypes.c_long
+raw = _syscall  # syscall(2) itself, for a hot path that checks its own result
 
 _prctl = libc.prctl
 _prctl.restype = ctypes.c_int

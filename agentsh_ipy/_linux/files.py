@@ -21,15 +21,20 @@ class _OpenHow(ctypes.Structure):
 
 
 _NR_OPENAT2 = 437  # the same on every architecture
+_NR_OPENAT2_L = ctypes.c_long(_NR_OPENAT2)
+
+
+_HOW_SIZE = ctypes.c_long(ctypes.sizeof(_OpenHow))
 
 
 def openat2(path: str, flags: int, mode: int, resolve: int, dirfd: int = AT_FDCWD) -> int:
+    # Called for every emulated open: the bytes go as char* directly, and the
+    # error message is built only on failure.
     how = _OpenHow(flags, mode if flags & (os.O_CREAT | 0o20000000) else 0, resolve)
-    buf = ctypes.create_string_buffer(os.fsencode(path))
-    return _syscall.syscall(
-        _NR_OPENAT2, dirfd, ctypes.addressof(buf), ctypes.addressof(how), ctypes.sizeof(how),
-        what=f"openat2({path!r})",
-    )  # fmt: skip
+    fd = _syscall.raw(
+        _NR_OPENAT2_L, ctypes.c_long(dirfd), os.fsencode(path), ctypes.byref(how), _HOW_SIZE
+    )
+    return int(fd) if fd != -1 else _syscall.check(fd, f"openat2({path!r})")
 
 
 def umask_of(pid: int) -> int:

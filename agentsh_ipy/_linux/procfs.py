@@ -52,7 +52,7 @@ class MemoryReader:
 
     def _vm_read(self, pid: int, addr: int, size: int) -> bytes:
         buf = ctypes.create_string_buffer(size)
-        local = _Iovec(ctypes.cast(buf, ctypes.c_void_p), size)
+        local = _Iovec(ctypes.addressof(buf), size)
         remote = _Iovec(addr, size)
         n = check(
             _vm_readv(pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0), "process_vm_readv"

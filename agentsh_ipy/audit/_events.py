@@ -72,12 +72,20 @@ def _escape_unsafe(match: re.Match[str]) -> str:
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
+_last_second: tuple[int, str] = (0, "1970-01-01T00:00:00")
+
+
 def format_ts(seconds: float) -> str:
     """Format a POSIX timestamp as ISO-8601 UTC with microseconds and a ``Z``
     (truncated to the microsecond, so a later time never formats earlier)."""
+    global _last_second
     whole = int(seconds // 1)
     micros = int((seconds - whole) * 1_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{micros:06d}Z"
+    cached, text = _last_second  # one tuple: threads see both or neither
+    if cached != whole:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _last_second = (whole, text)
+    return f"{text}.{micros:06d}Z"
 
 
 def order_fields(event: Event) -> Event:

@@ -38,16 +38,20 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import audit as aud
 from .. import policy as pol
 from .. import supervisor as sup
-from ._proxy import Proxy
+
+if TYPE_CHECKING:
+    from ._proxy import Proxy
 
 EXIT_SETUP = 125
 NOT_SANDBOXED = "NOT SANDBOXED: this kernel runs without the agentsh sandbox (--allow-unsandboxed)"
@@ -78,14 +82,32 @@ def _fail(message: str) -> int:
     return EXIT_SETUP
 
 
-def _inner_connection(directory: str) -> tuple[str, dict[str, Any]]:
-    from jupyter_client.connect import write_connection_file
+_CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
-    fname = os.path.join(directory, "kernel.json")
-    key = os.urandom(32).hex().encode()
-    path, info = write_connection_file(fname, ip="127.0.0.1", key=key, transport="tcp")
-    os.chmod(path, 0o400)
-    return path, dict(info)
+
+def _inner_connection(directory: str) -> tuple[str, dict[str, Any]]:
+    """The inner kernel's connection file: loopback ports the OS picked, a
+    fresh key. (Written here, as jupyter_client's write_connection_file
+    would: importing jupyter_client would delay the sandbox's start by
+    ~70 ms; the proxy imports it meanwhile.)"""
+    held = []
+    try:
+        for _ in _CHANNELS:
+            s = socket.socket()
+            held.append(s)
+            s.bind(("127.0.0.1", 0))
+        ports = [s.getsockname()[1] for s in held]
+    finally:
+        for s in held:
+            s.close()
+    info: dict[str, Any] = dict(zip(_CHANNELS, ports, strict=True))
+    info.update(ip="127.0.0.1", key=os.urandom(32).hex(), transport="tcp",
+                signature_scheme="hmac-sha256", kernel_name="")  # fmt: skip
+    path = os.path.join(directory, "kernel.json")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o400)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump(info, f, indent=2)
+    return path, info
 
 
 def _kernel_argv(connection: str) -> list[str]:
@@ -123,6 +145,8 @@ def _unsandboxed(
 ) -> int:
     if not args.allow_unsandboxed:
         return _fail(f"the sandbox is unavailable here: {why}")
+    from ._proxy import Proxy
+
     proxy = Proxy(outer, inner, on_cell=lambda *_: None, audit_for=lambda _: None,
                   note=f"{NOT_SANDBOXED}: {why}")  # fmt: skip
     proxy.start()
@@ -138,6 +162,9 @@ def _ensure_ipython_profile(private_dir: str) -> None:
     may not do (~/.ipython is outside the workspace): create it here, as the
     user, before the kernel starts; where even that fails (a read-only
     home), give the kernel a private one."""
+    home = os.environ.get("IPYTHONDIR") or os.path.join(os.path.expanduser("~"), ".ipython")
+    if os.path.isdir(os.path.join(home, "profile_default")) and os.access(home, os.W_OK):
+        return  # the usual case; IPython's own lookup below costs ~25 ms of imports
     from IPython.core.profiledir import ProfileDir, ProfileDirError
     from IPython.paths import get_ipython_dir
 
@@ -152,15 +179,48 @@ def _ensure_ipython_profile(private_dir: str) -> None:
         create(ipython_dir, "default")
 
 
+class _ProxyStart(threading.Thread):
+    """Builds, binds and starts the proxy while the sandboxed kernel starts:
+    its imports (zmq, jupyter_client) need not delay the sandbox, and the
+    frontend keeps asking for kernel_info until the channels answer. If the
+    channels cannot be bound, the sandbox is stopped."""
+
+    def __init__(self, make: Callable[[], Proxy], session: sup.Session) -> None:
+        super().__init__(name="agentsh-proxy-start", daemon=True)
+        self.make = make
+        self.session = session
+        self.proxy: Proxy | None = None
+        self.error: str | None = None
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        try:
+            proxy = self.make()
+            proxy.start()
+            self.proxy = proxy
+        except Exception as e:  # zmq: a port taken, a bad address
+            self.error = f"cannot bind the kernel's channels: {e}"
+            self.session.stop(self.error)
+        finally:
+            self.ready.set()
+
+    def stop(self) -> None:
+        self.ready.wait()
+        if self.proxy is not None:
+            self.proxy.stop()
+            self.proxy.join(5)
+
+
 class _FrontendApprover:
     """Asks the person at the frontend of the running cell."""
 
-    def __init__(self, proxy: Proxy) -> None:
+    def __init__(self, proxy: _ProxyStart) -> None:
         self.proxy = proxy
 
     def ask(self, question: str, timeout: float) -> tuple[bool, str]:
         prompt = f"agentsh: {question}\nallow? [y/N] (denied if no answer within {timeout:g}s) "
-        answer = self.proxy.ask(prompt, timeout)
+        self.proxy.ready.wait()
+        answer = None if self.proxy.proxy is None else self.proxy.proxy.ask(prompt, timeout)
         if answer is None:
             return False, (
                 "denied: no approver available (the request does not accept input) "
@@ -218,29 +278,26 @@ def _sandboxed(
                                 detail=args.display == "full")  # fmt: skip
         return bundle, len(events) + dropped
 
-    try:
-        proxy = Proxy(outer, inner, on_cell=on_cell, audit_for=audit_for, audit_size=audit_size)
-    except Exception as e:  # zmq: a port taken, a bad address
-        return _fail(f"cannot bind the kernel's channels: {e}")
-    session = sup.Session(
-        policy,
-        log,
-        approver=_FrontendApprover(proxy),
-        workspace=workspace,
-        mode=mode,
-        signal_group=True,
-    )
+    def make_proxy() -> Proxy:
+        from ._proxy import Proxy
+
+        return Proxy(outer, inner, on_cell=on_cell, audit_for=audit_for, audit_size=audit_size)
+
+    session = sup.Session(policy, log, workspace=workspace, mode=mode, signal_group=True)
+    starter = _ProxyStart(make_proxy, session)
+    session.approver = _FrontendApprover(starter)
     holder.append(session)
     _ensure_ipython_profile(private_dir=os.path.dirname(inner_path))
-    proxy.start()
+    starter.start()
     try:
         # The magic, loaded in this kernel, runs its cells as they are.
         env = dict(os.environ, AGENTSH_IPY_KERNEL_SESSION=session_id)
         result = session.run(_kernel_argv(inner_path), env=env, cwd=workspace)
     finally:
-        proxy.stop()
-        proxy.join(5)
+        starter.stop()
         log.close()
+    if starter.error:
+        return _fail(starter.error)
     if result.error:
         print(f"agentsh kernel: {result.error}", file=sys.stderr, flush=True)
     return result.status

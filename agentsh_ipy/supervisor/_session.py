@@ -179,10 +179,15 @@ class Session(TreeAudit):
             loop.sync(timeout)
 
     def _wall_clock_exceeded(self, seconds: float) -> None:
-        """Kill the whole tree; the tracer collects the exits as usual."""
-        self._killed_for = f"wall-clock limit of {seconds:g}s reached: the command was killed"
+        reason = f"wall-clock limit of {seconds:g}s reached: the command was killed"
         self._emit("sandbox", op="limit", decision="deny", rule="limits.wall_clock",
-                   message=self._killed_for)  # fmt: skip
+                   message=reason)  # fmt: skip
+        self.stop(reason)
+
+    def stop(self, reason: str) -> None:
+        """Kill the whole tree, or end a launch before its GO; the run's
+        error is ``reason``. The tracer collects the exits as usual."""
+        self._killed_for = reason
         for pid in self.table.members():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -273,6 +278,8 @@ class Session(TreeAudit):
                     raise LaunchError(
                         f"cannot attach to the sandboxed process: {e.strerror}"
                     ) from e
+                if self._killed_for is not None:  # stopped during the launch
+                    raise LaunchError(self._killed_for)
                 launch.go()
             except (LaunchError, OSError) as e:
                 if tracer.root < 0:

@@ -3,9 +3,22 @@ as uid 65534 (the escape suite covers the hostile side)."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
+import subprocess
 import sys
 
-from tests.conftest import TEST_POLICY, Area, linux_only, run_cli, sandbox, write_policy
+from tests.conftest import (
+    TEST_POLICY,
+    Area,
+    linux_only,
+    read_audit,
+    run_cli,
+    sandbox,
+    sandbox_env,
+    write_policy,
+)
 
 pytestmark = linux_only
 
@@ -118,3 +131,37 @@ def test_memory_limit_caps_each_process(area: Area) -> None:
     r = sandbox(area, [sys.executable, "-c", script], policy=policy)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [str(256 * 1024 * 1024), "refused"]
+
+
+def test_kernel_whose_channels_cannot_be_bound_stops_its_sandbox(area: Area) -> None:
+    """The proxy binds the frontend's channels while the sandboxed kernel
+    starts; when a port is taken, the kernel must not be left running:
+    the supervisor stops the sandbox and exits 125 naming the cause."""
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    free = []
+    for _ in range(4):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            free.append(s.getsockname()[1])
+    info = {"shell_port": taken.getsockname()[1], "iopub_port": free[0], "stdin_port": free[1],
+            "control_port": free[2], "hb_port": free[3], "ip": "127.0.0.1", "key": "k" * 32,
+            "transport": "tcp", "signature_scheme": "hmac-sha256"}  # fmt: skip
+    conn = area.write("ws/conn.json", json.dumps(info), mode=0o600)
+    argv = area.user.cmd([sys.executable, "-m", "agentsh_ipy.kernel", "-f", str(conn),
+                          "--audit", str(area.audit), "--workspace", str(area.ws)])  # fmt: skip
+    try:
+        p = subprocess.run(argv, cwd=area.ws, env=sandbox_env(area), capture_output=True,
+                           text=True, timeout=60, start_new_session=True)  # fmt: skip
+    finally:
+        taken.close()
+    assert p.returncode == 125, (p.returncode, p.stderr)
+    assert "cannot bind the kernel's channels" in p.stderr
+    events = read_audit(area.audit)
+    end = events[-1]
+    assert end["op"] == "end" and "cannot bind the kernel's channels" in end["reason"]
+    assert not [e for e in events if e.get("op") == "cell"], "a cell ran"
+    for e in events:
+        if e["type"] == "process_start":  # whatever started was killed and reaped
+            assert not os.path.exists(f"/proc/{e['pid']}"), e
