@@ -1,9 +1,10 @@
 """A sandbox session: one command, its process tree, its policy and its audit.
 
 Threads: the caller's thread waits (and so stays free for signals); one
-"agentsh-trace" thread spawns the wrapper, runs the handshake, attaches and
-then is the only thread that waits on the children; one "agentsh-notify"
-thread answers the seccomp listener; approvals get short-lived threads.
+"agentsh-trace" thread starts the command (a fork running the wrapper's
+steps), runs the handshake, attaches and then is the only thread that
+waits on the children; one "agentsh-notify" thread answers the seccomp
+listener; approvals and connects get threads of their own.
 """
 
 from __future__ import annotations
