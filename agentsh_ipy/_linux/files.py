@@ -20,10 +20,8 @@ class _OpenHow(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
-_NR_OPENAT2 = 437  # the same on every architecture
-_NR_OPENAT2_L = ctypes.c_long(_NR_OPENAT2)
-
-
+# syscall(2) is variadic: its arguments go as C longs, made once.
+_NR_OPENAT2 = ctypes.c_long(437)  # the same on every architecture
 _HOW_SIZE = ctypes.c_long(ctypes.sizeof(_OpenHow))
 
 
@@ -32,7 +30,7 @@ def openat2(path: str, flags: int, mode: int, resolve: int, dirfd: int = AT_FDCW
     # error message is built only on failure.
     how = _OpenHow(flags, mode if flags & (os.O_CREAT | 0o20000000) else 0, resolve)
     fd = _syscall.raw(
-        _NR_OPENAT2_L, ctypes.c_long(dirfd), os.fsencode(path), ctypes.byref(how), _HOW_SIZE
+        _NR_OPENAT2, ctypes.c_long(dirfd), os.fsencode(path), ctypes.byref(how), _HOW_SIZE
     )
     return int(fd) if fd != -1 else _syscall.check(fd, f"openat2({path!r})")
 

@@ -330,13 +330,14 @@ def main(argv: list[str]) -> int:
         return _failed(sock, e)
 
 
-def _failed(sock: socket.socket, e: SetupError | OSError) -> int:
+def _failed(sock: socket.socket, e: BaseException) -> int:
     """Tell the supervisor why the launch failed (it audits it); the exit code."""
     if isinstance(e, SetupError):
         kind = b"N" if isinstance(e, NotifyUnavailable) else b"E"
         _report(sock, kind + b"%03d" % e.code + e.reason.encode(errors="replace"))
         return e.code
-    _report(sock, b"E%03d" % EXIT_SETUP + str(e).encode(errors="replace"))
+    reason = str(e) if isinstance(e, OSError) else f"sandbox setup failed: {e!r}"
+    _report(sock, b"E%03d" % EXIT_SETUP + reason.encode(errors="replace"))
     return EXIT_SETUP
 
 
@@ -366,10 +367,8 @@ def preexec(socket_path: str, token: str, handoff_timeout: float) -> Callable[[]
         try:
             sock.setblocking(True)
             _setup(sock, opts, None)
-        except (SetupError, OSError) as e:
-            os._exit(_failed(sock, e))
         except BaseException as e:
-            os._exit(_failed(sock, SetupError(EXIT_SETUP, f"sandbox setup failed: {e!r}")))
+            os._exit(_failed(sock, e))
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     return steps
@@ -407,10 +406,8 @@ def forked(
             if new_group:
                 os.setpgid(0, 0)
             code = _run(sock, opts, cmd, env)
-        except (SetupError, OSError) as e:
-            code = _failed(sock, e)
         except BaseException as e:
-            code = _failed(sock, SetupError(EXIT_SETUP, f"sandbox setup failed: {e!r}"))
+            code = _failed(sock, e)
     finally:
         os._exit(code)
 
