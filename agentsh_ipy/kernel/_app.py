@@ -214,13 +214,14 @@ class _ProxyStart(threading.Thread):
 class _FrontendApprover:
     """Asks the person at the frontend of the running cell."""
 
-    def __init__(self, proxy: _ProxyStart) -> None:
-        self.proxy = proxy
+    def __init__(self, starter: _ProxyStart) -> None:
+        self.starter = starter
 
     def ask(self, question: str, timeout: float) -> tuple[bool, str]:
         prompt = f"agentsh: {question}\nallow? [y/N] (denied if no answer within {timeout:g}s) "
-        self.proxy.ready.wait()
-        answer = None if self.proxy.proxy is None else self.proxy.proxy.ask(prompt, timeout)
+        self.starter.ready.wait()
+        proxy = self.starter.proxy
+        answer = None if proxy is None else proxy.ask(prompt, timeout)
         if answer is None:
             return False, (
                 "denied: no approver available (the request does not accept input) "
@@ -259,11 +260,10 @@ def _sandboxed(
     store = aud.EventStore()
     log.subscribe(store.add)
     sup.harden_supervisor_process()
-    holder: list[sup.Session] = []
+    session = sup.Session(policy, log, workspace=workspace, mode=mode, signal_group=True)
 
     def on_cell(cell: int | None, cell_id: str | None) -> None:
-        if holder:
-            holder[0].sync()  # the previous cell's last calls stay the previous cell's
+        session.sync()  # the previous cell's last calls stay the previous cell's
         log.set_cell(cell)
         log.emit("sandbox", op="cell", cell_id=cell_id)
 
@@ -271,8 +271,7 @@ def _sandboxed(
         return len(store.events(cell)) + store.dropped(cell)
 
     def audit_for(cell: int) -> tuple[dict[str, Any], int]:
-        if holder:
-            holder[0].sync()
+        session.sync()
         events, dropped = store.events(cell), store.dropped(cell)
         bundle = aud.mimebundle(events, cell=cell, dropped=dropped,
                                 detail=args.display == "full")  # fmt: skip
@@ -283,10 +282,8 @@ def _sandboxed(
 
         return Proxy(outer, inner, on_cell=on_cell, audit_for=audit_for, audit_size=audit_size)
 
-    session = sup.Session(policy, log, workspace=workspace, mode=mode, signal_group=True)
     starter = _ProxyStart(make_proxy, session)
     session.approver = _FrontendApprover(starter)
-    holder.append(session)
     _ensure_ipython_profile(private_dir=os.path.dirname(inner_path))
     starter.start()
     try:
