@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +23,12 @@ import pytest
 from agentsh_ipy.audit import is_denial
 from tests.kernel._harness import token
 
-from ._harness import SandboxedKernel, SkCell, kernel_fixture
+from ._harness import SandboxedKernel, SkCell
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only"),
     pytest.mark.slow,
 ]
-
-
-@pytest.fixture(scope="module", params=["root", "nobody"])
-def kernel(request: pytest.FixtureRequest) -> Iterator[SandboxedKernel]:
-    yield from kernel_fixture(request)
 
 
 def write_code(*targets: Path) -> str:

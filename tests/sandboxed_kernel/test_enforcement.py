@@ -18,7 +18,6 @@ import os
 import platform
 import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,18 +32,12 @@ from ._harness import (
     SandboxedKernel,
     SkCell,
     alive,
-    kernel_fixture,
 )
 
 pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only"),
     pytest.mark.slow,
 ]
-
-
-@pytest.fixture(scope="module", params=["root", "nobody"])
-def kernel(request: pytest.FixtureRequest) -> Iterator[SandboxedKernel]:
-    yield from kernel_fixture(request)
 
 
 def denials(events: list[dict[str, Any]], type_: str, **match: Any) -> list[dict[str, Any]]:

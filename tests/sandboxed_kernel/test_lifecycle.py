@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -34,7 +33,6 @@ from ._harness import (
     SandboxedKernel,
     SkArea,
     area_processes,
-    kernel_fixture,
     make_user,
     require_kernel_module,
     sk_env,
@@ -47,11 +45,6 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only"),
     pytest.mark.slow,
 ]
-
-
-@pytest.fixture(scope="module", params=["root", "nobody"])
-def kernel(request: pytest.FixtureRequest) -> Iterator[SandboxedKernel]:
-    yield from kernel_fixture(request)
 
 
 def with_argv(tree: list[list[Any]], *argv: str) -> list[list[Any]]:
