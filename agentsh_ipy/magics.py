@@ -41,14 +41,13 @@ from traitlets import Enum, Float, Unicode, default
 
 from . import _hooks
 from . import audit as aud
+from .kernel import KERNEL_SESSION_ENV
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult, InteractiveShell
 
     from .supervisor._client import SandboxClient, Wrapped
 
-# Set by the sandboxed kernel (agentsh_ipy.kernel) for the kernel it confines.
-KERNEL_SESSION_ENV = "AGENTSH_IPY_KERNEL_SESSION"
 NO_APPROVER = "denied: no approver available (the frontend does not accept input)"
 _DISPLAY_MODES = ("summary", "full", "none")
 

@@ -5,3 +5,7 @@ process is the supervisor, and the IPython kernel runs inside the sandbox
 with all of its threads and children. See ``_app`` for the process model and
 ``_proxy`` for how the supervisor sees the kernel protocol.
 """
+
+# Set in the environment of the kernel it confines (the session id): the
+# magic, loaded there, knows the whole kernel is sandboxed already.
+KERNEL_SESSION_ENV = "AGENTSH_IPY_KERNEL_SESSION"

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from .. import audit as aud
 from .. import policy as pol
 from .. import supervisor as sup
+from . import KERNEL_SESSION_ENV
 
 if TYPE_CHECKING:
     from ._proxy import Proxy
@@ -288,7 +289,7 @@ def _sandboxed(
     starter.start()
     try:
         # The magic, loaded in this kernel, runs its cells as they are.
-        env = dict(os.environ, AGENTSH_IPY_KERNEL_SESSION=session_id)
+        env = {**os.environ, KERNEL_SESSION_ENV: session_id}
         result = session.run(_kernel_argv(inner_path), env=env, cwd=workspace)
     finally:
         starter.stop()
