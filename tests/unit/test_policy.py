@@ -1000,6 +1000,9 @@ def test_allow_bind_is_first_and_only_bind_on_that_address() -> None:
     assert q.check_network("bind", "0.0.0.0", 5555) == p.check_network("bind", "0.0.0.0", 5555)
     few = p.allow_bind("k", "127.0.0.1", [5000, 5002])
     assert few.network_rules[0].ports == ((5000, 5000), (5002, 5002))
+    assert p.allow_bind("k", "127.0.0.1", [7, 8, 9]).network_rules[0].ports == ((7, 9),)
+    assert p.allow_bind("k", "127.0.0.1", range(8, 10)).network_rules[0].ports == ((8, 9),)
+    assert p.allow_bind("k", "127.0.0.1", range(5, 5)).network_rules == p.network_rules
     assert few.check_network("bind", "127.0.0.1", 5001) == p.check_network(
         "bind", "127.0.0.1", 5001
     )
