@@ -26,9 +26,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import datetime
+import hashlib
 import hmac
 import html
 import json
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -36,7 +39,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
-from jupyter_client.session import Session
 
 DELIM = b"<IDS|MSG>"
 ROUTED = ("shell", "control", "stdin")
@@ -66,10 +68,66 @@ def _url(info: dict[str, Any], channel: str) -> str:
     return f"tcp://{info['ip']}:{port}"
 
 
+PROTOCOL_VERSION = "5.4"
+
+
+class Session:
+    """One side's key and the messages the supervisor writes itself, in the
+    wire format of the Jupyter messaging protocol. (jupyter_client's Session
+    does the same; importing it costs ~100 ms of the supervisor's CPU while
+    the sandboxed kernel starts.)"""
+
+    def __init__(self, key: bytes, signature_scheme: str) -> None:
+        kind, _, digest = signature_scheme.partition("-")
+        if kind != "hmac" or digest not in hashlib.algorithms_available:
+            raise ValueError(f"unsupported signature_scheme {signature_scheme!r}")
+        # An empty key: messages are neither signed nor checked (Jupyter's meaning).
+        self.auth = hmac.new(key, digestmod=digest) if key else None
+        random = os.urandom(16).hex()
+        self.session = f"{random[:8]}-{random[8:]}"
+        self.bsession = self.session.encode()
+        self.username = os.environ.get("USER", "username")
+        self._count = 0
+
+    def sign(self, frames: list[bytes]) -> bytes:
+        """The signature of [header, parent, metadata, content]."""
+        if self.auth is None:
+            return b""
+        h = self.auth.copy()
+        for frame in frames:
+            h.update(frame)
+        return h.hexdigest().encode()
+
+    def msg(self, msg_type: str, content: dict[str, Any], parent: dict[str, Any]) -> dict[str, Any]:
+        """A new message answering the request whose header is ``parent``."""
+        self._count += 1
+        now = datetime.datetime.now(datetime.UTC)
+        header = {
+            "msg_id": f"{self.session}_{os.getpid()}_{self._count}",
+            "msg_type": msg_type,
+            "username": self.username,
+            "session": self.session,
+            "date": now.isoformat().replace("+00:00", "Z"),
+            "version": PROTOCOL_VERSION,
+        }
+        return {"header": header, "parent_header": parent, "metadata": {}, "content": content}
+
+    def send(self, sock: zmq.Socket[bytes], msg: dict[str, Any], idents: list[bytes]) -> None:
+        # ASCII JSON: an audited file name that is not UTF-8 (lone
+        # surrogates in the event) is sent as a \u escape, never as bytes
+        # that are not UTF-8.
+        frames = [
+            json.dumps(msg[part], allow_nan=False).encode()
+            for part in ("header", "parent_header", "metadata", "content")
+        ]
+        sock.send_multipart([*idents, DELIM, self.sign(frames), *frames])
+
+
 def _session(info: dict[str, Any]) -> Session:
+    key = info["key"]
     return Session(
-        key=info["key"].encode() if isinstance(info["key"], str) else info["key"],
-        signature_scheme=info.get("signature_scheme", "hmac-sha256"),
+        key.encode() if isinstance(key, str) else key,
+        info.get("signature_scheme", "hmac-sha256"),
     )
 
 
@@ -153,10 +211,10 @@ class Proxy(threading.Thread):
                 return
             q = _Question(prompt, req)
             msg = self.outer_session.msg(
-                "input_request", {"prompt": prompt, "password": False}, parent=req.header
+                "input_request", {"prompt": prompt, "password": False}, req.header
             )
             self.questions[msg["header"]["msg_id"]] = q
-            self.outer_session.send(self.out["stdin"], msg, ident=req.idents)
+            self.outer_session.send(self.out["stdin"], msg, req.idents)
             box.append(q)
 
         done = threading.Event()
@@ -405,10 +463,6 @@ class Proxy(threading.Thread):
         self, msg_type: str, data: dict[str, Any], parent: dict[str, Any], display_id: str = ""
     ) -> None:
         transient = {"display_id": display_id} if display_id else {}
-        self.outer_session.send(
-            self.out["iopub"],
-            msg_type,
-            {"data": data, "metadata": {}, "transient": transient},
-            parent=parent,
-            ident=msg_type.encode(),
-        )
+        content = {"data": data, "metadata": {}, "transient": transient}
+        msg = self.outer_session.msg(msg_type, content, parent)
+        self.outer_session.send(self.out["iopub"], msg, [msg_type.encode()])
