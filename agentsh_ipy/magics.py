@@ -74,7 +74,7 @@ def enforcement() -> tuple[bool, str]:
     ``agentsh-ipy detect`` decides it."""
     if not sys.platform.startswith("linux"):
         return False, f"enforcement needs Linux (this is {sys.platform})"
-    _, use, _ = _supervisor().describe_host()
+    use = _supervisor().host_choice()
     if use["mode"] == "ptrace":  # the daemon attaches notify-mode launches only
         return False, (
             f"the notebook sandbox needs seccomp user-notify; this host offers only "

@@ -35,7 +35,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
@@ -107,15 +107,20 @@ class HostFacts:
         )
 
 
-def probe_host(timeout: float = 5.0) -> HostFacts:
-    """Probe every mechanism. Never raises on Linux: a failed probe is reported
+def probe_host(timeout: float = 5.0, only: Collection[str] | None = None) -> HostFacts:
+    """Probe every mechanism, or those named in ``only`` (the facts then hold
+    those alone). Never raises on Linux: a failed probe is reported
     unavailable with its reason. ``timeout`` bounds each forked probe."""
+    names = PROBE_NAMES if only is None else tuple(n for n in PROBE_NAMES if n in only)
+    unknown = set(only or ()) - set(PROBE_NAMES)
+    if unknown:
+        raise ValueError(f"no such probe: {', '.join(sorted(unknown))}")
     if sys.platform != "linux":
         return HostFacts(
             platform.release(),
             platform.machine(),
             False,
-            tuple(Probe(name, False, "not Linux") for name in PROBE_NAMES),
+            tuple(Probe(name, False, "not Linux") for name in names),
         )
     uname = os.uname()
     env = _Env(timeout, _kernel_version(uname.release))
@@ -129,21 +134,20 @@ def probe_host(timeout: float = 5.0) -> HostFacts:
         env.arch_error = f"cannot load the syscall tables (python-ptrace): {_describe(e)}"
     unsupported = env.arch_error is not None and env.arch_error.startswith("unsupported")
 
-    yama = _guard("yama", _probe_yama)
+    yama = _guard("yama", _probe_yama)  # (read a file; the ptrace probes' messages use it)
     scope = yama.value if isinstance(yama.value, int) else None
-    probes = {
-        "seccomp_user_notify": _guard("seccomp_user_notify", lambda: _probe_user_notify(env)),
-        "seccomp_addfd": _guard("seccomp_addfd", lambda: _probe_addfd(env)),
-        "wait_killable_recv": _guard("wait_killable_recv", lambda: _probe_wait_killable(env)),
-        "landlock": _guard("landlock", lambda: _probe_landlock(env)),
-        "ptrace": _guard("ptrace", lambda: _probe_ptrace(env, scope)),
-        "user_namespaces": _guard("user_namespaces", lambda: _probe_userns(env)),
-        "process_vm_readv": _guard("process_vm_readv", lambda: _probe_vm_readv(env, scope)),
-        "yama": yama,
+    run: dict[str, Callable[[], Probe]] = {
+        "seccomp_user_notify": lambda: _probe_user_notify(env),
+        "seccomp_addfd": lambda: _probe_addfd(env),
+        "wait_killable_recv": lambda: _probe_wait_killable(env),
+        "landlock": lambda: _probe_landlock(env),
+        "ptrace": lambda: _probe_ptrace(env, scope),
+        "user_namespaces": lambda: _probe_userns(env),
+        "process_vm_readv": lambda: _probe_vm_readv(env, scope),
+        "yama": lambda: yama,
     }
-    return HostFacts(
-        uname.release, uname.machine, not unsupported, tuple(probes[n] for n in PROBE_NAMES)
-    )
+    probes = tuple(_guard(n, run[n]) for n in names)
+    return HostFacts(uname.release, uname.machine, not unsupported, probes)
 
 
 # --- shared plumbing ---------------------------------------------------------

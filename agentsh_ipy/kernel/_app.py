@@ -133,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.chmod(private, 0o700)
         if not sys.platform.startswith("linux"):
             return _unsandboxed(args, outer, inner, inner_path, f"Linux only ({sys.platform})")
-        _, use, _ = sup.describe_host()
+        use = sup.host_choice()
         if not use["enforcing"]:
             return _unsandboxed(args, outer, inner, inner_path, str(use["summary"]))
         return _sandboxed(args, outer, inner, inner_path, conn_path, workspace, str(use["mode"]))

@@ -53,6 +53,7 @@ __all__ = [
     "default_audit_path",
     "describe_host",
     "exit_status",
+    "host_choice",
     "load_policy",
     "new_session_id",
     "open_audit",
@@ -126,6 +127,16 @@ def describe_host() -> tuple[str, dict[str, Any], dict[str, Any]]:
     ]
     lines.append(f"sandbox: {use['summary']}")
     return "\n".join(lines), use, facts.to_dict()
+
+
+def host_choice() -> dict[str, Any]:
+    """What the sandbox uses here (the choice of describe_host), probing only
+    the mechanisms that choice depends on: about half the probes' time,
+    which the sandboxed kernel and the magic's daemon pay at every start."""
+    from .._linux import detect
+    from ._mechanism import CHOICE_PROBES, choose
+
+    return choose(detect.probe_host(only=CHOICE_PROBES))
 
 
 def harden_supervisor_process() -> None:

@@ -515,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
         return 125
     # The probe traces a child of ours: before we become non-dumpable (which
     # children inherit until they exec).
-    choice = _mechanism.choose(detect.probe_host())
+    choice = _mechanism.choose(detect.probe_host(only=_mechanism.CHOICE_PROBES))
     if choice["mode"] != "notify":
         return _fail(ctl, "the notebook sandbox needs seccomp user-notify and ptrace: "
                      + choice["summary"])  # fmt: skip

@@ -7,6 +7,9 @@ from typing import Any
 
 from .._linux.detect import HostFacts
 
+# The probes choose reads.
+CHOICE_PROBES = ("seccomp_user_notify", "ptrace", "landlock")
+
 
 def choose(facts: HostFacts) -> dict[str, Any]:
     """{"enforcing", "mode", "landlock", "summary"}: the mode ``--mode auto``

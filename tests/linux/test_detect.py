@@ -75,6 +75,20 @@ def test_every_probe_once_in_order(facts: HostFacts) -> None:
         facts.get("no_such_probe")
 
 
+def test_only_the_named_probes_and_the_same_choice(facts: HostFacts) -> None:
+    from agentsh_ipy.supervisor._mechanism import CHOICE_PROBES, choose
+
+    some = probe_host(only=set(CHOICE_PROBES))
+    assert tuple(p.name for p in some.probes) == tuple(n for n in PROBE_NAMES if n in CHOICE_PROBES)
+    for p in some.probes:
+        assert p == facts.get(p.name)
+    with pytest.raises(KeyError):
+        some.get("user_namespaces")  # not probed: never reported as a fact
+    assert choose(some) == choose(facts)
+    with pytest.raises(ValueError, match="no such probe: nope"):
+        probe_host(only=["ptrace", "nope"])
+
+
 def test_seccomp_user_notify(facts: HostFacts) -> None:
     p = facts.get("seccomp_user_notify")
     assert p.available, p.detail
