@@ -8,7 +8,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import queue
 import select
 import stat
 import threading
@@ -20,55 +19,7 @@ from .._linux import files, seccomp
 from .._linux.arch import Arch
 from ._decoder import O_CREAT, OPEN_FLAGS, Decoder
 from ._request import CONTINUE, Request, unreadable
-
-
-class _Workers:
-    """Threads for answers that may block (a connect): an idle one takes the
-    job, else a new one starts, so a blocked connect never waits for another
-    and a run of quick connects reuses a few threads instead of starting one
-    each (a thread start is a round trip with the new thread). A worker
-    idle for ``idle`` seconds ends; :meth:`close` ends them all."""
-
-    def __init__(self, idle: float = 2.0) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._idle = 0  # workers waiting for a job, or about to
-        self._live = 0
-        self._timeout = idle
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._lock:
-            if self._idle:
-                self._idle -= 1
-                self._jobs.put(job)
-                return
-            self._live += 1
-        threading.Thread(target=self._work, args=(job,), name="agentsh-answer", daemon=True).start()
-
-    def _work(self, job: Callable[[], None] | None) -> None:
-        try:
-            while job is not None:
-                job()
-                with self._lock:
-                    self._idle += 1
-                try:
-                    job = self._jobs.get(timeout=self._timeout)
-                except queue.Empty:
-                    with self._lock:
-                        # A submit may have counted on us just before the timeout.
-                        try:
-                            job = self._jobs.get_nowait()
-                        except queue.Empty:
-                            self._idle -= 1
-                            job = None
-        finally:
-            with self._lock:
-                self._live -= 1
-
-    def close(self) -> None:
-        with self._lock:
-            for _ in range(self._live):
-                self._jobs.put(None)
+from ._workers import Workers
 
 
 class NotifyLoop(threading.Thread):
@@ -99,7 +50,7 @@ class NotifyLoop(threading.Thread):
         self.handled = 0
         self.cpu = 0.0  # this thread's CPU seconds, for stats (final when it ends)
         self.emulate_opens = True
-        self._workers = _Workers()
+        self._workers = Workers()
 
     def stop(self) -> None:
         os.write(self._stop_w, b"x")

@@ -1,14 +1,14 @@
-"""The notify loop's workers for answers that may block (connects)."""
+"""The supervisor's worker threads for jobs that may block (connects, handshakes)."""
 
 from __future__ import annotations
 
 import threading
 
-from agentsh_ipy.supervisor._notify import _Workers
+from agentsh_ipy.supervisor._workers import Workers
 
 
 def test_a_blocked_job_does_not_hold_the_next_one() -> None:
-    workers = _Workers()
+    workers = Workers()
     release, second_ran = threading.Event(), threading.Event()
     workers.submit(lambda: release.wait(10))
     workers.submit(second_ran.set)
@@ -20,7 +20,7 @@ def test_a_blocked_job_does_not_hold_the_next_one() -> None:
 
 
 def test_an_idle_worker_takes_the_next_job() -> None:
-    workers = _Workers(idle=30)
+    workers = Workers(idle=30)
     seen: list[int] = []
     for _ in range(20):
         done = threading.Event()
@@ -44,7 +44,7 @@ def test_an_idle_worker_takes_the_next_job() -> None:
 
 
 def test_close_ends_idle_workers_and_idle_ones_time_out() -> None:
-    workers = _Workers(idle=0.05)
+    workers = Workers(idle=0.05)
     done = threading.Event()
     workers.submit(done.set)
     assert done.wait(5)
@@ -54,7 +54,7 @@ def test_close_ends_idle_workers_and_idle_ones_time_out() -> None:
         threading.Event().wait(0.01)
     assert workers._live == 0, "an idle worker outlived its timeout"
 
-    kept = _Workers(idle=60)
+    kept = Workers(idle=60)
     ran = threading.Event()
     kept.submit(ran.set)
     assert ran.wait(5)
