@@ -151,7 +151,8 @@ class AuditLog:
         self._owner: int | None = None  # thread id holding _lock inside emit
         # Copy-on-write tuple: emit reads it without taking _sub_lock, and
         # (un)subscribing from inside a callback cannot deadlock.
-        self._subscribers: tuple[tuple[object, Callable[[Event], None]], ...] = ()
+        # (token, callback, wants the line rather than the event)
+        self._subscribers: tuple[tuple[object, Callable[[Any], None], bool], ...] = ()
         self._sub_lock = threading.Lock()
 
     @property
@@ -184,13 +185,26 @@ class AuditLog:
     def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``callback(event)`` for every later event; returns an unsubscribe function.
 
+        The event is decoded from the written line: it holds exactly what the
+        log holds and shares no mutable object with the emitter. All
+        subscribers get that same dict: treat it as read-only.
+
         The unsubscribe function is idempotent. Subscribing the same callback
         twice delivers each event twice, and each subscription is removed by its
         own unsubscribe function.
         """
+        return self._subscribe(callback, False)
+
+    def subscribe_lines(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Like :meth:`subscribe`, but ``callback(line)`` gets each event's
+        JSON line as written (no newline): for a subscriber that passes
+        events on as JSON, without decoding and encoding them again."""
+        return self._subscribe(callback, True)
+
+    def _subscribe(self, callback: Callable[[Any], None], lines: bool) -> Callable[[], None]:
         token = object()
         with self._sub_lock:
-            self._subscribers = (*self._subscribers, (token, callback))
+            self._subscribers = (*self._subscribers, (token, callback, lines))
 
         def unsubscribe() -> None:
             with self._sub_lock:
@@ -198,14 +212,11 @@ class AuditLog:
 
         return unsubscribe
 
-    def emit(self, type: str, **fields: Any) -> Event:
-        """Record one event and return it as written.
+    def emit(self, type: str, **fields: Any) -> None:
+        """Record one event and pass it to the subscribers.
 
         ``fields`` whose value is None are dropped; ``cell`` defaults to the
-        current cell and is always present. The returned event (the one
-        subscribers get) is decoded from the written line, so it holds exactly
-        what the log holds and shares no mutable object with the caller. All
-        subscribers get that same dict: treat it as read-only.
+        current cell and is always present.
 
         Raises ValueError for an unknown type, a reserved field name, or after
         :meth:`close`; TypeError/ValueError for a value JSON cannot hold (no
@@ -249,17 +260,21 @@ class AuditLog:
                     self._stream.write(line + "\n")
                     # Flush per event: a run that ends abnormally loses nothing.
                     self._stream.flush()
-                written: Event = json.loads(line)
-                for _token, callback in self._subscribers:
+                written: Event | None = None  # decoded once, if an event subscriber wants it
+                for _token, callback, as_line in self._subscribers:
                     try:
-                        callback(written)
+                        if as_line:
+                            callback(line)
+                        else:
+                            if written is None:
+                                written = json.loads(line)
+                            callback(written)
                     except Exception as exc:
                         errors.append(exc)
             finally:
                 self._owner = None
         if errors:
             raise errors[0]
-        return written
 
     def close(self) -> None:
         """Flush the stream and refuse further events. Does not close the stream."""

@@ -205,14 +205,23 @@ def test_unserializable_value_does_not_use_a_seq() -> None:
     assert [e["seq"] for e in parse_jsonl(stream.getvalue())] == [1, 2]
 
 
-def test_emit_returns_written_event_detached_from_caller() -> None:
+def test_subscribers_get_the_written_event_detached_from_the_caller() -> None:
     stream = io.StringIO()
     log = AuditLog(stream, "s", fixed_clock)
-    argv = ["echo", "hi"]
-    event = log.emit("exec", argv=argv, pid=3)
+    events: list[Event] = []
+    lines: list[str] = []
+    log.subscribe(events.append)
+    log.subscribe_lines(lines.append)
+    log.subscribe(events.append)  # one decoded dict, shared by event subscribers
+    argv = ["echo", "hi", "\u2028", "\udcff"]  # a line break and a lone surrogate
+    log.emit("exec", argv=argv, pid=3)
     argv.append("mutated")
-    assert event["argv"] == ["echo", "hi"]
-    assert event == parse_jsonl(stream.getvalue())[0]
+    assert events[0]["argv"] == ["echo", "hi", "\u2028", "\udcff"]
+    assert events[0] is events[1]
+    assert events[0] == parse_jsonl(stream.getvalue())[0]
+    # The line is the one in the log, escaped the same way: one line, encodable.
+    assert lines == stream.getvalue().splitlines()
+    assert lines[0].encode() and json.loads(lines[0]) == events[0]
 
 
 def test_subscribers_get_events_in_seq_order_and_unsubscribe() -> None:
