@@ -146,6 +146,8 @@ class SandboxClient:
         self._replies: dict[int, dict[str, Any]] = {}
         self._next_id = 0
         self._launches: dict[str, _LaunchState] = {}
+        # env_policy's hidden names depend on the names alone: asked once per set.
+        self._hidden: dict[frozenset[str], list[str]] = {}
         self._closed = False
         self._gone = False
         self._status: int | None = None
@@ -237,8 +239,9 @@ class SandboxClient:
                 if not data:
                     return
                 msg = json.loads(data)
-                if "event" in msg:
-                    self._event(msg["event"])
+                if "events" in msg:
+                    for ev in msg["events"]:
+                        self._event(ev)
                 elif "ask" in msg:
                     threading.Thread(
                         target=self._answer, args=(msg,), name="agentsh-ask", daemon=True
@@ -310,20 +313,24 @@ class SandboxClient:
         file = name if "/" in name else found
         if not self.alive:
             raise SupervisorError("the supervisor is gone: nothing is run unsandboxed")
+        # The token the wrapper names itself with; registered before it can
+        # connect (the caller forks after this returns), with no round trip
+        # unless the hidden names of this environment are not known yet.
+        launch = os.urandom(16).hex()
+        msg = {"op": "wrap", "launch": launch, "argv": list(argv), "cell": cell,
+               "cell_id": cell_id}  # fmt: skip
+        names = frozenset(new_env)
+        hidden = self._hidden.get(names)
+        if hidden is None:
+            hidden = self._ask_hidden(msg, list(new_env))
+            if len(self._hidden) >= 64:  # environments that keep changing: keep a few
+                self._hidden.clear()
+            self._hidden[names] = hidden
+        else:
+            self._send(msg)
         with self._cond:
-            self._next_id += 1
-            key = self._next_id
-        self._send({"op": "wrap", "id": key, "argv": list(argv), "env_names": list(new_env),
-                    "cell": cell, "cell_id": cell_id})  # fmt: skip
-        with self._cond:
-            if not self._cond.wait_for(lambda: key in self._replies or self._gone, 30.0):
-                raise SupervisorError("the supervisor did not answer a launch within 30s")
-            if key not in self._replies:
-                raise SupervisorError("the supervisor is gone: nothing is run unsandboxed")
-            reply = self._replies.pop(key)
-            launch = str(reply["launch"])
             self._launches.setdefault(launch, _LaunchState())
-        hidden = [str(n) for n in reply["hide"]]
+        hidden = list(hidden)  # the caller's copy
         for name in hidden:
             new_env.pop(name, None)
         if inline:
@@ -335,6 +342,21 @@ class SandboxClient:
         if executable is not None:
             wargv += ["--file", executable]
         return Wrapped(launch, [*wargv, "--", *argv], new_env, hidden)
+
+    def _ask_hidden(self, msg: dict[str, Any], env_names: list[str]) -> list[str]:
+        """Send the registration ``msg``, asking for the names env_policy
+        hides of ``env_names``; wait for the answer."""
+        with self._cond:
+            self._next_id += 1
+            key = self._next_id
+        self._send({**msg, "id": key, "env_names": env_names})
+        with self._cond:
+            if not self._cond.wait_for(lambda: key in self._replies or self._gone, 30.0):
+                raise SupervisorError("the supervisor did not answer a launch within 30s")
+            if key not in self._replies:
+                raise SupervisorError("the supervisor is gone: nothing is run unsandboxed")
+            reply = self._replies.pop(key)
+        return [str(n) for n in reply["hide"]]
 
     def forget(self, launch: str) -> None:
         """The caller could not start this launch: do not wait for it unless

@@ -12,16 +12,22 @@ token the kernel registered, hands over its seccomp listener and is seized
 Threads: the main thread is the only one that seizes and waits (SIGCHLD
 wakes it through signal.set_wakeup_fd, other threads post seize requests
 through a pipe); "agentsh-accept" takes connections and gives each
-handshake a thread; each launch has its notify thread and a finisher thread
-(wall clock, its end event, closing); "agentsh-ctl" reads the control
-socket; "agentsh-events" sends audit events to the kernel.
+handshake to a worker thread (an idle one, else a new one); each launch has
+its notify thread and a finisher thread (wall clock, its end event,
+closing); "agentsh-ctl" reads the control socket; "agentsh-events" sends
+audit events to the kernel.
 
 Control messages, kernel -> daemon: the config (first message), then
-``{"op": "wrap", "id", "argv", "env_names", "cell", "cell_id"}`` (answered
-``{"id", "launch", "hide"}``), ``{"op": "answer", "ask", "granted", "how"}``
-and ``{"op": "stop"}``. Daemon -> kernel: ``{"ready": ...}`` or
-``{"error": ...}`` once, replies, ``{"event": EVENT}`` for every audit event
-and ``{"ask": K, "question", "timeout"}`` for approvals.
+``{"op": "wrap", "launch", "argv", "cell", "cell_id"}`` registering a launch
+under a token the kernel chose (sent before it forks the launch, so the
+wrapper's hello may arrive first and waits for it), with ``"id"`` and
+``"env_names"`` when the kernel wants the names env_policy hides (answered
+``{"id", "hide"}``; they depend on the names alone, so it asks once per
+set of names), ``{"op": "answer", "ask", "granted", "how"}`` and
+``{"op": "stop"}``. Daemon -> kernel: ``{"ready": ...}`` or ``{"error":
+...}`` once, replies, ``{"events": [EVENT, ...]}`` for every audit event, in
+order (those written while the previous message went out go together) and
+``{"ask": K, "question", "timeout"}`` for approvals.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import contextlib
 import json
 import os
 import queue
-import secrets
+import re
 import select
 import shutil
 import signal
@@ -39,10 +45,8 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from .. import audit as aud
 from .. import policy as pol
 from .._linux import arch as arch_mod
 from .._linux import detect, procfs, ptracer, seccomp
@@ -56,9 +60,20 @@ from ._request import Request
 from ._tracer import Tracer
 from ._trash import Trash
 from ._treeaudit import TreeAudit
+from ._workers import Workers
 
 # A wrapper that registered but never connected is forgotten after this long.
 PENDING_TTL = 600.0
+# Audit events sent to the kernel in one control message: at most this many
+# bytes of them (one larger event goes alone).
+EVENTS_BYTES = 65536
+# How long the events thread lets events gather after the first one, so a
+# burst goes to the kernel in one message: one wake-up of the kernel's reader
+# and one GIL hand-over here per message instead of per event (a file-heavy
+# launch ran twice as fast). The events reach the kernel this much later.
+EVENTS_GATHER = 0.002
+# A launch token: 128 random bits in hex, chosen by the kernel.
+TOKEN = re.compile(r"[0-9a-f]{32}")
 # A stop from a task no launch claims yet (a child whose parent's fork event
 # is still to come) is kept this long, then let go.
 PARK_TTL = 1.0
@@ -73,7 +88,21 @@ class Ctl:
         self.closed = False
 
     def send(self, msg: dict[str, Any]) -> None:
-        data = json.dumps(msg, separators=(",", ":")).encode()
+        self._send(json.dumps(msg, separators=(",", ":")).encode())
+
+    def send_events(self, lines: list[str]) -> None:
+        """The events (their JSON lines, as the log wrote them) in
+        ``{"events": [...]}`` messages of at most EVENTS_BYTES each."""
+        parts = [line.encode() for line in lines]
+        while parts:
+            n, size = 1, len(parts[0])
+            while n < len(parts) and size + len(parts[n]) + 1 <= EVENTS_BYTES:
+                size += len(parts[n]) + 1
+                n += 1
+            self._send(b'{"events":[' + b",".join(parts[:n]) + b"]}")
+            del parts[:n]
+
+    def _send(self, data: bytes) -> None:
         with self._lock:
             if self.closed:
                 return
@@ -129,21 +158,18 @@ class CtlApprover:
             waiting[0].set()
 
 
-@dataclass
-class _Pending:
-    argv: list[str]
-    tags: dict[str, Any]
-    hidden: list[str]
-    created: float = field(default_factory=time.monotonic)
-
-
 class Tree(TreeAudit):
-    """One launch: a wrapper, its command and every descendant."""
+    """One launch: a wrapper, its command and every descendant. Built when
+    the kernel registers the launch, so the handshake finds it ready."""
 
-    def __init__(self, daemon: Daemon, pending: _Pending, launch: str) -> None:
-        super().__init__(daemon.policy, daemon.log, **pending.tags, launch=launch)
+    def __init__(
+        self, daemon: Daemon, launch: str, argv: list[str], tags: dict[str, Any], hidden: list[str]
+    ) -> None:
+        super().__init__(daemon.policy, daemon.log, **tags, launch=launch)
         self.daemon = daemon
-        self.argv = pending.argv
+        self.argv = argv
+        self.hidden = hidden
+        self.created = time.monotonic()
         self.tracer = Tracer(self.table, self._emit, on_exec=self._check_exec)
         self.decoder = Decoder(
             daemon.policy, daemon.arch, self.table, daemon.trash, daemon.redirector
@@ -218,13 +244,15 @@ class Daemon:
         self.approver: Approver = CtlApprover(ctl)
         self.trees: list[Tree] = []
         self.trees_lock = threading.Lock()
-        self.pending: dict[str, _Pending] = {}
+        self.pending: dict[str, Tree] = {}  # by launch token, until its wrapper connects
+        self.registered = threading.Condition()
+        self.handshakes = Workers("agentsh-handshake")
         self.parked: list[tuple[int, int, float]] = []
         self.seize_q: queue.SimpleQueue[tuple[Tree, int, list[Any], threading.Event]] = (
             queue.SimpleQueue()
         )
-        self.events: queue.SimpleQueue[aud.Event | None] = queue.SimpleQueue()
-        self.log.subscribe(self.events.put)
+        self.events: queue.SimpleQueue[str | None] = queue.SimpleQueue()  # JSON lines
+        self.log.subscribe_lines(self.events.put)
         self.stopping = False
         self.wake_r, self.wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
         nr = self.arch.nr("seccomp")
@@ -232,6 +260,7 @@ class Daemon:
         self.seccomp_nr = nr
         self.filter = seccomp.build_filter(self.arch, decide=seccomp.RET_USER_NOTIF)
         self.ruleset = _landlock.prepare(self.policy, self._emit)
+        self.config = self._config_message()
         self.listen = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         self.listen.bind(self.sockpath)
         self.listen.listen(64)
@@ -241,11 +270,21 @@ class Daemon:
 
     # -- threads other than main -------------------------------------------
     def send_events(self) -> None:
+        """Every audit event to the kernel, in order, gathered (EVENTS_GATHER)."""
         while True:
-            ev = self.events.get()
-            if ev is None:
+            batch = [self.events.get()]
+            if batch[0] is not None:
+                time.sleep(EVENTS_GATHER)
+            while batch[-1] is not None and len(batch) < 1000:
+                try:
+                    batch.append(self.events.get_nowait())
+                except queue.Empty:
+                    break
+            events = [ev for ev in batch if ev is not None]
+            if events:
+                self.ctl.send_events(events)
+            if batch[-1] is None:
                 return
-            self.ctl.send({"event": ev})
 
     def read_ctl(self) -> None:
         try:
@@ -254,24 +293,44 @@ class Daemon:
                 if msg is None or msg.get("op") == "stop":
                     return
                 if msg.get("op") == "wrap":
-                    self.ctl.send({"id": msg["id"], **self._register(msg)})
+                    hidden = self._register(msg)
+                    if "id" in msg:
+                        self.ctl.send({"id": msg["id"], "hide": hidden})
                 elif msg.get("op") == "answer":
                     assert isinstance(self.approver, CtlApprover)
                     self.approver.answer(int(msg["ask"]), bool(msg["granted"]), str(msg["how"]))
         finally:
-            self.stopping = True
+            with self.registered:
+                self.stopping = True
+                self.registered.notify_all()
             os.write(self.wake_w, b"s")
 
-    def _register(self, msg: dict[str, Any]) -> dict[str, Any]:
-        env_names = [str(n) for n in msg.get("env_names", [])]
-        _, hidden = self.policy.filter_env(dict.fromkeys(env_names, ""))
-        launch = secrets.token_hex(16)
+    def _register(self, msg: dict[str, Any]) -> list[str]:
+        """Register a launch; the names env_policy hides of ``env_names``. A
+        malformed or reused token is not registered: its wrapper is refused."""
+        _, hidden = self.policy.filter_env(dict.fromkeys(map(str, msg.get("env_names", [])), ""))
+        launch = msg.get("launch")
+        if not isinstance(launch, str) or not TOKEN.fullmatch(launch) or launch in self.pending:
+            return hidden
         tags = {"cell": msg.get("cell"), "cell_id": msg.get("cell_id")}
+        tree = Tree(self, launch, [str(a) for a in msg["argv"]], tags, hidden)
         now = time.monotonic()
-        for key in [k for k, p in self.pending.items() if now - p.created > PENDING_TTL]:
-            del self.pending[key]
-        self.pending[launch] = _Pending([str(a) for a in msg["argv"]], tags, hidden)
-        return {"launch": launch, "hide": hidden}
+        with self.registered:
+            for key in [k for k, t in self.pending.items() if now - t.created > PENDING_TTL]:
+                del self.pending[key]
+            self.pending[launch] = tree
+            self.registered.notify_all()
+        return hidden
+
+    def _claim(self, token: str) -> Tree | None:
+        """The launch registered under ``token``. The kernel sent the
+        registration before it forked the wrapper, but the control thread
+        may not have read it yet: wait for it, up to the handoff timeout."""
+        with self.registered:
+            self.registered.wait_for(
+                lambda: token in self.pending or self.stopping, self.timeouts.handoff
+            )
+            return self.pending.pop(token, None)
 
     def accept(self) -> None:
         while not self.stopping:
@@ -279,9 +338,7 @@ class Daemon:
                 conn, _ = self.listen.accept()
             except OSError:
                 return
-            threading.Thread(
-                target=self.handshake, args=(conn,), name="agentsh-handshake", daemon=True
-            ).start()
+            self.handshakes.submit(lambda conn=conn: self.handshake(conn))  # type: ignore[misc]
 
     def handshake(self, conn: socket.socket) -> None:
         """One wrapper, from its hello to GO (the attach itself is the main
@@ -296,8 +353,8 @@ class Daemon:
         except OSError:
             conn.close()
             return
-        pending = self.pending.pop(hello[1:].decode(errors="replace"), None)
-        if not hello.startswith(b"H") or pending is None:
+        tree = self._claim(hello[1:].decode(errors="replace")) if hello.startswith(b"H") else None
+        if tree is None:
             self._emit("sandbox", op="error", pid=pid, decision="deny",
                        reason="a connection with an unknown launch token was refused")  # fmt: skip
             with contextlib.suppress(OSError):
@@ -305,13 +362,12 @@ class Daemon:
             conn.close()
             return
         conn.settimeout(None)
-        tree = Tree(self, pending, hello[1:].decode())
-        tree._emit("sandbox", op="start", pid=pid, argv=pending.argv, policy=self.policy.name,
+        tree._emit("sandbox", op="start", pid=pid, argv=tree.argv, policy=self.policy.name,
                    policy_source=self.policy.source, mode="notify",
-                   hidden_env=pending.hidden or None)  # fmt: skip
+                   hidden_env=tree.hidden or None)  # fmt: skip
         hs = tree.handshake = Handshake(conn, pid, self.timeouts, "notify")
         try:
-            self._configure(conn)
+            conn.sendmsg(*self.config)
             listener = hs.receive_listener()
             tree.loop = NotifyLoop(
                 listener, tree.decoder, self.arch, tree._on_request, tree._approve
@@ -340,7 +396,8 @@ class Daemon:
             return
         threading.Thread(target=tree.finish, name="agentsh-finish", daemon=True).start()
 
-    def _configure(self, conn: socket.socket) -> None:
+    def _config_message(self) -> tuple[list[bytes], list[tuple[int, int, bytes]]]:
+        """The launch options every wrapper gets (sendmsg's arguments)."""
         opts = {
             "filter": self.filter.hex(),
             "seccomp-nr": str(self.seccomp_nr),
@@ -356,7 +413,7 @@ class Daemon:
             rights = [
                 (socket.SOL_SOCKET, socket.SCM_RIGHTS, self.ruleset.to_bytes(4, sys.byteorder))
             ]
-        conn.sendmsg([body], rights)
+        return [body], rights
 
     # -- the main thread: seize and wait -----------------------------------
     def serve(self) -> None:
@@ -492,6 +549,7 @@ class Daemon:
         self.sender.join(5.0)  # the kernel gets every event before we exit
         self.log.close()
         self.listen.close()
+        self.handshakes.close()
         shutil.rmtree(self.sockdir, ignore_errors=True)
 
 

@@ -6,13 +6,14 @@ print what happened as JSON. Run as the test's user (root or uid 65534).
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
 
-from agentsh_ipy.supervisor import SandboxClient
+from agentsh_ipy.supervisor import SandboxClient, Timeouts
 
 
 def gone(pid: int) -> bool:
@@ -41,6 +42,9 @@ def main() -> None:
         audit_path=audit,
         on_event=events.append,
         ask=None if scenario == "approve-headless" else ask,
+        # An unknown token is refused once no registration can still be on its
+        # way: after the handoff timeout.
+        timeouts=Timeouts(handoff=1.0) if scenario == "token" else None,
     )
     out: dict[str, object] = {"daemon": client.pid}
 
@@ -72,6 +76,35 @@ def main() -> None:
         s.connect(client._socket_path)
         s.send(b"Hnot-a-token")
         out["reply"] = s.recv(100).decode()
+    elif scenario == "late-registration":
+        # The wrapper's hello may overtake the kernel's registration of its
+        # token: the daemon waits for it instead of refusing.
+        # A forked child plays the wrapper (the daemon kills a wrapper whose
+        # handshake fails): it reports the reply and closes, sending no listener.
+        token = os.urandom(16).hex()
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # (the daemon knows its wrapper by the pid that connected)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            s.connect(client._socket_path)
+            s.send(b"H" + token.encode())
+            s.settimeout(10)
+            os.write(w, s.recv(65536)[:1])
+            s.close()
+            time.sleep(30)
+            os._exit(0)
+        time.sleep(0.3)
+        client._send({"op": "wrap", "launch": token, "argv": ["late"], "cell": 9, "cell_id": None})
+        out["reply"] = os.read(r, 1).decode()
+        for _ in range(500):  # the daemon's SIGKILL, or ours after 5 s
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.01)
+        else:
+            os.kill(pid, signal.SIGTERM)
+            status = os.waitpid(pid, 0)[1]
+        out["late_status"] = status
     elif scenario == "protected":
         code = (
             "import socket,sys\n"

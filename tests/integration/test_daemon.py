@@ -5,6 +5,7 @@ the effects and the audit checked as root and as uid 65534."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -59,9 +60,11 @@ def test_launches_are_enforced_audited_and_keep_their_status(area: Area) -> None
     ends = {e["cell"]: e["exit_code"] for e in of(ev, type="sandbox", op="end")}
     assert ends == {1: 3, 2: 0, 3: 128 + 15, 4: 4}
     assert out["running"] == []
-    # The JSONL log holds the same events, and the stop.
+    # The JSONL log holds the same events, and the stop; the client got
+    # every one of them, in order (they travel in batches).
     log = read_audit(area.audit)
     assert [e["seq"] for e in log] == list(range(1, len(log) + 1))
+    assert ev == log
     assert of(log, type="file", path=str(area.outside / "denied"), decision="deny")
     assert log[-1]["type"] == "sandbox" and log[-1]["op"] == "stop"
 
@@ -88,6 +91,18 @@ def test_unknown_launch_token_is_refused_and_audited(area: Area) -> None:
     out = drive(area, "token")
     assert out["reply"].startswith("E")
     assert of(out["events"], type="sandbox", op="error", decision="deny")
+
+
+def test_a_hello_before_its_registration_waits_for_it(area: Area) -> None:
+    out = drive(area, "late-registration")
+    assert out["reply"] == "C"  # the launch options: accepted, not refused
+    (start,) = of(out["events"], type="sandbox", op="start", cell=9)
+    assert start["argv"] == ["late"]
+    assert not of(out["events"], type="sandbox", op="error", decision="deny")
+    # It sent no listener: the launch failed and says so, and the daemon
+    # killed it (it had not run the command and must not).
+    assert of(out["events"], type="sandbox", op="end", cell=9, exit_code=125)
+    assert out["late_status"] == signal.SIGKILL
 
 
 def test_sandbox_cannot_talk_to_the_daemon(area: Area) -> None:
