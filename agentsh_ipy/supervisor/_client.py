@@ -360,10 +360,13 @@ class SandboxClient:
 
     def forget(self, launch: str) -> None:
         """The caller could not start this launch: do not wait for it unless
-        it reached the daemon (an inline launch whose exec was denied did)."""
+        it reached the daemon (an inline launch whose exec was denied did).
+        The daemon drops its registration if no wrapper claimed it."""
         with self._cond:
             self._launches.setdefault(launch, _LaunchState()).forgotten = True
             self._cond.notify_all()
+        with contextlib.suppress(SupervisorError):  # a daemon that is gone holds nothing
+            self._send({"op": "forget", "launch": launch})
 
     def settle(self, launches: Sequence[str], timeout: float = 5.0) -> list[str]:
         """Wait until every launch in ``launches`` whose command has ended has

@@ -23,7 +23,8 @@ under a token the kernel chose (sent before it forks the launch, so the
 wrapper's hello may arrive first and waits for it), with ``"id"`` and
 ``"env_names"`` when the kernel wants the names env_policy hides (answered
 ``{"id", "hide"}``; they depend on the names alone, so it asks once per
-set of names), ``{"op": "answer", "ask", "granted", "how"}`` and
+set of names), ``{"op": "forget", "launch"}`` (the kernel could not start
+it), ``{"op": "answer", "ask", "granted", "how"}`` and
 ``{"op": "stop"}``. Daemon -> kernel: ``{"ready": ...}`` or ``{"error":
 ...}`` once, replies, ``{"events": [EVENT, ...]}`` for every audit event, in
 order (those written while the previous message went out go together) and
@@ -296,6 +297,9 @@ class Daemon:
                     hidden = self._register(msg)
                     if "id" in msg:
                         self.ctl.send({"id": msg["id"], "hide": hidden})
+                elif msg.get("op") == "forget":
+                    with self.registered:  # (claimed already: it reached us, nothing to drop)
+                        self.pending.pop(str(msg.get("launch")), None)
                 elif msg.get("op") == "answer":
                     assert isinstance(self.approver, CtlApprover)
                     self.approver.answer(int(msg["ask"]), bool(msg["granted"]), str(msg["how"]))

@@ -76,6 +76,13 @@ def main() -> None:
         s.connect(client._socket_path)
         s.send(b"Hnot-a-token")
         out["reply"] = s.recv(100).decode()
+        # A launch the kernel could not start is dropped: its token is refused.
+        w = client.wrap(["true"], cell=5, inline=True)
+        client.forget(w.launch)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(client._socket_path)
+        s.send(b"H" + w.launch.encode())
+        out["forgotten_reply"] = s.recv(100).decode()
     elif scenario == "late-registration":
         # The wrapper's hello may overtake the kernel's registration of its
         # token: the daemon waits for it instead of refusing.

@@ -90,7 +90,9 @@ def test_background_child_stays_traced_until_close(area: Area) -> None:
 def test_unknown_launch_token_is_refused_and_audited(area: Area) -> None:
     out = drive(area, "token")
     assert out["reply"].startswith("E")
-    assert of(out["events"], type="sandbox", op="error", decision="deny")
+    assert out["forgotten_reply"].startswith("E")
+    assert len(of(out["events"], type="sandbox", op="error", decision="deny")) == 2
+    assert not of(out["events"], type="sandbox", op="start")
 
 
 def test_a_hello_before_its_registration_waits_for_it(area: Area) -> None:
