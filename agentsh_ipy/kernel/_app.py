@@ -182,8 +182,10 @@ def _ensure_ipython_profile(private_dir: str) -> None:
 
 class _ProxyStart(threading.Thread):
     """Builds, binds and starts the proxy while the sandboxed kernel starts:
-    its imports (zmq, jupyter_client) need not delay the sandbox, and the
-    frontend keeps asking for kernel_info until the channels answer. If the
+    its imports (zmq) need not delay the sandbox, and the frontend keeps
+    asking for kernel_info until the channels answer. It begins once the
+    kernel process is running (the import would otherwise compete with
+    the launch for the GIL), long before that kernel answers. If the
     channels cannot be bound, the sandbox is stopped."""
 
     def __init__(self, make: Callable[[], Proxy], session: sup.Session) -> None:
@@ -195,6 +197,7 @@ class _ProxyStart(threading.Thread):
         self.ready = threading.Event()
 
     def run(self) -> None:
+        self.session.launched.wait()
         try:
             proxy = self.make()
             proxy.start()

@@ -86,6 +86,8 @@ class Session(TreeAudit):
         self._loop: NotifyLoop | None = None
         self.arch = arch_mod.current()
         self.root_pid = -1
+        # Set once the launch is over: the command was let go, or it failed.
+        self.launched = threading.Event()
         self._result: Result | None = None
         self._killed_for: str | None = None
         self._foreground: Foreground | None = None
@@ -220,6 +222,8 @@ class Session(TreeAudit):
             self._result = self._launch_and_trace(argv, env, cwd)
         except BaseException as e:
             self._crash = e
+        finally:
+            self.launched.set()
 
     def _launch_and_trace(self, argv: list[str], env: dict[str, str], cwd: str | None) -> Result:
         nr = self.arch.nr("seccomp")
@@ -282,6 +286,7 @@ class Session(TreeAudit):
                 if self._killed_for is not None:  # stopped during the launch
                     raise LaunchError(self._killed_for)
                 launch.go()
+                self.launched.set()
             except (LaunchError, OSError) as e:
                 if tracer.root < 0:
                     launch.abort()
