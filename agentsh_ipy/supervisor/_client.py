@@ -315,14 +315,15 @@ class SandboxClient:
             raise SupervisorError("the supervisor is gone: nothing is run unsandboxed")
         # The token the wrapper names itself with; registered before it can
         # connect (the caller forks after this returns), with no round trip
-        # unless the hidden names of this environment are not known yet.
+        # unless the hidden names of this environment are not known yet. (The
+        # daemon works them out for every launch: its start event lists them.)
         launch = os.urandom(16).hex()
-        msg = {"op": "wrap", "launch": launch, "argv": list(argv), "cell": cell,
-               "cell_id": cell_id}  # fmt: skip
+        msg = {"op": "wrap", "launch": launch, "argv": list(argv), "env_names": list(new_env),
+               "cell": cell, "cell_id": cell_id}  # fmt: skip
         names = frozenset(new_env)
         hidden = self._hidden.get(names)
         if hidden is None:
-            hidden = self._ask_hidden(msg, list(new_env))
+            hidden = self._ask_hidden(msg)
             if len(self._hidden) >= 64:  # environments that keep changing: keep a few
                 self._hidden.clear()
             self._hidden[names] = hidden
@@ -343,13 +344,13 @@ class SandboxClient:
             wargv += ["--file", executable]
         return Wrapped(launch, [*wargv, "--", *argv], new_env, hidden)
 
-    def _ask_hidden(self, msg: dict[str, Any], env_names: list[str]) -> list[str]:
-        """Send the registration ``msg``, asking for the names env_policy
-        hides of ``env_names``; wait for the answer."""
+    def _ask_hidden(self, msg: dict[str, Any]) -> list[str]:
+        """Send the registration ``msg`` asking for the names env_policy
+        hides of its ``env_names``; wait for the answer."""
         with self._cond:
             self._next_id += 1
             key = self._next_id
-        self._send({**msg, "id": key, "env_names": env_names})
+        self._send({**msg, "id": key})
         with self._cond:
             if not self._cond.wait_for(lambda: key in self._replies or self._gone, 30.0):
                 raise SupervisorError("the supervisor did not answer a launch within 30s")

@@ -65,6 +65,12 @@ def main() -> None:
             system=os.waitstatus_to_exitcode(status),
             settled=client.settle([]),
         )
+    elif scenario == "hidden":
+        # The same environment twice: the second launch uses the names the
+        # client learnt from the first; both are filtered and audited.
+        os.environ["AGENTSH_TEST_TOKEN"] = "tok-secret"
+        script = "echo ${AGENTSH_TEST_TOKEN:-unset}"
+        out["seen"] = [run(["sh", "-c", script], cell).stdout.strip() for cell in (1, 2)]
     elif scenario == "background":
         p = run(["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], 1)
         child = int(p.stdout)

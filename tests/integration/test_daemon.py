@@ -69,6 +69,15 @@ def test_launches_are_enforced_audited_and_keep_their_status(area: Area) -> None
     assert log[-1]["type"] == "sandbox" and log[-1]["op"] == "stop"
 
 
+def test_hidden_variables_are_filtered_and_audited_at_every_launch(area: Area) -> None:
+    out = drive(area, "hidden")
+    assert out["seen"] == ["unset", "unset"]
+    starts = of(out["events"], type="sandbox", op="start")
+    assert [s["cell"] for s in starts] == [1, 2]
+    for start in starts:
+        assert "AGENTSH_TEST_TOKEN" in start["hidden_env"], start
+
+
 @pytest.mark.slow
 def test_concurrent_launches_from_threads(area: Area) -> None:
     out = drive(area, "threads")
