@@ -20,7 +20,8 @@ audit events to the kernel.
 Control messages, kernel -> daemon: the config (first message), then
 ``{"op": "wrap", "launch", "argv", "env_names", "cell", "cell_id"}``
 registering a launch under a token the kernel chose (sent before it forks
-the launch, so the wrapper's hello may arrive first and waits for it), with
+the launch: the wrapper's hello may arrive before it is handled, and waits
+for it), with
 ``"id"`` when the kernel wants the names env_policy hides (answered ``{"id",
 "hide"}``; they depend on the names alone, so it asks once per set of
 names), ``{"op": "forget", "launch"}`` (the kernel could not start
@@ -249,6 +250,7 @@ class Daemon:
         self.trees_lock = threading.Lock()
         self.pending: dict[str, Tree] = {}  # by launch token, until its wrapper connects
         self.registered = threading.Condition()
+        self.ctl_busy = False  # a control message read and not yet handled
         self.handshakes = Workers("agentsh-handshake")
         self.parked: list[tuple[int, int, float]] = []
         self.seize_q: queue.SimpleQueue[tuple[Tree, int, list[Any], threading.Event]] = (
@@ -290,8 +292,13 @@ class Daemon:
                 return
 
     def read_ctl(self) -> None:
+        poller = select.poll()
+        poller.register(self.ctl.sock, select.POLLIN)
         try:
             while True:
+                poller.poll()
+                with self.registered:  # (see _claim)
+                    self.ctl_busy = True
                 msg = self.ctl.recv()
                 if msg is None or msg.get("op") == "stop":
                     return
@@ -305,6 +312,9 @@ class Daemon:
                 elif msg.get("op") == "answer":
                     assert isinstance(self.approver, CtlApprover)
                     self.approver.answer(int(msg["ask"]), bool(msg["granted"]), str(msg["how"]))
+                with self.registered:
+                    self.ctl_busy = False
+                    self.registered.notify_all()
         finally:
             with self.registered:
                 self.stopping = True
@@ -329,14 +339,26 @@ class Daemon:
         return hidden
 
     def _claim(self, token: str) -> Tree | None:
-        """The launch registered under ``token``. The kernel sent the
-        registration before it forked the wrapper, but the control thread
-        may not have read it yet: wait for it, up to the handoff timeout."""
+        """The launch registered under ``token``, or None. The kernel sent
+        the registration before it forked the wrapper, so by now it is
+        registered, being handled, or unread on the control socket: while
+        one of the last two, wait (up to the handoff timeout); else the
+        token is unknown, and refused at once."""
+        deadline = time.monotonic() + self.timeouts.handoff
         with self.registered:
-            self.registered.wait_for(
-                lambda: token in self.pending or self.stopping, self.timeouts.handoff
-            )
+            while token not in self.pending and not self.stopping:
+                left = deadline - time.monotonic()
+                if left <= 0 or not (self.ctl_busy or self._ctl_unread()):
+                    break
+                # Woken when a message has been handled; polled meanwhile,
+                # as nothing wakes us when one arrives unread.
+                self.registered.wait(min(left, 0.01))
             return self.pending.pop(token, None)
+
+    def _ctl_unread(self) -> bool:
+        poller = select.poll()
+        poller.register(self.ctl.sock, select.POLLIN)
+        return bool(poller.poll(0))
 
     def accept(self) -> None:
         while not self.stopping:

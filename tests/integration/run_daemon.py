@@ -4,16 +4,25 @@ print what happened as JSON. Run as the test's user (root or uid 65534).
     run_daemon.py SCENARIO WORKSPACE AUDIT OUTSIDE [POLICY|-]
 """
 
+import fcntl
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import termios
 import threading
 import time
 
 from agentsh_ipy.supervisor import SandboxClient, Timeouts
+
+
+def daemon_has_unread(client: SandboxClient) -> bool:
+    """Is some of what the client sent still unread by the daemon (SIOCOUTQ:
+    a unix socket's sent messages count until the peer reads them)?"""
+    buf = fcntl.ioctl(client._sock.fileno(), termios.TIOCOUTQ, b"\0" * 4)
+    return int.from_bytes(buf, sys.byteorder) > 0
 
 
 def gone(pid: int) -> bool:
@@ -42,9 +51,8 @@ def main() -> None:
         audit_path=audit,
         on_event=events.append,
         ask=None if scenario == "approve-headless" else ask,
-        # An unknown token is refused once no registration can still be on its
-        # way: after the handoff timeout.
-        timeouts=Timeouts(handoff=1.0) if scenario == "token" else None,
+        # An unknown token is refused at once, not after the handoff timeout.
+        timeouts=Timeouts(handoff=60.0) if scenario == "token" else None,
     )
     out: dict[str, object] = {"daemon": client.pid}
 
@@ -80,8 +88,14 @@ def main() -> None:
     elif scenario == "token":
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         s.connect(client._socket_path)
-        s.send(b"Hnot-a-token")
+        t0 = time.monotonic()
+        s.send(b"H" + os.urandom(16).hex().encode())  # well-formed, never registered
         out["reply"] = s.recv(100).decode()
+        out["refused_after"] = time.monotonic() - t0
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(client._socket_path)
+        s.send(b"Hnot-a-token")
+        out["malformed_reply"] = s.recv(100).decode()
         # A launch the kernel could not start is dropped: its token is refused.
         w = client.wrap(["true"], cell=5, inline=True)
         client.forget(w.launch)
@@ -90,11 +104,20 @@ def main() -> None:
         s.send(b"H" + w.launch.encode())
         out["forgotten_reply"] = s.recv(100).decode()
     elif scenario == "late-registration":
-        # The wrapper's hello may overtake the kernel's registration of its
-        # token: the daemon waits for it instead of refusing.
+        # The wrapper's hello may arrive while the kernel's registration of its
+        # token is still unread on the control socket (here: behind other
+        # registrations whose 15,000 variable names each take the daemon
+        # ~0.1 s to filter): the daemon waits for it instead of refusing.
         # A forked child plays the wrapper (the daemon kills a wrapper whose
         # handshake fails): it reports the reply and closes, sending no listener.
         token = os.urandom(16).hex()
+        names = [f"V{i}" for i in range(15000)]
+        for _ in range(4):
+            client._send({"op": "wrap", "launch": os.urandom(16).hex(), "argv": ["unused"],
+                          "env_names": names, "cell": None, "cell_id": None})  # fmt: skip
+        client._send({"op": "wrap", "launch": token, "argv": ["late"], "env_names": [],
+                      "cell": 9, "cell_id": None})  # fmt: skip
+        out["backlog_unread"] = daemon_has_unread(client)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # (the daemon knows its wrapper by the pid that connected)
@@ -106,8 +129,6 @@ def main() -> None:
             s.close()
             time.sleep(30)
             os._exit(0)
-        time.sleep(0.3)
-        client._send({"op": "wrap", "launch": token, "argv": ["late"], "cell": 9, "cell_id": None})
         out["reply"] = os.read(r, 1).decode()
         for _ in range(500):  # the daemon's SIGKILL, or ours after 5 s
             done, status = os.waitpid(pid, os.WNOHANG)

@@ -98,14 +98,17 @@ def test_background_child_stays_traced_until_close(area: Area) -> None:
 
 def test_unknown_launch_token_is_refused_and_audited(area: Area) -> None:
     out = drive(area, "token")
-    assert out["reply"].startswith("E")
+    assert out["reply"].startswith("E") and out["malformed_reply"].startswith("E")
+    # At once: no registration was on its way (the handoff timeout is 60 s).
+    assert out["refused_after"] < 30, out["refused_after"]
     assert out["forgotten_reply"].startswith("E")
-    assert len(of(out["events"], type="sandbox", op="error", decision="deny")) == 2
+    assert len(of(out["events"], type="sandbox", op="error", decision="deny")) == 3
     assert not of(out["events"], type="sandbox", op="start")
 
 
 def test_a_hello_before_its_registration_waits_for_it(area: Area) -> None:
     out = drive(area, "late-registration")
+    assert out["backlog_unread"], "the registration was handled before the hello: no race"
     assert out["reply"] == "C"  # the launch options: accepted, not refused
     (start,) = of(out["events"], type="sandbox", op="start", cell=9)
     assert start["argv"] == ["late"]
