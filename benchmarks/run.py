@@ -190,6 +190,7 @@ class Row:
     higher_is_better: bool = False
     note: str = ""
     error: str | None = None
+    repeat: int = 1  # runs of the workload per command (sized rows: the xN)
     samples: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -313,7 +314,9 @@ def sized(
         t = med([ctx.run("bare", argv, share_net)[0] for _ in range(2)])
         k = max(1, math.ceil(MIN_BARE_S * 1.2 / t))  # 20 % margin for noise
     s = alternate(ctx, ["sh", rep, str(k), *argv], ctx.rounds, share_net)
-    return ratio_row(ctx, name, f"{size} x{k}", s, target)
+    row = ratio_row(ctx, name, f"{size} x{k}", s, target)
+    row.repeat = k
+    return row
 
 
 def ratio_row(ctx: Ctx, name: str, size: str, s: dict[str, list[Any]], target: float | None) -> Row:
@@ -369,7 +372,7 @@ def magic_file_row(ctx: Ctx, argv: list[str], row: Row) -> Row:
     """The same work started from a %%agentsh cell (the magic's daemon
     decides it and sends every event to the notebook): no target of its
     own, it shows what a notebook user of the magic gets."""
-    k = int(row.size.rsplit("x", 1)[1])
+    k = row.repeat
     loop = (
         "import subprocess, time\n_bench_t0 = time.perf_counter()\n"
         f"for _ in range({k}):\n"
@@ -383,6 +386,7 @@ def magic_file_row(ctx: Ctx, argv: list[str], row: Row) -> Row:
         raise BenchError(f"the magic's audit has {reads} file events, expected >= {expected}")
     s = {"bare": res["bare"], "sandboxed": res["sandboxed"]}
     out = ratio_row(ctx, "file-heavy (%%agentsh)", row.size, s, target=None)
+    out.repeat = k
     out.note = "from a notebook cell, through the magic's daemon; no target"
     return out
 
