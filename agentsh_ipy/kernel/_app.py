@@ -89,8 +89,8 @@ _CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port"
 def _inner_connection(directory: str) -> tuple[str, dict[str, Any]]:
     """The inner kernel's connection file: loopback ports the OS picked, a
     fresh key. (Written here, as jupyter_client's write_connection_file
-    would: importing jupyter_client would delay the sandbox's start by
-    ~70 ms; the proxy imports it meanwhile.)"""
+    would: the supervisor does not import jupyter_client, ~70 ms of
+    start-up; the proxy signs messages itself.)"""
     held = []
     try:
         for _ in _CHANNELS:
