@@ -197,9 +197,7 @@ class Tree(TreeAudit):
             msg = f"wall-clock limit of {wall:g}s reached: the command was killed"
             self._emit("sandbox", op="limit", decision="deny", rule="limits.wall_clock",
                        message=msg)  # fmt: skip
-            for pid in self.table.members():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            self.table.kill_all()
             self.root_done.wait()
         if self.loop is not None:
             self.loop.sync(1.0)  # the root's last answered calls are audited first
@@ -531,9 +529,7 @@ class Daemon:
             # The tracer lost track of this tree: it must not run on unwatched.
             tree._emit("sandbox", op="error", pid=tid,
                        reason=f"tracer failure ({e}): the launch was killed")  # fmt: skip
-            for pid in tree.table.members():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            tree.table.kill_all()
         if tree.tracer.root_status is not None and not tree.root_done.is_set():
             tree.root_status = tree.tracer.root_status
             tree.root_done.set()
@@ -562,9 +558,7 @@ class Daemon:
         with self.trees_lock:
             trees = list(self.trees)
         for t in trees:
-            for pid in t.table.members():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            t.table.kill_all()
         deadline = time.monotonic() + 5.0
         while self.trees and time.monotonic() < deadline:
             self._reap()

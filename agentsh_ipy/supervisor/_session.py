@@ -191,9 +191,7 @@ class Session(TreeAudit):
         """Kill the whole tree, or end a launch before its GO; the run's
         error is ``reason``. The tracer collects the exits as usual."""
         self._killed_for = reason
-        for pid in self.table.members():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        self.table.kill_all()
 
     def _forward_signals(self) -> dict[int, Any]:
         """SIGTERM, SIGHUP, SIGINT and SIGQUIT sent to the supervisor go to

@@ -77,6 +77,12 @@ class ProcessTable:
         with self._lock:
             return list(self.procs)
 
+    def kill_all(self) -> None:
+        """SIGKILL every process of the tree; the tracer collects the exits."""
+        for pid in self.members():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def reserve_process(self, limit: int | None) -> bool:
         """Count a fork the notify path is about to allow; False at the limit.
         A reservation lapses after 2 s in case the fork failed in the kernel."""
