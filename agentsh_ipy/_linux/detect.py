@@ -479,8 +479,8 @@ def _probe_wait_killable(env: _Env) -> Probe:
 
 def _probe_addfd(env: _Env) -> Probe:
     """A child traps its own getppid() with USER_NOTIF and hands us the
-    listener over SCM_RIGHTS (as the wrapper does); we answer with
-    NOTIF_ADDFD + ADDFD_FLAG_SEND of /dev/null, so its getppid() returns a
+    listener over SCM_RIGHTS (as the wrapper does); we install /dev/null in
+    it with NOTIF_ADDFD and answer with that fd, so its getppid() returns a
     new fd, which the child checks is /dev/null."""
     seccomp_nr = env.nr("seccomp")
     getppid_nr = env.nr("getppid")
@@ -541,13 +541,12 @@ def _probe_addfd(env: _Env) -> Probe:
                 why = (
                     "kernel lacks NOTIF_ADDFD (5.9+)"
                     if env.kernel < (5, 9)
-                    else "kernel lacks ADDFD_FLAG_SEND (5.14+)"
-                    if env.kernel < (5, 14)
                     else e.strerror or str(e)
                 )
                 return Probe(
                     "seccomp_addfd", False, f"{_errname(e.errno or 0)}: NOTIF_ADDFD failed: {why}"
                 )
+            seccomp.notif_send(listener, notif.id, val=injected)
             report = child.recv(deadline)
             want = os.fstat(devnull)
             if report.get("fd") != injected or report.get("rdev") != want.st_rdev:
@@ -560,7 +559,7 @@ def _probe_addfd(env: _Env) -> Probe:
             return Probe(
                 "seccomp_addfd",
                 True,
-                "NOTIF_ADDFD with ADDFD_FLAG_SEND injected /dev/null into a trapped getppid()",
+                "NOTIF_ADDFD injected /dev/null into a trapped getppid()",
             )
     finally:
         for fd in (listener, devnull):

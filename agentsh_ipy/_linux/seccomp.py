@@ -25,7 +25,6 @@ FILTER_FLAG_NEW_LISTENER = 1 << 3
 FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
 USER_NOTIF_FLAG_CONTINUE = 1
 ADDFD_FLAG_SETFD = 1
-ADDFD_FLAG_SEND = 2
 
 CLONE_NEWUSER = 0x10000000
 
@@ -307,13 +306,26 @@ def notif_id_valid(fd: int, nid: int) -> bool:
 
 
 def notif_addfd(fd: int, nid: int, srcfd: int, *, cloexec: bool) -> int:
-    """Install srcfd in the trapped task and answer with it (ADDFD_FLAG_SEND).
+    """Install srcfd in the trapped task; return its number there. The
+    caller then answers with it (notif_send val=...).
+
+    Not ADDFD_FLAG_SEND, though it would save the task a wake-up: that flag
+    marks the notification answered before the task has taken the fd, and
+    when our wait is interrupted (a stop signal, the freezer, a debugger)
+    before it has, the kernel withdraws the fd but leaves the answer
+    standing, so the task's call returns 0, a wrong fd. Without the flag an
+    interrupted ADDFD is either taken (its fd is returned) or withdrawn
+    with the notification still unanswered, and is simply retried.
 
     The buffer must be mutable: with bytes, fcntl.ioctl returns the buffer,
-    not the ioctl's result (the new fd number in the task)."""
+    not the ioctl's result."""
     flags = 0o2000000 if cloexec else 0
-    buf = bytearray(struct.pack("<QIIII", nid, ADDFD_FLAG_SEND, srcfd, 0, flags))
-    return int(fcntl.ioctl(fd, IOCTL_NOTIF_ADDFD, buf, True))
+    buf = bytearray(struct.pack("<QIIII", nid, 0, srcfd, 0, flags))
+    while True:
+        try:
+            return int(fcntl.ioctl(fd, IOCTL_NOTIF_ADDFD, buf, True))
+        except InterruptedError:
+            continue
 
 
 def sizes_ok() -> bool:

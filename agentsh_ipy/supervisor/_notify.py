@@ -231,11 +231,17 @@ class NotifyLoop(threading.Thread):
             if not flags & os.O_NONBLOCK:
                 fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
             try:
-                seccomp.notif_addfd(self.listener, nid, fd, cloexec=bool(flags & os.O_CLOEXEC))
+                newfd = seccomp.notif_addfd(
+                    self.listener, nid, fd, cloexec=bool(flags & os.O_CLOEXEC)
+                )
             except OSError as e:
                 if e.errno == errno.ENOENT:  # the task was interrupted or died
                     return False
                 return seccomp.notif_send(self.listener, nid, error=e.errno or errno.EMFILE)
-            return True
+            # Gone between the two (False) only if the task died: after
+            # NOTIF_RECV, WAIT_KILLABLE_RECV lets no other signal interrupt it.
+            # (Before Linux 5.19 a signal can restart its call; the fd then
+            # stays open in it, unused.)
+            return seccomp.notif_send(self.listener, nid, val=newfd)
         finally:
             os.close(fd)

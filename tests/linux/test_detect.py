@@ -95,7 +95,7 @@ def test_seccomp_user_notify(facts: HostFacts) -> None:
     assert "ENOENT" in p.detail
 
 
-@pytest.mark.skipif(KERNEL < (5, 14), reason="ADDFD_FLAG_SEND needs Linux 5.14")
+@pytest.mark.skipif(KERNEL < (5, 9), reason="NOTIF_ADDFD needs Linux 5.9")
 def test_seccomp_addfd(facts: HostFacts) -> None:
     p = facts.get("seccomp_addfd")
     assert p.available, p.detail
