@@ -99,6 +99,13 @@ def main() -> None:
         # A launch the kernel could not start is dropped: its token is refused.
         w = client.wrap(["true"], cell=5, inline=True)
         client.forget(w.launch)
+        # The forget travels on the control socket, the hello on another: an
+        # unknown token is refused only once the control socket has nothing
+        # unread or in hand, so this refusal shows the forget was handled.
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(client._socket_path)
+        s.send(b"H" + os.urandom(16).hex().encode())
+        out["drained_reply"] = s.recv(100).decode()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         s.connect(client._socket_path)
         s.send(b"H" + w.launch.encode())

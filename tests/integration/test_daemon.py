@@ -101,8 +101,8 @@ def test_unknown_launch_token_is_refused_and_audited(area: Area) -> None:
     assert out["reply"].startswith("E") and out["malformed_reply"].startswith("E")
     # At once: no registration was on its way (the handoff timeout is 60 s).
     assert out["refused_after"] < 30, out["refused_after"]
-    assert out["forgotten_reply"].startswith("E")
-    assert len(of(out["events"], type="sandbox", op="error", decision="deny")) == 3
+    assert out["drained_reply"].startswith("E") and out["forgotten_reply"].startswith("E")
+    assert len(of(out["events"], type="sandbox", op="error", decision="deny")) == 4
     assert not of(out["events"], type="sandbox", op="start")
 
 
