@@ -86,29 +86,39 @@ def _fail(message: str) -> int:
 _CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
-def _inner_connection(directory: str) -> tuple[str, dict[str, Any]]:
+def _inner_connection(directory: str) -> tuple[str, dict[str, Any], list[socket.socket]]:
     """The inner kernel's connection file: loopback ports the OS picked, a
     fresh key. (Written here, as jupyter_client's write_connection_file
     would: the supervisor does not import jupyter_client, ~70 ms of
-    start-up; the proxy signs messages itself.)"""
-    held = []
+    start-up; the proxy signs messages itself.)
+
+    The sockets that picked the ports are returned still bound, with
+    SO_REUSEADDR and not listening: the caller holds them while the kernel
+    runs. zmq binds with SO_REUSEADDR too, so the kernel can still listen
+    there, but nothing else can take a port meanwhile: not the proxy's own
+    connects to the channels (each from an ephemeral port), not the next
+    kernel's port picks. (Released at once, a port was now and then taken
+    before the kernel bound it, and the kernel died of EADDRINUSE.)"""
+    held: list[socket.socket] = []
     try:
         for _ in _CHANNELS:
             s = socket.socket()
             held.append(s)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind(("127.0.0.1", 0))
         ports = [s.getsockname()[1] for s in held]
-    finally:
+        info: dict[str, Any] = dict(zip(_CHANNELS, ports, strict=True))
+        info.update(ip="127.0.0.1", key=os.urandom(32).hex(), transport="tcp",
+                    signature_scheme="hmac-sha256", kernel_name="")  # fmt: skip
+        path = os.path.join(directory, "kernel.json")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o400)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(info, f, indent=2)
+    except BaseException:
         for s in held:
             s.close()
-    info: dict[str, Any] = dict(zip(_CHANNELS, ports, strict=True))
-    info.update(ip="127.0.0.1", key=os.urandom(32).hex(), transport="tcp",
-                signature_scheme="hmac-sha256", kernel_name="")  # fmt: skip
-    path = os.path.join(directory, "kernel.json")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o400)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(info, f, indent=2)
-    return path, info
+        raise
+    return path, info, held
 
 
 def _kernel_argv(connection: str) -> list[str]:
@@ -128,8 +138,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"cannot read the connection file {conn_path}: {e}")
     workspace = os.path.realpath(args.workspace or os.getcwd())
     private = tempfile.mkdtemp(prefix="agentsh-kernel-")
+    held: list[socket.socket] = []
     try:
-        inner_path, inner = _inner_connection(private)
+        inner_path, inner, held = _inner_connection(private)
         os.chmod(private, 0o700)
         if not sys.platform.startswith("linux"):
             return _unsandboxed(args, outer, inner, inner_path, f"Linux only ({sys.platform})")
@@ -138,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _unsandboxed(args, outer, inner, inner_path, str(use["summary"]))
         return _sandboxed(args, outer, inner, inner_path, conn_path, workspace, str(use["mode"]))
     finally:
+        for s in held:
+            s.close()
         shutil.rmtree(private, ignore_errors=True)
 
 
