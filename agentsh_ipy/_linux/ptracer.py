@@ -124,7 +124,7 @@ class SyscallRegs:
 
     def __init__(self, tid: int) -> None:
         self.tid = tid
-        self.regs = _registers().ptrace_getregs(tid)
+        self.regs = _regs_call("ptrace_getregs", tid)
         self.held: list[int] = []  # sibling threads held still around this call
 
     @property
@@ -140,14 +140,21 @@ class SyscallRegs:
         """Skip the syscall; it returns ``result`` (a negative errno or a value)."""
         self.regs.orig_rax = (1 << 64) - 1
         self.regs.rax = result & ((1 << 64) - 1)
-        _registers().ptrace_setregs(self.tid, self.regs)
+        _regs_call("ptrace_setregs", self.tid, self.regs)
 
 
-def _registers() -> Any:
-    """python-ptrace's binding (PTRACE_GETREGS/SETREGS with its user_regs_struct)."""
+def _regs_call(name: str, *args: Any) -> Any:
+    """python-ptrace's PTRACE_GETREGS/SETREGS (with its user_regs_struct). Its
+    PtraceError is not an OSError: raised again as one, with its errno, so
+    callers can tell a task that is gone (ESRCH) from a failure."""
     from ptrace.binding import func
+    from ptrace.error import PtraceError
 
-    return func
+    try:
+        return getattr(func, name)(*args)
+    except PtraceError as e:
+        code = e.errno if isinstance(e.errno, int) else errno.EIO
+        raise OSError(code, f"{name}({args[0]}): {os.strerror(code)}") from None
 
 
 def ptrace_mode_supported() -> bool:
