@@ -43,7 +43,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import audit as aud
@@ -86,26 +86,34 @@ def _fail(message: str) -> int:
 _CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
-def _inner_connection(directory: str) -> tuple[str, dict[str, Any], list[socket.socket]]:
+def _inner_connection(
+    directory: str, avoid: Collection[int] = ()
+) -> tuple[str, dict[str, Any], list[socket.socket]]:
     """The inner kernel's connection file: loopback ports the OS picked, a
     fresh key. (Written here, as jupyter_client's write_connection_file
     would: the supervisor does not import jupyter_client, ~70 ms of
     start-up; the proxy signs messages itself.)
 
+    ``avoid``: the frontend's ports. jupyter_client released them after
+    picking them, so the OS may offer them again, but the proxy binds them
+    next: an inner kernel given one of them could not bind it.
+
     The sockets that picked the ports are returned still bound, with
     SO_REUSEADDR and not listening: the caller holds them while the kernel
     runs. zmq binds with SO_REUSEADDR too, so the kernel can still listen
-    there, but nothing else can take a port meanwhile: not the proxy's own
-    connects to the channels (each from an ephemeral port), not the next
-    kernel's port picks. (Released at once, a port was now and then taken
-    before the kernel bound it, and the kernel died of EADDRINUSE.)"""
+    there, but no other port pick can take them meanwhile (the proxy's
+    connects to the channels and the next kernel's picks come from the same
+    range). Either way the kernel died of EADDRINUSE now and then."""
     held: list[socket.socket] = []
+    passed_over: list[socket.socket] = []  # held until the end: not offered twice
     try:
-        for _ in _CHANNELS:
+        while len(held) < len(_CHANNELS):
             s = socket.socket()
             held.append(s)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", 0))
+            s.bind(("127.0.0.1", 0))  # EADDRINUSE when the range is exhausted
+            if s.getsockname()[1] in avoid:
+                passed_over.append(held.pop())
         ports = [s.getsockname()[1] for s in held]
         info: dict[str, Any] = dict(zip(_CHANNELS, ports, strict=True))
         info.update(ip="127.0.0.1", key=os.urandom(32).hex(), transport="tcp",
@@ -118,6 +126,9 @@ def _inner_connection(directory: str) -> tuple[str, dict[str, Any], list[socket.
         for s in held:
             s.close()
         raise
+    finally:
+        for s in passed_over:
+            s.close()
     return path, info, held
 
 
@@ -136,11 +147,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             outer = json.load(f)
     except (OSError, ValueError) as e:
         return _fail(f"cannot read the connection file {conn_path}: {e}")
+    if not isinstance(outer, dict):
+        return _fail(f"the connection file {conn_path} does not hold a JSON object")
     workspace = os.path.realpath(args.workspace or os.getcwd())
     private = tempfile.mkdtemp(prefix="agentsh-kernel-")
     held: list[socket.socket] = []
     try:
-        inner_path, inner, held = _inner_connection(private)
+        outer_ports = {outer[c] for c in _CHANNELS if isinstance(outer.get(c), int)}
+        inner_path, inner, held = _inner_connection(private, avoid=outer_ports)
         os.chmod(private, 0o700)
         if not sys.platform.startswith("linux"):
             return _unsandboxed(args, outer, inner, inner_path, f"Linux only ({sys.platform})")
