@@ -445,14 +445,22 @@ def pinned() -> Iterator[int]:
         os.sched_setaffinity(0, before)
 
 
+def rate_row(name: str, size: str, bare: list[float], sandboxed: list[float], note: str) -> Row:
+    """A wall-clock rate (per second) bare and sandboxed; no target."""
+    row = Row(name, size, "value", med(bare), med(sandboxed), result=med(sandboxed), unit="/s")
+    row.note, row.samples = note, {"bare": bare, "sandboxed": sandboxed}
+    return row
+
+
 def w_notify(ctx: Ctx) -> list[Row]:
     script = ctx.script("opens.py", OPENS_PY)
     n = ctx.size("opens")
+    argv = [PY, script, str(n)]
     bare, wall, cpu_rate, stats = [], [], [], []
     with pinned() as cpu:
         for _ in range(ctx.rounds):
-            bare.append(n / float(ctx.run("bare", [PY, script, str(n)])[1]))
-            _, out, st = ctx.run("sandboxed", [PY, script, str(n)])
+            bare.append(n / float(ctx.run("bare", argv)[1]))
+            _, out, st = ctx.run("sandboxed", argv)
             wall.append(n / float(out))
             cpu_rate.append(st["notifications"] / st["notify_cpu_s"])
             stats.append(st)
@@ -460,7 +468,7 @@ def w_notify(ctx: Ctx) -> list[Row]:
         # and sends each event to the notebook), on the same CPU.
         loop = (
             "import subprocess\n"
-            f"_bench_out = subprocess.run({[PY, script, str(n)]!r}, check=True,"
+            f"_bench_out = subprocess.run({argv!r}, check=True,"
             " capture_output=True, text=True).stdout\n_bench_dt = float(_bench_out)\n"
         )
         res, _ = run_magic(ctx, "opens", loop)
@@ -468,28 +476,24 @@ def w_notify(ctx: Ctx) -> list[Row]:
     # at every hand-off; on a VM such a wake-up can cost more than the work.
     free_bare, free_wall = [], []
     for _ in range(ctx.rounds):
-        free_bare.append(n / float(ctx.run("bare", [PY, script, str(n)])[1]))
-        free_wall.append(n / float(ctx.run("sandboxed", [PY, script, str(n)])[1]))
+        free_bare.append(n / float(ctx.run("bare", argv)[1]))
+        free_wall.append(n / float(ctx.run("sandboxed", argv)[1]))
     size = f"{n} opens, CPU {cpu}"
     r1 = Row("notifications/s (notify CPU)", size, "value", result=med(cpu_rate), target=40000)
     r1.higher_is_better, r1.unit, r1.sandboxed = True, "/s", med(cpu_rate)
     r1.samples = {"rate": cpu_rate, "stats": stats}
-    r2 = Row("notifications/s (wall, 1 CPU)", size, "value", result=med(wall), unit="/s")
-    r2.bare, r2.sandboxed = med(bare), med(wall)
-    r2.note = "bare column: opens/s unsandboxed"
-    r2.samples = {"bare": bare, "sandboxed": wall}
-    r3 = Row("notifications/s (%%agentsh, wall, 1 CPU)", size, "value", unit="/s")
+    r2 = rate_row("notifications/s (wall, 1 CPU)", size, bare, wall,
+                  "bare column: opens/s unsandboxed")  # fmt: skip
     magic = {mode: [n / dt for dt in res[mode]] for mode in ("bare", "sandboxed")}
-    r3.bare, r3.sandboxed = med(magic["bare"]), med(magic["sandboxed"])
-    r3.result, r3.samples = r3.sandboxed, magic
-    r3.note = (
-        "from a notebook cell, through the magic's daemon; bare column: the same cell unsandboxed"
-    )
+    r3 = rate_row(
+        "notifications/s (%%agentsh, wall, 1 CPU)", size, magic["bare"], magic["sandboxed"],
+        "from a notebook cell, through the magic's daemon; bare column: the same cell unsandboxed",
+    )  # fmt: skip
     cpus = len(os.sched_getaffinity(0))
-    r4 = Row(f"notifications/s (wall, {cpus} CPUs)", f"{n} opens", "value", unit="/s")
-    r4.bare, r4.sandboxed = med(free_bare), med(free_wall)
-    r4.result, r4.samples = r4.sandboxed, {"bare": free_bare, "sandboxed": free_wall}
-    r4.note = "the same loop not pinned: each hand-off may wake the other side on another CPU"
+    r4 = rate_row(
+        f"notifications/s (wall, {cpus} CPUs)", f"{n} opens", free_bare, free_wall,
+        "the same loop not pinned: each hand-off may wake the other side on another CPU",
+    )  # fmt: skip
     return [r1, r2, r4, r3]
 
 
