@@ -54,6 +54,7 @@ PROBE_NAMES = (
     "user_namespaces",
     "process_vm_readv",
     "yama",
+    "host_services",
 )
 
 
@@ -145,6 +146,7 @@ def probe_host(timeout: float = 5.0, only: Collection[str] | None = None) -> Hos
         "user_namespaces": lambda: _probe_userns(env),
         "process_vm_readv": lambda: _probe_vm_readv(env, scope),
         "yama": lambda: yama,
+        "host_services": _probe_host_services,
     }
     probes = tuple(_guard(n, run[n]) for n in names)
     return HostFacts(uname.release, uname.machine, not unsupported, probes)
@@ -586,6 +588,27 @@ def _probe_landlock(env: _Env) -> Probe:
         }.get(e.errno or 0, e.strerror or str(e))
         return Probe("landlock", False, f"{_errname(e.errno or 0)}: {why}")
     return Probe("landlock", True, f"ABI {abi}", abi)
+
+
+def _probe_host_services() -> Probe:
+    """What the supervisor asks to tell this host's services from the
+    sandbox's own: a route lookup, /proc/net and sock_diag. Without them it
+    still refuses (every host-local destination is closed) but cannot
+    recognize the sandbox's own servers."""
+    from . import netinfo
+
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("route lookup (rtnetlink)", lambda: netinfo.route_type("127.0.0.1")),
+        ("/proc/net/tcp", lambda: netinfo.inet_sockets(0)),
+        ("unix sock_diag", netinfo.unix_sockets),
+    ]
+    for what, step in steps:
+        try:
+            step()
+        except OSError as e:
+            return Probe("host_services", False,
+                         f"{_describe(e)} ({what}): the sandbox's own servers are refused too")  # fmt: skip
+    return Probe("host_services", True, "route lookup, /proc/net and sock_diag answer")
 
 
 def _ptrace_refusal(err: int, scope: int | None) -> str:
