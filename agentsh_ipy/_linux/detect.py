@@ -592,23 +592,23 @@ def _probe_landlock(env: _Env) -> Probe:
 
 def _probe_host_services() -> Probe:
     """What the supervisor asks to tell this host's services from the
-    sandbox's own: a route lookup, /proc/net and sock_diag. Without them it
+    sandbox's own: a route lookup and sock_diag (inet and unix). Without them it
     still refuses (every host-local destination is closed) but cannot
     recognize the sandbox's own servers."""
     from . import netinfo
 
     steps: list[tuple[str, Callable[[], object]]] = [
         ("route lookup (rtnetlink)", lambda: netinfo.route_type("127.0.0.1")),
-        ("/proc/net/tcp", lambda: netinfo.inet_sockets(0)),
+        ("inet sock_diag", lambda: netinfo.inet_sockets(0)),
         ("unix sock_diag", netinfo.unix_sockets),
     ]
     for what, step in steps:
         try:
             step()
         except OSError as e:
-            return Probe("host_services", False,
-                         f"{_describe(e)} ({what}): the sandbox's own servers are refused too")  # fmt: skip
-    return Probe("host_services", True, "route lookup, /proc/net and sock_diag answer")
+            why = f"{_describe(e)} ({what}): the sandbox's own servers are refused too"
+            return Probe("host_services", False, why)
+    return Probe("host_services", True, "route lookup and sock_diag answer")
 
 
 def _ptrace_refusal(err: int, scope: int | None) -> str:

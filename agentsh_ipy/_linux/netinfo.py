@@ -1,14 +1,14 @@
 """What the kernel says about this host's network: the type of the route to
 an address (rtnetlink RTM_GETROUTE), which sockets are bound where
-(/proc/net/{tcp,udp}*, sock_diag for unix sockets), and which sockets a
-process holds (/proc/PID/fd). All of it is of the caller's network
-namespace; nothing here decides anything."""
+(sock_diag), and which sockets a process holds (/proc/PID/fd). All of it is
+of the caller's network namespace; nothing here decides anything."""
 
 from __future__ import annotations
 
 import os
 import socket
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 NETLINK_SOCK_DIAG = 4
@@ -39,6 +39,12 @@ _RTMSG = struct.Struct("=BBBBBBBBI")
 _RTATTR = struct.Struct("=HH")
 _UNIX_DIAG_REQ = struct.Struct("=BBHIIIII")
 _UNIX_DIAG_MSG = struct.Struct("=BBBBIII")
+# inet_diag_req_v2 up to its inet_diag_sockid (48 bytes, zero: a dump of all)
+_INET_DIAG_REQ = struct.Struct("=BBBBI")
+# inet_diag_msg (72 bytes): family, state, timer, retrans, then the sockid
+# (sport and dport in network order, src and dst 16 bytes each, if, cookie),
+# expires, rqueue, wqueue, uid, inode
+_INET_DIAG_MSG_SIZE = 72
 _TIMEOUT = 2.0  # the kernel answers at once; a stall is a bug, not a wait
 
 
@@ -77,7 +83,7 @@ def _netlink(protocol: int) -> socket.socket:
 
 
 def _error(payload: bytes) -> int:
-    return -struct.unpack_from("=i", payload)[0]
+    return -int(struct.unpack_from("=i", payload)[0])
 
 
 def route_type(ip: str) -> int:
@@ -109,33 +115,48 @@ class InetSocket:
     inode: int
 
 
-def _proc_addr(text: str) -> tuple[str, int]:
-    """/proc/net's "0100007F:1F90": 32-bit words printed in host order."""
-    hexaddr, _, hexport = text.partition(":")
-    words = [int(hexaddr[i : i + 8], 16) for i in range(0, len(hexaddr), 8)]
-    raw = struct.pack(f"={len(words)}I", *words)
-    family = socket.AF_INET6 if len(raw) == 16 else socket.AF_INET
-    return socket.inet_ntop(family, raw), int(hexport, 16)
+def _dump(s: socket.socket, req: bytes, what: str) -> Iterator[bytes]:
+    """The payload of every SOCK_DIAG_BY_FAMILY answer to one dump request."""
+    s.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(req), SOCK_DIAG_BY_FAMILY,
+                          NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + req)  # fmt: skip
+    while True:
+        for kind, payload in _messages(s.recv(1 << 16)):
+            if kind == NLMSG_DONE:
+                return
+            if kind == NLMSG_ERROR:
+                err = _error(payload)
+                raise OSError(err, f"sock_diag of {what}: {os.strerror(err)}")
+            if kind == SOCK_DIAG_BY_FAMILY:
+                yield payload
+
+
+# (protocol, the states asked for): TCP listeners only (what a connect
+# reaches; the listen table is small however busy the host), every UDP socket.
+_INET_DUMPS = (
+    ("tcp", socket.IPPROTO_TCP, 1 << TCP_LISTEN),
+    ("udp", socket.IPPROTO_UDP, 0xFFFFFFFF),
+)
 
 
 def inet_sockets(port: int) -> list[InetSocket]:
-    """Every TCP and UDP socket (IPv4 and IPv6) whose local port is ``port``.
-    A table the kernel was built without is skipped."""
+    """The TCP listeners and the UDP sockets (IPv4 and IPv6) whose local port
+    is ``port``, by sock_diag: the kernel filters by state, where
+    /proc/net/tcp lists every connection and TIME_WAIT entry."""
     out = []
-    for proto in ("tcp", "tcp6", "udp", "udp6"):
-        try:
-            with open(f"/proc/net/{proto}", encoding="ascii") as f:
-                lines = f.read().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) < 10:
-                continue
-            ip, local_port = _proc_addr(fields[1])
-            if local_port == port:
-                state, inode = int(fields[3], 16), int(fields[9])
-                out.append(InetSocket(proto.rstrip("6"), ip, local_port, state, inode))
+    with _netlink(NETLINK_SOCK_DIAG) as s:
+        for proto, number, states in _INET_DUMPS:
+            for family in (socket.AF_INET, socket.AF_INET6):
+                req = _INET_DIAG_REQ.pack(family, number, 0, 0, states) + bytes(48)
+                for payload in _dump(s, req, f"{proto} sockets"):
+                    if len(payload) < _INET_DIAG_MSG_SIZE:
+                        continue
+                    sport = struct.unpack_from("!H", payload, 4)[0]
+                    if sport != port:
+                        continue
+                    src = payload[8:12] if family == socket.AF_INET else payload[8:24]
+                    inode = struct.unpack_from("=I", payload, 68)[0]
+                    ip = socket.inet_ntop(family, src)
+                    out.append(InetSocket(proto, ip, sport, payload[1], inode))
     return out
 
 
@@ -152,28 +173,20 @@ def unix_sockets() -> list[UnixSocket]:
     """Every unix socket of this network namespace, by sock_diag."""
     req = _UNIX_DIAG_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0,
                               UDIAG_SHOW_NAME | UDIAG_SHOW_VFS, 0xFFFFFFFF, 0xFFFFFFFF)  # fmt: skip
-    msg = _NLMSGHDR.pack(_NLMSGHDR.size + len(req), SOCK_DIAG_BY_FAMILY,
-                         NLM_F_REQUEST | NLM_F_DUMP, 1, 0) + req  # fmt: skip
-    out = []
+    out: list[UnixSocket] = []
     with _netlink(NETLINK_SOCK_DIAG) as s:
-        s.send(msg)
-        while True:
-            for kind, payload in _messages(s.recv(1 << 16)):
-                if kind == NLMSG_DONE:
-                    return out
-                if kind == NLMSG_ERROR:
-                    err = _error(payload)
-                    raise OSError(err, f"sock_diag of unix sockets: {os.strerror(err)}")
-                if kind != SOCK_DIAG_BY_FAMILY or len(payload) < _UNIX_DIAG_MSG.size:
-                    continue
-                _fam, kind_, state, _pad, inode, _c0, _c1 = _UNIX_DIAG_MSG.unpack_from(payload)
-                attrs = _attrs(payload, _UNIX_DIAG_MSG.size)
-                vfs = None
-                if UNIX_DIAG_VFS in attrs and len(attrs[UNIX_DIAG_VFS]) >= 8:
-                    ino, dev = struct.unpack_from("=II", attrs[UNIX_DIAG_VFS])
-                    # The kernel's own dev_t (major << 20 | minor), not stat's.
-                    vfs = (os.makedev(dev >> 20, dev & 0xFFFFF), ino)
-                out.append(UnixSocket(kind_, state, inode, attrs.get(UNIX_DIAG_NAME), vfs))
+        for payload in _dump(s, req, "unix sockets"):
+            if len(payload) < _UNIX_DIAG_MSG.size:
+                continue
+            _fam, kind, state, _pad, inode, _c0, _c1 = _UNIX_DIAG_MSG.unpack_from(payload)
+            attrs = _attrs(payload, _UNIX_DIAG_MSG.size)
+            vfs = None
+            if UNIX_DIAG_VFS in attrs and len(attrs[UNIX_DIAG_VFS]) >= 8:
+                ino, dev = struct.unpack_from("=II", attrs[UNIX_DIAG_VFS])
+                # The kernel's own dev_t (major << 20 | minor), not stat's.
+                vfs = (os.makedev(dev >> 20, dev & 0xFFFFF), ino)
+            out.append(UnixSocket(kind, state, inode, attrs.get(UNIX_DIAG_NAME), vfs))
+    return out
 
 
 def socket_inodes(pid: int) -> set[int]:
