@@ -59,6 +59,17 @@ def _supervisor() -> Any:
     return supervisor
 
 
+def _kernel_connection_file() -> list[str]:
+    """The connection file of the kernel this shell runs in, if any: its key
+    signs code for the kernel to run, outside the sandbox."""
+    kernelapp = sys.modules.get("ipykernel.kernelapp")
+    app = getattr(kernelapp, "IPKernelApp", None)
+    if app is None or not app.initialized():
+        return []
+    path = getattr(app.instance(), "abs_connection_file", "")
+    return [path] if isinstance(path, str) and os.path.isabs(path) else []
+
+
 def _client_api() -> tuple[Any, type[Exception]]:
     """(SandboxClient, SupervisorError)."""
     sup = _supervisor()
@@ -363,6 +374,7 @@ class AgentshMagics(Magics):
                         on_event=self._store.add,
                         ask=self._ask,
                         timeouts=timeouts,
+                        hide=_kernel_connection_file(),
                     )
                 self._client, self._client_key = client, key
             assert client is not None

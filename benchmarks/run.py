@@ -211,6 +211,7 @@ class Ctx:
     git: str | None
     base_filters: int
     seq: int = 0
+    policy: str | None = None  # --policy for sandboxed runs (None: the built-in one)
 
     def __post_init__(self) -> None:
         for d in ("ws", "scripts", "home", "tmp", "audit", "kernels", "ipython", "jupyter"):
@@ -241,6 +242,8 @@ class Ctx:
         self.seq += 1
         audit = self.root / "audit" / f"exec-{self.seq}.jsonl"
         cli = [PY, "-m", "agentsh_ipy.cli", "exec", "--workspace", str(self.ws)]
+        if self.policy is not None:
+            cli += ["--policy", self.policy]
         return [*cli, "--audit", str(audit), "--", *argv], audit
 
     def run(
@@ -425,9 +428,18 @@ def listener() -> Iterator[int]:
 def w_network(ctx: Ctx) -> list[Row]:
     n, script = ctx.size("connects"), ctx.script("net.py", NET_PY)
     with listener() as port:
+        # The listener is a service of this host: the built-in policy plus a
+        # rule that names it, as a user reaching a local service would write.
+        named = f"  - {{name: bench, cidrs: [127.0.0.1/32], ports: [{port}], decision: allow}}\n"
+        builtin = (REPO / "agentsh_ipy" / "policy" / "default.yaml").read_text()
+        ctx.policy = ctx.script("net-policy.yaml", builtin.replace(
+            "network_rules:\n", "network_rules:\n" + named, 1))  # fmt: skip
         # bwrap shares the host's network here: the listener is on its loopback.
         argv = [PY, script, str(port), str(n)]
-        row = sized(ctx, "network", f"{n} loopback connects", argv, 1.5, share_net=True)
+        try:
+            row = sized(ctx, "network", f"{n} loopback connects", argv, 1.5, share_net=True)
+        finally:
+            ctx.policy = None
     if ctx.bwrap:
         row.note = (row.note + "; " if row.note else "") + "bwrap with --share-net"
     return [row]

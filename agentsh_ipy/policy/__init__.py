@@ -12,7 +12,7 @@ from __future__ import annotations
 import pkgutil
 from collections.abc import Mapping
 
-from ._engine import Decision, Policy
+from ._engine import HOST_LOCAL_RULE, NOT_OWN, OWN_RULE, Decision, Policy, is_host_address
 from ._errors import PolicyError
 from ._schema import (
     COMMAND_DECISIONS,
@@ -38,6 +38,9 @@ __all__ = [
     "DECISIONS",
     "FILE_DECISIONS",
     "FILE_OPERATIONS",
+    "HOST_LOCAL_RULE",
+    "NOT_OWN",
+    "OWN_RULE",
     "SIGNALS",
     "SIGNAL_TARGETS",
     "SOCKET_OPERATIONS",
@@ -54,6 +57,7 @@ __all__ = [
     "SignalRule",
     "UnixSocketRule",
     "default_policy_text",
+    "is_host_address",
     "load_default",
 ]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ._glob import GlobError, compile_path, escape, normalize_path
+from ._glob import Glob, GlobError, compile_path, escape, normalize_path
 from ._schema import (
     DECISIONS,
     FILE_OPERATIONS,
@@ -27,6 +27,20 @@ from ._schema import (
 
 PROTECTED_RULE = "protected"
 HIDDEN_RULE = "hidden"
+OWN_RULE = "own-sandbox"  # reached a socket the sandbox itself holds
+HOST_LOCAL_RULE = "host-local"  # this host's own address, not the sandbox's socket
+NOT_OWN = "not bound inside this sandbox"
+_LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
+
+def is_host_address(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Addresses that mean this host whatever its interfaces: loopback, the
+    unspecified address (a connect to 0.0.0.0 reaches loopback), multicast
+    (looped back to local members) and the limited broadcast. The caller
+    adds what only the kernel knows (each interface's address)."""
+    return (
+        addr.is_loopback or addr.is_unspecified or addr.is_multicast or addr == _LIMITED_BROADCAST
+    )
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,7 @@ class Policy:
     signal_rules: tuple[SignalRule, ...] = ()
     env_policy: EnvPolicy = field(default_factory=EnvPolicy)
     limits: Limits = field(default_factory=Limits)
+    host_local: str = "closed"
 
     @classmethod
     def parse(cls, text: str, source: str, variables: Mapping[str, str]) -> Policy:
@@ -104,6 +119,7 @@ class Policy:
             signal_rules=parsed.signal_rules,
             env_policy=parsed.env_policy,
             limits=parsed.limits,
+            host_local=parsed.host_local,
         )
 
     # -- checks ------------------------------------------------------------
@@ -139,11 +155,26 @@ class Policy:
                 return Decision(rule.decision, rule.name, rule.message, rule.redirect)
         return Decision(self.defaults.command, "default:command")
 
-    def check_network(self, op: str, ip: str, port: int) -> Decision:
+    def check_network(
+        self,
+        op: str,
+        ip: str,
+        port: int,
+        *,
+        local: bool = False,
+        own: Callable[[], bool] | None = None,
+    ) -> Decision:
         """Decide ``op`` (connect, bind, send) to ``ip``:``port``.
 
         An IPv4-mapped IPv6 address (``::ffff:a.b.c.d``) is checked as its
         IPv4 form, so a dual-stack socket cannot step around IPv4 rules.
+
+        A connect or send to this host (``local``: the kernel routes ``ip``
+        here; loopback, 0.0.0.0, multicast and broadcast always count) is,
+        under ``host_local: closed``, decided only by deny rules and by
+        rules that name the address and its ports (NetworkRule.names): a
+        broad rule never opens it. Then ``own()`` (is every receiver there
+        the sandbox's own socket?) allows it; else it is denied.
         Raises ValueError for a malformed address, port or op.
         """
         _check_op(op, SOCKET_OPERATIONS)
@@ -152,19 +183,48 @@ class Policy:
             addr = addr.ipv4_mapped
         if isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError(f"port {port!r} is not in 0..65535")
+        host = op != "bind" and self.host_local == "closed" and (local or is_host_address(addr))
         for rule in self.network_rules:
-            if rule.matches(op, addr, port):
+            if rule.matches(op, addr, port) and (
+                not host or rule.decision == "deny" or rule.names(addr)
+            ):
                 return Decision(rule.decision, rule.name, rule.message)
-        return Decision(self.defaults.network, "default:network")
+        if not host:
+            return Decision(self.defaults.network, "default:network")
+        if own is not None and own():
+            return Decision("allow", OWN_RULE, "bound inside this sandbox")
+        return Decision("deny", HOST_LOCAL_RULE, NOT_OWN)
 
-    def check_unix(self, op: str, path: str, abstract: bool) -> Decision:
-        """Decide ``op`` on a unix socket; an abstract one matches as ``@name``."""
+    def check_unix(
+        self, op: str, path: str, abstract: bool, *, own: Callable[[], bool] | None = None
+    ) -> Decision:
+        """Decide ``op`` on a unix socket; an abstract one matches as ``@name``.
+
+        The first matching rule decides. A bind no rule matches is allowed
+        for an abstract name and, for a path, decided as a ``create`` by the
+        file rules (a bind creates the socket file). A connect or send no
+        rule matches is allowed when ``own()`` says the socket bound there
+        is the sandbox's own, else ``defaults.unix_socket`` decides.
+        """
         _check_op(op, SOCKET_OPERATIONS)
         key = "@" + path if abstract else normalize_path(path)
         for rule in self.unix_socket_rules:
             if rule.matches(op, key):
-                return Decision(rule.decision, rule.name, rule.message)
-        return Decision(self.defaults.unix_socket, "default:unix_socket")
+                d = Decision(rule.decision, rule.name, rule.message)
+                if op == "bind" and not abstract and d.decision == "allow":
+                    file = self.check_file("create", key)
+                    return d if file.decision == "allow" else file
+                return d
+        if op == "bind":
+            return (
+                Decision("allow", "default:unix-bind")
+                if abstract
+                else self.check_file("create", key)
+            )
+        if own is not None and own():
+            return Decision("allow", OWN_RULE, "bound inside this sandbox")
+        default = self.defaults.unix_socket
+        return Decision(default, "default:unix_socket", NOT_OWN if default == "deny" else "")
 
     def check_signal(self, signal: int, target: str) -> Decision:
         """Decide sending ``signal`` (0..64; 0 probes existence) from the
@@ -226,25 +286,38 @@ class Policy:
         )
         return dataclasses.replace(self, network_rules=(rule, *self.network_rules))
 
-    def hide(self, paths: Iterable[str]) -> Policy:
+    def hide(
+        self,
+        paths: Iterable[str],
+        trees: Iterable[str] = (),
+        message: str = "hidden by agentsh-ipy",
+    ) -> Policy:
         """Return a copy whose first file rule, ``hidden``, denies every
         operation, reads included, on exactly these paths (the connection
-        file holding the frontend's key)."""
-        globs = []
-        for path in paths:
-            if not path.startswith("/"):
-                raise ValueError(f"hidden path {path!r} is not absolute")
-            globs.append(compile_path(escape(normalize_path(path))))
+        file holding the frontend's key) and on these directories and
+        everything below them (Jupyter's runtime directory). The directories
+        above them cannot be renamed: that would show what they hide under
+        another path."""
+        paths, trees = list(paths), list(trees)
+        globs = _globs(paths, trees, "hidden")
         if not globs:
             return dataclasses.replace(self)
         rule = FileRule(
             name=HIDDEN_RULE,
-            globs=tuple(globs),
+            globs=globs,
             operations=frozenset(FILE_OPERATIONS),
             decision="deny",
-            message="hidden by agentsh-ipy",
+            message=message,
         )
-        return dataclasses.replace(self, file_rules=(rule, *self.file_rules))
+        above = {parent for p in (*paths, *trees) for parent in _parents(normalize_path(p))}
+        keep = FileRule(
+            name=HIDDEN_RULE,
+            globs=_globs(sorted(above), (), "hidden"),
+            operations=frozenset({"rename"}),
+            decision="deny",
+            message=f"{message} (a directory above it cannot be renamed)",
+        )
+        return dataclasses.replace(self, file_rules=(rule, keep, *self.file_rules))
 
     def protect(self, paths: Iterable[str], trees: Iterable[str] = ()) -> Policy:
         """Return a copy whose first file rule, ``protected``, denies every
@@ -252,26 +325,12 @@ class Policy:
         policy file) and on these directories and everything below them (the
         trash).  Reads still go through the remaining rules.
         """
-        globs = []
-        patterns = [(p, escape(normalize_path(p)) if p.startswith("/") else p) for p in paths]
-        for tree in trees:
-            if tree.startswith("/"):
-                base = escape(normalize_path(tree))
-                patterns += [(tree, base), (tree, base.rstrip("/") + "/**")]
-            else:
-                patterns.append((tree, tree))
-        for path, pattern in patterns:
-            if not path.startswith("/"):
-                raise ValueError(f"protected path {path!r} is not absolute")
-            try:
-                globs.append(compile_path(pattern))
-            except GlobError as exc:
-                raise ValueError(f"protected path {path!r}: {exc}") from None
+        globs = _globs(paths, trees, "protected")
         if not globs:
             return dataclasses.replace(self)
         rule = FileRule(
             name=PROTECTED_RULE,
-            globs=tuple(globs),
+            globs=globs,
             operations=frozenset(FILE_OPERATIONS) - {"read"},
             decision="deny",
             message="protected by agentsh-ipy",
@@ -289,3 +348,32 @@ class Policy:
             file_rules=(rule, *self.file_rules),
             unix_socket_rules=(sock_rule, *self.unix_socket_rules),
         )
+
+
+def _parents(path: str) -> list[str]:
+    """/a/b/c -> [/a/b, /a]: the directories above ``path``, "/" excepted."""
+    out = []
+    while (path := path.rsplit("/", 1)[0]) != "":
+        out.append(path)
+    return out
+
+
+def _globs(paths: Iterable[str], trees: Iterable[str], what: str) -> tuple[Glob, ...]:
+    """Literal globs for exactly ``paths``, and for each of ``trees`` and
+    everything below it. Raises ValueError for a path that is not absolute."""
+    patterns = [(p, escape(normalize_path(p)) if p.startswith("/") else p) for p in paths]
+    for tree in trees:
+        if tree.startswith("/"):
+            base = escape(normalize_path(tree))
+            patterns += [(tree, base), (tree, base.rstrip("/") + "/**")]
+        else:
+            patterns.append((tree, tree))
+    globs = []
+    for path, pattern in patterns:
+        if not path.startswith("/"):
+            raise ValueError(f"{what} path {path!r} is not absolute")
+        try:
+            globs.append(compile_path(pattern))
+        except GlobError as exc:
+            raise ValueError(f"{what} path {path!r}: {exc}") from None
+    return tuple(globs)

@@ -41,6 +41,10 @@ FILE_OPERATIONS = (
     "chown",
 )
 SOCKET_OPERATIONS = ("connect", "bind", "send")
+# host_local: "closed" opens this host's own addresses to a connect or send
+# only where the sandbox itself is bound, or where a rule names the address
+# and its ports; "open" decides them by the rules like any other address.
+HOST_LOCAL_MODES = ("closed", "open")
 VARIABLES = ("WORKSPACE", "HOME", "TMPDIR")
 SIGNAL_TARGETS = ("sandbox", "outside")
 
@@ -102,6 +106,8 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 _STR_TAG = "tag:yaml.org,2002:str"
 
 _MAPPED_V4 = ipaddress.IPv6Network("::ffff:0:0/96")
+_LOOPBACK_V4 = ipaddress.IPv4Network("127.0.0.0/8")
+_LOOPBACK_V6 = ipaddress.IPv6Network("::1/128")
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PORT_RANGE = re.compile(r"\s*(\d+)\s*-\s*(\d+)\s*")
@@ -136,7 +142,7 @@ class Defaults:
     file: str = "deny"
     command: str = "allow"
     network: str = "deny"
-    unix_socket: str = "allow"
+    unix_socket: str = "deny"
     signal: str = "deny"
 
 
@@ -212,6 +218,26 @@ class NetworkRule:
             return False
         return self.ports is None or any(lo <= port <= hi for lo, hi in self.ports)
 
+    def names(self, addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        """Does this rule name ``addr`` and its ports explicitly: ``ports``
+        listed, and a CIDR holding ``addr`` that is one address or lies
+        within loopback? Only such a rule opens a host-local address."""
+        return (
+            self.ports is not None
+            and self.cidrs is not None
+            and any(addr in net and _names_host(net) for net in self.cidrs)
+        )
+
+
+def _in_loopback(net: IPNetwork) -> bool:
+    if isinstance(net, ipaddress.IPv4Network):
+        return net.subnet_of(_LOOPBACK_V4)
+    return net.subnet_of(_LOOPBACK_V6)
+
+
+def _names_host(net: IPNetwork) -> bool:
+    return net.num_addresses == 1 or _in_loopback(net)
+
 
 @dataclass(frozen=True)
 class UnixSocketRule:
@@ -277,6 +303,7 @@ class ParsedPolicy:
     signal_rules: tuple[SignalRule, ...]
     env_policy: EnvPolicy
     limits: Limits
+    host_local: str = "closed"
 
 
 # --------------------------------------------------------------------------
@@ -922,6 +949,7 @@ class _Reader:
                 "signal_rules",
                 "env_policy",
                 "limits",
+                "host_local",
             ],
         )
         if top is None:
@@ -949,6 +977,16 @@ class _Reader:
                 for key, value in (fields or {}).items()
             }
             defaults = Defaults(**{k: v for k, v in values.items() if v is not None})
+
+        host_local = "closed"
+        if "host_local" in top:
+            node = top["host_local"]
+            text = self.string(node, "host_local")
+            if text in HOST_LOCAL_MODES:
+                host_local = text
+            elif text is not None:
+                self.error(node, f"host_local must be one of {', '.join(HOST_LOCAL_MODES)}, "
+                                 f"not {text!r}")  # fmt: skip
 
         timeout = 60.0
         if "approval_timeout" in top:
@@ -995,6 +1033,9 @@ class _Reader:
                 " use cidrs"
             },
         )
+        if host_local == "closed":
+            for rule in network_rules:
+                self.check_host_local(rule)
         unix_rules = rules(
             "unix_socket_rules",
             self.unix_rule,
@@ -1030,7 +1071,24 @@ class _Reader:
             signal_rules=signal_rules,
             env_policy=env,
             limits=limits,
+            host_local=host_local,
         )
+
+    def check_host_local(self, rule: NetworkRule) -> None:
+        """An allowing rule on loopback without ports would open nothing
+        under host_local: closed; say so instead of ignoring it."""
+        if rule.decision == "deny" or rule.ports is not None or rule.cidrs is None:
+            return
+        if not rule.operations & {"connect", "send"}:
+            return
+        for net in rule.cidrs:
+            if _in_loopback(net):
+                self.problems.append((self.source, rule.line, (
+                    f"network rule '{rule.name}' allows {net} on every port, but this host's "
+                    "own addresses open only to a rule that names its ports: list `ports`, "
+                    "or set `host_local: open` to trust every service on this machine"
+                )))  # fmt: skip
+                return
 
 
 # libyaml's loader where PyYAML has it: several times faster than the pure

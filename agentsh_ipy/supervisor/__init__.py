@@ -54,6 +54,7 @@ __all__ = [
     "describe_host",
     "exit_status",
     "host_choice",
+    "jupyter_runtime_dirs",
     "load_policy",
     "new_session_id",
     "open_audit",
@@ -72,10 +73,28 @@ def policy_variables(workspace: str, env: Mapping[str, str] | None = None) -> di
     }
 
 
+def jupyter_runtime_dirs(env: Mapping[str, str] | None = None) -> list[str]:
+    """Where Jupyter keeps its servers' tokens and its kernels' keys, as
+    jupyter_core finds it (without importing it): $JUPYTER_RUNTIME_DIR, else
+    the data dir's runtime/ ($JUPYTER_DATA_DIR, else $XDG_DATA_HOME/jupyter,
+    else ~/.local/share/jupyter); and always the last one, for a server
+    started with another environment."""
+    env = os.environ if env is None else env
+    home = env.get("HOME") or pwd.getpwuid(os.getuid()).pw_dir
+    default = os.path.join(home, ".local", "share", "jupyter")
+    data = env.get("JUPYTER_DATA_DIR") or (
+        os.path.join(env["XDG_DATA_HOME"], "jupyter") if env.get("XDG_DATA_HOME") else default
+    )
+    found = [env.get("JUPYTER_RUNTIME_DIR") or os.path.join(data, "runtime")]
+    found.append(os.path.join(default, "runtime"))
+    return list(dict.fromkeys(os.path.realpath(d) for d in found if os.path.isabs(d)))
+
+
 def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ()) -> pol.Policy:
     """Read and validate a policy (the default when path is None); the
     paths in ``protect`` (the audit log, the policy file) and the
-    workspace's trash folder become unwritable by the sandbox."""
+    workspace's trash folder become unwritable by the sandbox, and Jupyter's
+    runtime directory unreadable, whatever the policy says."""
     variables = policy_variables(workspace)
     if path is None:
         p = pol.load_default(variables)
@@ -90,6 +109,7 @@ def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ())
         p = pol.Policy.parse(text, path, variables)
         protect = (*protect, os.path.realpath(path))
     trash = os.path.join(os.path.realpath(workspace), TRASH_DIR)
+    p = p.hide([], jupyter_runtime_dirs(), "Jupyter's runtime files hold its tokens and keys")
     return p.protect([os.path.realpath(x) for x in protect], trees=[trash])
 
 

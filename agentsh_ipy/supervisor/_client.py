@@ -166,9 +166,11 @@ class SandboxClient:
         ask: AskFn | None = None,
         timeouts: Timeouts | None = None,
         session: str | None = None,
+        hide: Sequence[str] = (),
     ) -> SandboxClient:
-        """Start the daemon and wait until it serves. Raises SupervisorError
-        (policy errors as pol.PolicyError) naming the cause."""
+        """Start the daemon and wait until it serves. ``hide``: files the
+        sandbox may not even read (the kernel's connection file). Raises
+        SupervisorError (policy errors as pol.PolicyError) naming the cause."""
         from . import new_session_id
 
         if not sys.platform.startswith("linux"):
@@ -199,6 +201,7 @@ class SandboxClient:
             "policy_path": policy_path,
             "workspace": workspace,
             "audit_path": audit_path,
+            "hide": [os.path.realpath(p) for p in hide],
             "session": session or new_session_id(),
             "timeouts": {"handoff": timeouts.handoff, "ready": timeouts.ready, "go": timeouts.go},
         }

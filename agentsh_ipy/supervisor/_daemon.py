@@ -175,9 +175,12 @@ class Tree(TreeAudit):
         self.hidden = hidden
         self.created = time.monotonic()
         self.tracer = Tracer(self.table, self._emit, on_exec=self._check_exec)
+        # Every launch of this IPython session is one sandbox: a server one
+        # cell started is the sandbox's own to the next.
         self.decoder = Decoder(
-            daemon.policy, daemon.arch, self.table, daemon.trash, daemon.redirector
-        )
+            daemon.policy, daemon.arch, self.table, daemon.trash, daemon.redirector,
+            sandbox=daemon.members,
+        )  # fmt: skip
         self.loop: NotifyLoop | None = None
         self.handshake: Handshake | None = None
         self.root_done = threading.Event()
@@ -238,6 +241,7 @@ class Daemon:
         self.sockpath = os.path.join(self.sockdir, "launch")
         audit_path = os.path.abspath(config["audit_path"])
         policy = load_policy(config.get("policy_path"), workspace, protect=(audit_path,))
+        policy = policy.hide([str(p) for p in config.get("hide", [])])
         self.policy = policy.protect([], trees=[self.sockdir])
         self.log = open_audit(audit_path, config["session"])
         self.arch = arch_mod.current()
@@ -270,6 +274,12 @@ class Daemon:
 
     def _emit(self, type: str, **fields: Any) -> None:
         self.log.emit(type, **fields)
+
+    def members(self) -> list[int]:
+        """Every process of every launch."""
+        with self.trees_lock:
+            trees = list(self.trees)
+        return [pid for tree in trees for pid in tree.table.members()]
 
     # -- threads other than main -------------------------------------------
     def send_events(self) -> None:

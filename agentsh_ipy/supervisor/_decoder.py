@@ -11,12 +11,13 @@ import ipaddress
 import os
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from .. import policy as pol
 from .._linux import files, procfs, seccomp, sockets
 from .._linux.arch import Arch
+from ._hosts import HostServices
 from ._redirect import Redirector
 from ._request import (
     BLOCKED_RULE,
@@ -73,6 +74,11 @@ def _pgid(pid: int) -> int | None:
         return None
 
 
+def _identity(fd: int) -> tuple[int, int]:
+    st = os.fstat(fd)
+    return st.st_dev, st.st_ino
+
+
 def _resolve(path: str, pid: int, tid: int, follow: bool, root: str = "/") -> str:
     """Symlinks resolved as the tracee sees them; a loop (ELOOP) leaves the
     path as given, and the kernel will refuse the call anyway."""
@@ -88,6 +94,7 @@ class Tree(Protocol):
     def tgid_ppid(self, tid: int) -> tuple[int, int]: ...
     def inside(self, pid: int) -> bool: ...
     def reserve_process(self, limit: int | None) -> bool: ...
+    def members(self) -> list[int]: ...
 
 
 class Decoder:
@@ -100,7 +107,11 @@ class Decoder:
         tree: Tree,
         trash: Trash | None = None,
         redirector: Redirector | None = None,
+        sandbox: Callable[[], Iterable[int]] | None = None,
     ) -> None:
+        """``sandbox``: the pids of every process of the sandbox, when it is
+        more than this tree (the notebook daemon's launches are one sandbox);
+        a socket one of them holds is the sandbox's own."""
         self.policy = policy
         self.trash = trash
         self.redirector = redirector
@@ -108,6 +119,7 @@ class Decoder:
         self.mem = procfs.MemoryReader()
         self.tree = tree
         self.tgid_ppid = tree.tgid_ppid
+        self.hosts = HostServices(sandbox or tree.members)
         for name in seccomp.BLOCKED:
             setattr(self, "_h_" + name, self._blocked)
         all_names = (
@@ -576,6 +588,10 @@ class Decoder:
         except OSError as e:
             raise Unreadable(f"sockaddr: {e.strerror}") from None
         family = struct.unpack_from("=H", raw)[0]
+        if family == socket.AF_UNSPEC and op != "connect" and len(raw) >= 8:
+            # An IPv4 socket takes AF_UNSPEC as AF_INET in sendto and bind
+            # (a connect with it disconnects): decide the address it carries.
+            family = socket.AF_INET
         if family == socket.AF_INET and len(raw) >= 8:
             port = struct.unpack_from("!H", raw, 2)[0]
             ip = str(ipaddress.IPv4Address(raw[4:8]))
@@ -583,27 +599,52 @@ class Decoder:
             port = struct.unpack_from("!H", raw, 2)[0]
             ip = str(ipaddress.IPv6Address(raw[8:24]))
         elif family == socket.AF_UNIX:
-            sun = raw[2:]
-            if not sun:  # unnamed (autobind): no path to decide on
-                return None
-            abstract = sun[0] == 0
-            if abstract:
-                path = "@" + os.fsdecode(sun[1:]).rstrip("\0")
-                d = self.policy.check_unix(op, path, True)
-                return Request("unix", op, name, pid, tid, d, {"path": path}, sockaddr=raw)
-            path = os.fsdecode(sun.split(b"\0", 1)[0])
-            if not path.startswith("/"):
-                path = os.path.join(self._cwd(tid), path)
-            # connect follows symlinks to the socket; bind creates the last name.
-            real = _resolve(path, pid, tid, op != "bind")
-            paths = [real] if ".." in path.split("/") else list(dict.fromkeys([path, real]))
-            d = worst([self.policy.check_unix(op, p, False) for p in paths])
-            fields = {"path": path, **({"resolved": real} if real != path else {})}
-            return Request("unix", op, name, pid, tid, d, fields, sockaddr=raw)
+            return self._unix(name, op, pid, tid, raw)
         else:
             return None  # families we do not decide on keep the kernel's answer
-        d = self.policy.check_network(op, ip, port)
-        return Request("net", op, name, pid, tid, d, {"addr": ip, "port": port}, sockaddr=raw)
+        fields: dict[str, Any] = {"addr": ip, "port": port}
+        if op == "bind" or self.policy.host_local != "closed":
+            d = self.policy.check_network(op, ip, port)
+        else:
+            route = self.hosts.route(ip)
+            d = self.policy.check_network(
+                op, ip, port, local=self.hosts.is_host(route),
+                own=lambda: self.hosts.own_inet(ip, port, route),
+            )  # fmt: skip
+        return Request("net", op, name, pid, tid, d, fields, sockaddr=raw)
+
+    def _unix(self, name: str, op: str, pid: int, tid: int, raw: bytes) -> Request | None:
+        sun = raw[2:]
+        if not sun:  # unnamed (autobind): no path to decide on
+            return None
+        pin: list[tuple[int, int] | None] = []  # the socket file an "own" answer saw
+
+        def own(path: str, abstract: bool) -> Callable[[], bool]:
+            def check() -> bool:  # asked once, however many names are checked
+                if not pin:
+                    pin.append(self.hosts.own_unix(path, abstract))
+                return pin[0] is not None
+
+            return check
+
+        if sun[0] == 0:
+            path = "@" + os.fsdecode(sun[1:]).rstrip("\0")
+            d = self.policy.check_unix(op, path, True, own=own(path, True))
+            return Request("unix", op, name, pid, tid, d, {"path": path}, sockaddr=raw)
+        path = os.fsdecode(sun.split(b"\0", 1)[0])
+        if not path.startswith("/"):
+            path = os.path.join(self._cwd(tid), path)
+        # connect follows symlinks to the socket; bind creates the last name.
+        real = _resolve(path, pid, tid, op != "bind")
+        paths = [real] if ".." in path.split("/") else list(dict.fromkeys([path, real]))
+        # Whether the socket is the sandbox's own is a fact of the file that
+        # `real` names, whichever name it was reached by.
+        d = worst([self.policy.check_unix(op, p, False, own=own(real, False)) for p in paths])
+        fields = {"path": path, **({"resolved": real} if real != path else {})}
+        req = Request("unix", op, name, pid, tid, d, fields, sockaddr=raw)
+        if pin and d.rule == pol.OWN_RULE:
+            req.pin = pin[0]
+        return req
 
     # In notify mode the supervisor performs an allowed connect/bind/send
     # itself, on a copy of the socket (pidfd_getfd) and with the address bytes
@@ -632,6 +673,10 @@ class Decoder:
                         target = parent if op == "bind" else unix_path
                         pinned = files.openat2(target, os.O_PATH | os.O_CLOEXEC, 0,
                                                files.RESOLVE_NO_SYMLINKS)  # fmt: skip
+                        if req.pin is not None and _identity(pinned) != req.pin:
+                            # swapped since it was found to be the sandbox's own
+                            req.fields["result"] = "ECONNREFUSED"
+                            return -errno.ECONNREFUSED
                         pinned_path = f"/proc/self/fd/{pinned}" + (
                             f"/{leaf}" if op == "bind" else ""
                         )

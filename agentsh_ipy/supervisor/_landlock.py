@@ -424,6 +424,11 @@ class _Builder:
         handled = 0
         ports: dict[int, int] = {}
         for op, right in (("connect", ll.NET_CONNECT_TCP), ("bind", ll.NET_BIND_TCP)):
+            if op == "connect" and self.policy.host_local == "closed":
+                # A server of the sandbox's own, on any port, is reachable.
+                self.notes.append("TCP connect not handled: the sandbox's own servers "
+                                  "may listen on any port (the notify layer decides)")  # fmt: skip
+                continue
             rules = [
                 r for r in self.policy.network_rules if r.decision != "deny" and op in r.operations
             ]

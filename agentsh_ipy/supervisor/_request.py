@@ -15,7 +15,9 @@ RANK = {"allow": 0, "audit": 1, "soft_delete": 1, "redirect": 2, "approve": 2, "
 
 
 def worst(decisions: list[pol.Decision]) -> pol.Decision:
-    return max(decisions, key=lambda d: RANK[d.decision])
+    """The strictest; of equals, one a rule made rather than a default (it
+    says more in the audit)."""
+    return max(decisions, key=lambda d: (RANK[d.decision], not d.rule.startswith("default:")))
 
 
 class Unreadable(Exception):
@@ -40,6 +42,7 @@ class Request:
     action: Callable[[], int] | None = None
     open_spec: tuple[str, int, int] | None = None  # (resolved path, flags, mode) to emulate
     sockaddr: bytes = b""  # the exact address bytes decided on
+    pin: tuple[int, int] | None = None  # (st_dev, st_ino) a unix connect must still reach
     run_async: bool = False  # the action may block (a connect): run it off the loop
 
     @property

@@ -39,19 +39,22 @@ class TreeAudit:
     def _repeated(self, req: Request) -> bool:
         if req.decision.decision != "deny":
             return False
+        # Each destination counts on its own: a refusal names its address.
+        dest = (req.fields.get("addr"), req.fields.get("port"))
         key = (req.pid, req.kind, req.op, req.decision.rule,
-               req.fields.get("path"), req.fields.get("target"))  # fmt: skip
+               req.fields.get("path"), req.fields.get("target"), dest)  # fmt: skip
         with self._repeats_lock:  # the notify, approval and network threads all report
             n = self._repeats.get(key, 0) + 1
             self._repeats[key] = n
         return n > self._REPEATS_SHOWN
 
     def _flush_suppressed(self) -> None:
-        for (pid, kind, op, rule, path, target), n in self._repeats.items():
+        for (pid, kind, op, rule, path, target, (addr, port)), n in self._repeats.items():
             if n > self._REPEATS_SHOWN:
+                where = {"addr": addr, "port": port} if addr is not None else {}
                 self._emit("sandbox", op="suppressed", pid=pid, decision="deny", rule=rule,
                            count=n - self._REPEATS_SHOWN, of_type=kind, of_op=op,
-                           path=path, target=target)  # fmt: skip
+                           path=path, target=target, **where)  # fmt: skip
 
     def _on_request(self, req: Request) -> None:
         if self._repeated(req):

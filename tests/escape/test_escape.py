@@ -359,9 +359,12 @@ def udp_allowed(c: Ctx) -> str:
 
 
 def no_agent(c: Ctx) -> str:
+    """The agent's socket denied by name; the control socket named, allowed:
+    an outside socket is reachable only where a rule names it."""
     return (
         "unix_socket_rules:\n"
         f"  - {{name: no-agent, paths: ['{c.unix('denied').path}'], decision: deny}}\n"
+        f"  - {{name: control, paths: ['{c.unix('allowed').path}'], decision: allow}}\n"
     )
 
 
@@ -872,16 +875,15 @@ CASES: list[Case] = [
         audit=[blocked("mount"), blocked("fsopen")],
         raw=True,
     ),
-    # -- network: loopback listeners only; the policy allows one port --------
+    # -- network: loopback listeners only; the policy names one port --------
+    # (the others are this host's services: closed, rule host-local)
     Case(
         "connect-ipv6-loopback",
         "connect_ipv6.py",
         _tcp_args(_v6),
         policy=dev_server,
         effect=[refused("ipv6"), tcp_untouched("v6")],
-        audit=[
-            Expect(("net",), op="connect", rule="default:network", about=_loopback({"::1"}, _v6))
-        ],
+        audit=[Expect(("net",), op="connect", rule="host-local", about=_loopback({"::1"}, _v6))],
     ),
     Case(
         "connect-v4-mapped",
@@ -889,9 +891,7 @@ CASES: list[Case] = [
         _tcp_args(_db),
         policy=dev_server,
         effect=[refused("mapped"), tcp_untouched("db")],
-        audit=[
-            Expect(("net",), op="connect", rule="default:network", about=_loopback(MAPPED_DB, _db))
-        ],
+        audit=[Expect(("net",), op="connect", rule="host-local", about=_loopback(MAPPED_DB, _db))],
     ),
     Case(
         # deny 127.0.0.3, allow ::/0: the mapped form must still meet no-db
@@ -912,7 +912,7 @@ CASES: list[Case] = [
             Expect(
                 ("net",),
                 op="send",
-                rule="default:network",
+                rule="host-local",
                 about=_loopback({"127.0.0.1"}, _denied_udp),
             )
         ],
@@ -929,7 +929,7 @@ CASES: list[Case] = [
                     ("net",),
                     op="send",
                     syscalls=(x,),
-                    rule="default:network",
+                    rule="host-local",
                     about=_loopback({"127.0.0.1"}, _denied_udp),
                 )
             ],

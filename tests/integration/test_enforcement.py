@@ -162,7 +162,7 @@ def test_denied_connect_never_reaches_the_listener(
     assert denied.accepted == 0
     nets = {(e["port"], e["decision"], e["rule"]) for e in r.of_type("net")}
     assert (allowed.port, "allow", "dev-server") in nets
-    assert (denied.port, "deny", "default:network") in nets
+    assert (denied.port, "deny", "host-local") in nets
 
 
 def test_pipeline_is_fully_attributed(area: Area) -> None:

@@ -94,12 +94,13 @@ def test_sendto_with_a_destination_is_decided(area: Area) -> None:
         "    print('denied')\n"
     )
     policy = write_policy(
-        area, "network_rules:\n  - {name: lo1, cidrs: [127.0.0.1/32], decision: allow}\n"
+        area,
+        "network_rules:\n  - {name: lo1, cidrs: [127.0.0.1/32], ports: [9], decision: allow}\n",
     )
     r = sandbox(area, [sys.executable, "-c", script], policy=policy)
     assert r.stdout.strip() == "denied", r.stderr
     [ev] = [e for e in r.of_type("net") if e["decision"] == "deny"]
-    assert (ev["op"], ev["addr"], ev["port"]) == ("send", "127.0.0.2", 9)
+    assert (ev["op"], ev["addr"], ev["port"], ev["rule"]) == ("send", "127.0.0.2", 9, "host-local")
 
 
 def test_o_path_and_dirfd_opens_work(area: Area) -> None:
@@ -189,7 +190,9 @@ def test_sendmmsg_to_an_allowed_address_is_delivered_with_msg_len(area: Area) ->
     rx.settimeout(5)
     port = rx.getsockname()[1]
     policy = write_policy(
-        area, "network_rules:\n  - {name: lo, cidrs: [127.0.0.1/32], decision: allow}\n"
+        area,
+        "network_rules:\n"
+        f"  - {{name: lo, cidrs: [127.0.0.1/32], ports: [{port}], decision: allow}}\n",
     )
     r = sandbox(area, [sys.executable, "-c", SENDMMSG, str(port)], policy=policy)
     assert r.returncode == 0, r.stderr

@@ -209,8 +209,10 @@ def test_plan_grants_and_read_holes(tree: Path) -> None:
     assert all(path.startswith(r) for path, _ in p.rules)
     assert "does not exist" in p.why_skipped(f"{r}/home/.aws")
     assert "(a rule needs an existing path)" in p.why_skipped(f"{r}/nope")
-    # Network default deny and no rule allowing TCP: both handled, no port open.
-    assert (p.handled_net, p.ports) == (ll.NET_CONNECT_TCP | ll.NET_BIND_TCP, ())
+    # Network default deny and no rule allowing TCP: binds handled, no port
+    # open; connects not (the sandbox's own servers may be on any port).
+    assert (p.handled_net, p.ports) == (ll.NET_BIND_TCP, ())
+    assert any("TCP connect not handled: the sandbox's own servers" in n for n in p.notes)
 
 
 def test_plan_masks_rights_to_the_abi(tree: Path) -> None:
@@ -285,8 +287,12 @@ def test_unix_socket_binds_need_make_sock(tree: Path) -> None:
     assert p.access(f"{tree}/out") == READ | ll.FS_MAKE_SOCK  # the socket's directory
 
 
+# Connect ports are handled only where this host's services are decided by
+# the rules alone (host_local: open): under the default (closed) the
+# sandbox's own servers may listen on any port.
 NET = """\
 version: 1
+host_local: open
 defaults: {network: NETDEFAULT}
 network_rules:
   - name: web
@@ -310,6 +316,13 @@ def test_net_connect_ports_handled_when_every_allow_lists_ports(tree: Path) -> N
     assert p.handled_net == ll.NET_CONNECT_TCP | ll.NET_BIND_TCP
     assert p.ports == tuple((port, ll.NET_CONNECT_TCP) for port in (443, 8000, 8001, 8002))
     assert any("TCP connect handled: ports 443,8000-8002" in n for n in p.notes)
+
+
+def test_net_connect_not_handled_while_host_local_is_closed(tree: Path) -> None:
+    p = lp.plan(make_policy(tree, NET.replace("host_local: open", "host_local: closed")
+                            .replace("NETDEFAULT", "deny").replace("EXTRA", "")), 7)  # fmt: skip
+    assert p.handled_net == ll.NET_BIND_TCP and p.ports == ()
+    assert any("TCP connect not handled: the sandbox's own servers" in n for n in p.notes)
 
 
 def test_net_not_handled_when_some_allow_has_any_port(tree: Path) -> None:
@@ -337,9 +350,10 @@ def test_the_default_policy_plans_on_this_host() -> None:
     policy = sup.load_policy(None, os.getcwd())
     p = lp.plan(policy, 7)
     assert p.access("/") & READ == 0 or not p.holes  # holes cut the read grant on /
-    assert p.handled_net == 0  # loopback, any port
+    assert p.handled_net == 0  # binds: loopback, any port; connects: own servers
     assert "/etc/shadow" in p.holes or "/etc/shadow" in dict(p.skipped)
-    assert any("'loopback' allows any port" in n for n in p.notes)
+    assert any("TCP bind not handled: rule 'own-servers' allows any port" in n for n in p.notes)
+    assert any("TCP connect not handled: the sandbox's own servers" in n for n in p.notes)
     assert "/dev/fd" in dict(p.skipped)  # the supervisor's own /proc/self: no rule
 
 
@@ -485,7 +499,7 @@ def test_tcp_port_rules_are_enforced(tree: Path) -> None:
     try:
         allowed, other = (s.getsockname()[1] for s in servers)
         text = (
-            "version: 1\nnetwork_rules:\n"
+            "version: 1\nhost_local: open\nnetwork_rules:\n"
             f"  - {{name: one, ports: [{allowed}], operations: [connect], decision: allow}}\n"
         )
         p = lp.plan(make_policy(tree, text), ABI)

@@ -233,7 +233,7 @@ def test_sandboxed_kernel(area: Area, policy: str) -> None:
     assert "ConnectionRefusedError" in text(cells["code-07"])
     [net] = [e for e in audit(cells["code-07"])["events"] if e["type"] == "net"]
     assert (net["addr"], net["port"]) == ("127.0.0.1", 9)
-    expected = ("deny", "no-exfil") if policy == "no-exfil" else ("allow", "loopback")
+    expected = ("deny", "no-exfil") if policy == "no-exfil" else ("deny", "host-local")
     assert (net["decision"], net["rule"]) == expected
 
     # 3. outside the workspace

@@ -14,9 +14,11 @@ The kernel's policy is the built-in one with three test rules in front:
 * ``ask-first``: every operation under ``OUTSIDE/ask`` is ``approve``;
 * ``closed-port``: connections to loopback port ``area.port`` are denied
   (the test runs a listener on that port, so the port itself is open);
+* ``open-port``: 127.0.0.1 port ``area.open_port``, a service of this host
+  the policy names, is reachable (every other one is closed);
 * everything else as shipped: ``~/.ssh`` denied (``credentials``), the
   workspace (the kernel's cwd, ``area.ws``) writable, the rest read-only,
-  loopback allowed.
+  this host's services closed (rule ``host-local``).
 
 The policy file and the audit log both live INSIDE the workspace, where the
 sandbox could otherwise write: only the kernel's own protection keeps them
@@ -90,7 +92,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def policy_text(area: Area, port: int) -> str:
+def policy_text(area: Area, port: int, open_port: int) -> str:
     """The built-in policy with the test rules (see the module docstring) first."""
     text = default_policy_text()
     ask = area.outside / "ask"
@@ -105,6 +107,10 @@ def policy_text(area: Area, port: int) -> str:
         '    cidrs: ["127.0.0.0/8", "::1/128"]\n'
         f"    ports: [{port}]\n"
         "    decision: deny\n"
+        "  - name: open-port\n"
+        '    cidrs: ["127.0.0.1/32"]\n'
+        f"    ports: [{open_port}]\n"
+        "    decision: allow\n"
     )
     for anchor, rule in (("\nfile_rules:\n", file_rule), ("\nnetwork_rules:\n", net_rule)):
         assert text.count(anchor) == 1, f"the built-in policy changed shape: {anchor!r}"
@@ -116,6 +122,7 @@ def policy_text(area: Area, port: int) -> str:
 class SkArea(Area):
     """kernel_area's tree (the secret in ~/.ssh, the Jupyter and IPython
     directories) plus ``port`` (a free loopback port the policy denies),
+    ``open_port`` (a free loopback port the policy names, allowed),
     ``ask`` (where every operation needs approval), ``policy``
     (ws/policy.yaml) and ``audit`` (ws/audit.jsonl)."""
 
@@ -133,7 +140,8 @@ class SkArea(Area):
         self.write("home/.ssh/id_rsa", SECRET + "\n", mode=0o600)
         self.ask = self.mkdir("outside/ask")
         self.port = free_port()
-        self.policy = self.write("ws/policy.yaml", policy_text(self, self.port))
+        self.open_port = free_port()
+        self.policy = self.write("ws/policy.yaml", policy_text(self, self.port, self.open_port))
         self.audit = self.ws / "audit.jsonl"
 
 

@@ -155,7 +155,7 @@ def connect_code(*ports: int) -> str:
 
 
 def test_a_connection_to_a_denied_port_fails_and_is_audited(kernel: SandboxedKernel) -> None:
-    denied, allowed = Listener(kernel.area.port), Listener()
+    denied, allowed = Listener(kernel.area.port), Listener(kernel.area.open_port)
     try:
         cell = kernel.ok(connect_code(denied.port, allowed.port))
         lines = cell.stdout.splitlines()
@@ -176,7 +176,7 @@ def test_a_connection_to_a_denied_port_fails_and_is_audited(kernel: SandboxedKer
     event = in_both(kernel, cell, "net", op="connect", port=denied.port)
     assert event["rule"] == "closed-port" and event["addr"] == "127.0.0.1"
     ok = [e for e in cell.events() if e["type"] == "net" and e.get("port") == allowed.port]
-    assert ok and all(e["decision"] == "allow" for e in ok), ok
+    assert ok and all((e["decision"], e["rule"]) == ("allow", "open-port") for e in ok), ok
 
 
 def test_shell_and_subprocess_calls_are_confined_by_the_same_policy(

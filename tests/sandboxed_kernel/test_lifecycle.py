@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,10 +176,10 @@ def test_killing_the_supervisor_takes_the_sandbox_down(name: str) -> None:
         area.cleanup()
 
 
-def connection_file(area: SkArea) -> tuple[str, dict[str, Any]]:
+def connection_file(area: SkArea, path: Path | None = None) -> tuple[str, dict[str, Any]]:
     from jupyter_client.connect import write_connection_file
 
-    path = area.root / "runtime" / f"kernel-{token()}.json"
+    path = path or area.root / "runtime" / f"kernel-{token()}.json"
     fname, info = write_connection_file(str(path), ip="127.0.0.1")
     area.own(path)
     return fname, dict(info)
@@ -245,7 +246,9 @@ def nested_kernelspec(area: SkArea, *extra: str) -> None:
 def test_where_the_sandbox_cannot_start_the_kernel_exits_125(name: str) -> None:
     area = SkArea(make_user(name))
     try:
-        conn, info = connection_file(area)
+        # Where the outer sandbox lets the kernel read it: Jupyter's runtime
+        # directory is hidden from every sandbox.
+        conn, info = connection_file(area, area.ws / f"conn-{token()}.json")
         argv = [
             sys.executable, "-m", "agentsh_ipy.cli", "exec", "--workspace", str(area.ws),
             "--audit", str(area.root / "audit" / "outer.jsonl"), "--",

@@ -95,8 +95,14 @@ def test_minimal_policy_has_documented_defaults() -> None:
     assert p.approval_timeout == 60.0
     assert p.check_file("read", "/etc/passwd") == Decision("deny", "default:file")
     assert p.check_command("/bin/ls", ["ls"]) == Decision("allow", "default:command")
-    assert p.check_network("connect", "127.0.0.1", 80) == Decision("deny", "default:network")
-    assert p.check_unix("connect", "/run/x.sock", False) == Decision("allow", "default:unix_socket")
+    assert p.check_network("connect", "10.0.0.1", 80) == Decision("deny", "default:network")
+    assert p.check_network("connect", "127.0.0.1", 80) == Decision(
+        "deny", "host-local", "not bound inside this sandbox"
+    )
+    assert p.check_unix("connect", "/run/x.sock", False) == Decision(
+        "deny", "default:unix_socket", "not bound inside this sandbox"
+    )
+    assert p.host_local == "closed"
     assert p.filter_env({"GITHUB_TOKEN": "x"}) == ({"GITHUB_TOKEN": "x"}, [])
 
 
@@ -118,7 +124,8 @@ def test_top_level_fields() -> None:
     assert p.check_file("write", "/x").decision == "audit"
     assert p.check_command("/bin/ls", ["ls"]).decision == "approve"
     assert p.check_network("send", "8.8.8.8", 53).decision == "allow"
-    assert p.check_unix("bind", "/x", False).decision == "deny"
+    assert p.check_unix("connect", "/x", False).decision == "deny"
+    assert p.check_unix("bind", "/x", False).decision == "audit"  # a create: the file default
 
 
 def test_empty_rule_lists_are_accepted() -> None:
@@ -232,7 +239,7 @@ def test_unknown_key_lists_allowed_keys() -> None:
         3,
         "unknown key 'limit' in policy; allowed: version, name, defaults, approval_timeout,"
         " file_rules, command_rules, network_rules, unix_socket_rules, signal_rules,"
-        " env_policy, limits",
+        " env_policy, limits, host_local",
     )
     line, reason = only_problem(
         """\
@@ -790,8 +797,10 @@ def test_args_patterns_search_joined_args() -> None:
 
 # -- network --------------------------------------------------------------------
 
+# The rules' mechanics, with this host's addresses decided like any other.
 NETWORK = """\
     version: 1
+    host_local: open
     network_rules:
       - name: loopback
         cidrs: ["127.0.0.0/8", "::1/128"]
@@ -858,6 +867,98 @@ def test_network_message_and_invalid_input() -> None:
         p.check_network("listen", "1.2.3.4", 80)
 
 
+# -- this host's own addresses --------------------------------------------------
+
+HOST = """\
+    version: 1
+    defaults: {network: allow}
+    network_rules:
+      - name: no-mail
+        cidrs: ["0.0.0.0/0"]
+        ports: [25]
+        decision: deny
+      - name: dev-db
+        cidrs: ["127.0.0.1/32", "::1/128"]
+        ports: [5432]
+        decision: allow
+      - name: lan
+        cidrs: ["10.0.0.0/8"]
+        ports: [8080]
+        decision: allow
+      - name: container-ip
+        cidrs: ["10.1.2.3/32"]
+        ports: [9000-9001]
+        decision: audit
+      - name: everything
+        cidrs: ["0.0.0.0/0", "::/0"]
+        decision: allow
+    """
+
+
+@pytest.mark.parametrize(
+    ("ip", "port", "local", "rule"),
+    [
+        ("127.0.0.1", 5432, False, "dev-db"),  # named with its port: open
+        ("::1", 5432, False, "dev-db"),
+        ("::ffff:127.0.0.1", 5432, False, "dev-db"),
+        ("127.0.0.1", 5433, False, "host-local"),  # the next port is not named
+        ("127.0.0.2", 5432, False, "host-local"),  # nor another loopback address
+        ("127.0.0.1", 25, False, "no-mail"),  # a broad deny still denies
+        ("0.0.0.0", 5432, False, "host-local"),  # 0.0.0.0 is this host, not named
+        ("224.0.0.1", 80, False, "host-local"),
+        ("10.1.2.3", 9000, True, "container-ip"),  # a local address named exactly
+        ("10.1.2.3", 8080, True, "host-local"),  # a broad range does not open it
+        ("10.1.2.3", 8080, False, "lan"),  # the same address elsewhere: a LAN host
+        ("10.9.9.9", 443, False, "everything"),
+        ("8.8.8.8", 443, False, "everything"),
+    ],
+)
+def test_host_local_opens_only_to_named_rules(ip: str, port: int, local: bool, rule: str) -> None:
+    p = parse(HOST)
+    got = p.check_network("connect", ip, port, local=local)
+    assert got.rule == rule
+    assert got.decision == ("deny" if rule in ("host-local", "no-mail") else
+                            "audit" if rule == "container-ip" else "allow")  # fmt: skip
+    if rule == "host-local":
+        assert got.message == "not bound inside this sandbox"
+        assert p.check_network("send", ip, port, local=local).rule == "host-local"
+        own = p.check_network("connect", ip, port, local=local, own=lambda: True)
+        assert own == Decision("allow", "own-sandbox", "bound inside this sandbox")
+
+
+def test_host_local_binds_and_open_mode() -> None:
+    p = parse(HOST)
+    # A bind reaches nothing: the rules decide it as before.
+    assert p.check_network("bind", "127.0.0.1", 0).rule == "everything"
+    opened = parse(HOST.replace("version: 1\n", "version: 1\n    host_local: open\n"))
+    assert opened.host_local == "open"
+    assert opened.check_network("connect", "127.0.0.1", 5433).rule == "everything"
+    assert opened.check_network("connect", "10.1.2.3", 8080, local=True).rule == "lan"
+
+
+def test_host_local_rejects_loopback_rules_without_ports() -> None:
+    text = """\
+        version: 1
+        network_rules:
+          - name: loopback
+            cidrs: ["127.0.0.0/8"]
+            decision: allow
+        """
+    line, reason = only_problem(text)
+    assert line == 3
+    assert "network rule 'loopback' allows 127.0.0.0/8 on every port" in reason
+    assert "host_local: open" in reason
+    # Fine when it only binds, only denies, names ports, or host_local is open.
+    parse(text.replace("decision: allow", "operations: [bind]\n            decision: allow"))
+    parse(text.replace("decision: allow", "decision: deny"))
+    parse(text.replace("decision: allow", "ports: [80]\n            decision: allow"))
+    parse(text.replace("version: 1\n", "version: 1\n        host_local: open\n"))
+    assert only_problem("version: 1\nhost_local: shut\n") == (
+        2,
+        "host_local must be one of closed, open, not 'shut'",
+    )
+
+
 # -- unix sockets -----------------------------------------------------------------
 
 
@@ -886,13 +987,14 @@ def test_unix_socket_rules() -> None:
         """
     )
     assert p.check_unix("connect", "/run/docker.sock", False).rule == "docker"
-    assert p.check_unix("bind", "/run/docker.sock", False).rule == "run"
+    # A bind the unix rules allow still creates a file: the file rules decide.
+    assert p.check_unix("bind", "/run/docker.sock", False).rule == "default:file"
     assert p.check_unix("send", "/run/user/1000/bus", False).rule == "run"
     assert p.check_unix("connect", "/tmp/a.sock", False).rule == "run"
     assert p.check_unix("connect", "/tmp/.X11-unix/X0", True).rule == "x11"
     # Abstract names never match path rules, nor path sockets abstract rules.
     assert p.check_unix("connect", "/run/x", True).rule == "default:unix_socket"
-    assert p.check_unix("bind", "/tmp/.X11-unix/X0", False).rule == "default:unix_socket"
+    assert p.check_unix("bind", "/tmp/.X11-unix/X0", False).rule == "default:file"
     assert p.check_unix("bind", "anything", True) == Decision("audit", "any-abstract")
     with pytest.raises(ValueError):
         p.check_unix("accept", "/run/x", False)
@@ -986,6 +1088,27 @@ def test_hide_denies_reads_too() -> None:
     assert p.hide([]).file_rules == p.file_rules
     with pytest.raises(ValueError, match="not absolute"):
         p.hide(["conn.json"])
+
+
+def test_hide_keeps_the_directories_above_from_being_renamed() -> None:
+    p = parse(FIRST_MATCH)
+    q = p.hide(["/w/conn.json"], ["/h/.local/share/jupyter/runtime"])
+    for path in (
+        "/h/.local/share/jupyter/runtime/jpserver-1.json",
+        "/h/.local/share/jupyter/runtime",
+    ):
+        for op in FILE_OPERATIONS:
+            assert q.check_file(op, path).rule == "hidden", (op, path)
+    # Renaming a directory above would show the hidden files under another path.
+    for path in ("/w", "/h", "/h/.local", "/h/.local/share", "/h/.local/share/jupyter"):
+        d = q.check_file("rename", path)
+        assert (d.decision, d.rule) == ("deny", "hidden"), path
+        assert "cannot be renamed" in d.message
+        # Anything else there is the policy's to decide.
+        for op in ("read", "write", "mkdir", "chmod", "delete"):
+            assert q.check_file(op, path) == p.check_file(op, path), (op, path)
+    assert q.check_file("rename", "/h/.local/other") == p.check_file("rename", "/h/.local/other")
+    assert q.check_file("rename", "/") == p.check_file("rename", "/")
 
 
 def test_allow_bind_is_first_and_only_bind_on_that_address() -> None:

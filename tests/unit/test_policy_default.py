@@ -29,7 +29,8 @@ def test_default_policy_loads(policy: Policy) -> None:
     assert policy.defaults.file == "deny"
     assert policy.defaults.command == "allow"
     assert policy.defaults.network == "deny"
-    assert policy.defaults.unix_socket == "allow"
+    assert policy.defaults.unix_socket == "deny"
+    assert policy.host_local == "closed"
     assert policy.defaults.signal == "deny"
     assert default_policy_text().startswith("# agentsh-ipy default policy")
     assert Policy.parse(default_policy_text(), "x", VARS) == Policy.parse(
@@ -243,11 +244,17 @@ def test_ordinary_commands_allowed(policy: Policy, path: str, argv: list[str]) -
 @pytest.mark.parametrize(
     ("op", "ip", "port", "decision", "rule"),
     [
-        ("connect", "127.0.0.1", 8888, "allow", "loopback"),
-        ("bind", "127.0.0.1", 0, "allow", "loopback"),
-        ("send", "127.0.0.53", 53, "allow", "loopback"),
-        ("connect", "::1", 5432, "allow", "loopback"),
-        ("connect", "::ffff:127.0.0.1", 80, "allow", "loopback"),
+        # This host's services are closed (the sandbox's own sockets aside).
+        ("connect", "127.0.0.1", 8888, "deny", "host-local"),
+        ("send", "127.0.0.53", 53, "deny", "host-local"),
+        ("connect", "::1", 5432, "deny", "host-local"),
+        ("connect", "::ffff:127.0.0.1", 80, "deny", "host-local"),
+        ("connect", "0.0.0.0", 80, "deny", "host-local"),
+        ("send", "224.0.0.251", 5353, "deny", "host-local"),
+        ("send", "255.255.255.255", 67, "deny", "host-local"),
+        # Servers of its own on loopback, not on the wildcard address.
+        ("bind", "127.0.0.1", 0, "allow", "own-servers"),
+        ("bind", "::1", 8888, "allow", "own-servers"),
         ("connect", "8.8.8.8", 443, "deny", "default:network"),
         ("connect", "::ffff:8.8.8.8", 443, "deny", "default:network"),
         ("connect", "2606:4700::1111", 443, "deny", "default:network"),
@@ -271,10 +278,15 @@ def test_default_network(
         ("connect", "/tmp/ssh-XXXXabc/agent.1234", False, "deny", "credential-agents"),
         ("connect", "/home/u/.gnupg/S.gpg-agent", False, "deny", "credential-agents"),
         ("connect", "/run/user/1000/gnupg/S.gpg-agent", False, "deny", "credential-agents"),
-        ("bind", "/run/docker.sock", False, "allow", "default:unix_socket"),
-        ("connect", "/run/user/1000/bus", False, "allow", "default:unix_socket"),
-        ("connect", "/tmp/.X11-unix/X0", True, "allow", "default:unix_socket"),
-        ("connect", "/w/kernel.sock", False, "allow", "default:unix_socket"),
+        # A bind creates a file: the file rules decide it.
+        ("bind", "/run/docker.sock", False, "deny", "default:file"),
+        ("bind", "/w/server.sock", False, "allow", "workspace"),
+        ("bind", "/home/u/.gnupg/S.fake", False, "deny", "credentials"),
+        ("bind", "/tmp/.X11-unix/X9", True, "allow", "default:unix-bind"),
+        # Nothing the sandbox did not bind itself is reachable.
+        ("connect", "/run/user/1000/bus", False, "deny", "default:unix_socket"),
+        ("connect", "/tmp/.X11-unix/X0", True, "deny", "default:unix_socket"),
+        ("connect", "/w/kernel.sock", False, "deny", "default:unix_socket"),
     ],
 )
 def test_default_unix(
@@ -282,6 +294,39 @@ def test_default_unix(
 ) -> None:
     got = policy.check_unix(op, path, abstract)
     assert (got.decision, got.rule) == (decision, rule)
+
+
+def test_default_own_sockets(policy: Policy) -> None:
+    """What the sandbox holds itself is reachable; what a rule denies stays denied."""
+    yes = lambda: True  # noqa: E731
+    assert policy.check_network("connect", "127.0.0.1", 8888, own=yes) == Decision(
+        "allow", "own-sandbox", "bound inside this sandbox"
+    )
+    assert policy.check_network("send", "::1", 53, own=yes).rule == "own-sandbox"
+    assert policy.check_unix("connect", "/w/s.sock", False, own=yes).rule == "own-sandbox"
+    assert policy.check_unix("connect", "x", True, own=yes).rule == "own-sandbox"
+    got = policy.check_unix("connect", "/run/docker.sock", False, own=yes)
+    assert (got.decision, got.rule) == ("deny", "container-engines")
+    no = policy.check_unix("connect", "/w/s.sock", False, own=lambda: False)
+    assert no == Decision("deny", "default:unix_socket", "not bound inside this sandbox")
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/home/u/.local/share/jupyter/runtime/kernel-1f2e.json",
+        "/tmp/kernel-v2-1234abc.json",
+        "/w/jpserver-4242.json",
+        "/w/jpserver-4242-open.html",
+        "/home/u/.local/share/jupyter/runtime/nbserver-17-open.html",
+        "/home/u/.local/share/jupyter/runtime/nbserver-17.json",
+        "/home/u/.local/share/jupyter/runtime/jupyter_cookie_secret",
+    ],
+)
+def test_default_hides_jupyter_secrets(policy: Policy, path: str) -> None:
+    for op in FILE_OPERATIONS:
+        got = policy.check_file(op, path)
+        assert (got.decision, got.rule) == ("deny", "jupyter-secrets")
 
 
 def test_default_env(policy: Policy) -> None:
