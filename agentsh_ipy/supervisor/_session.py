@@ -298,6 +298,10 @@ class Session(TreeAudit):
             code = exit_status(status)
             failed = launch.exec_failure()
             if failed is not None:
+                if loop is not None:
+                    # A denial's event is recorded after its answer: wait for
+                    # the loop to be past it before reading it back.
+                    loop.sync(5.0)
                 return Result(code, self._exec_message(argv[0], failed))
             return Result(code)
         finally:

@@ -20,10 +20,22 @@ def main() -> None:
         # A handler (not SIG_IGN), so each SIGUSR1 interrupts a blocking read.
         signal.signal(signal.SIGUSR1, lambda *_: None)
         print("ready-for-signals", flush=True)
-    policy = sup.load_policy(None, workspace)
+    policy = sup.load_policy(os.environ.get("AGENTSH_TEST_POLICY"), workspace)
     log = aud.AuditLog(None, "test", time.time)
     events: list[dict[str, object]] = []
     log.subscribe(events.append)
+    if os.environ.get("AGENTSH_TEST_SLOW_AUDIT"):
+        # Exec requests recorded well after their answer (a loaded machine).
+        from agentsh_ipy.supervisor._treeaudit import TreeAudit
+
+        record = TreeAudit._on_request
+
+        def late(self, req):  # type: ignore[no-untyped-def]
+            if req.kind == "exec":
+                time.sleep(0.3)
+            record(self, req)
+
+        TreeAudit._on_request = late  # type: ignore[method-assign]
     start = time.monotonic()
     result = sup.run(
         policy,

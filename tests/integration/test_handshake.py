@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 
 def run_session(
     area: Area, fake: str | None, cmd: list[str], *, handoff: float = 10, ready: float = 30,
-    go: float = 30, mode: str = "notify",
+    go: float = 30, mode: str = "notify", **extra_env: str,
 ) -> dict[str, Any]:  # fmt: skip
     """Run Session in a fresh process (as the area's user) with a fake wrapper."""
     fakes = area.root / "fakes"
@@ -39,7 +39,8 @@ def run_session(
         shutil.copytree(HERE / "fakes", fakes)
         shutil.copy(HERE / "run_session.py", fakes / "run_session.py")
     pidfile = area.root / "audit" / "wrapper.pid"
-    env = {**sandbox_env(area), "AGENTSH_TEST_PIDFILE": str(pidfile), "AGENTSH_TEST_MODE": mode}
+    env = {**sandbox_env(area), "AGENTSH_TEST_PIDFILE": str(pidfile), "AGENTSH_TEST_MODE": mode,
+           **extra_env}  # fmt: skip
     wrapper = str(fakes / fake) if fake else "-"
     argv = area.user.cmd([sys.executable, str(fakes / "run_session.py"), wrapper,
                           str(handoff), str(ready), str(go), str(area.ws), *cmd])  # fmt: skip
@@ -223,3 +224,18 @@ def test_notify_mode_alone_refuses_when_the_host_refuses_a_listener(area: Area) 
     assert r["status"] == 125
     assert "seccomp user-notify unavailable" in r["error"]
     assert not [e for e in r["events"] if e["type"] == "process_start"]
+
+
+def test_a_denied_exec_is_named_even_when_its_audit_lags(area: Area) -> None:
+    """The command's own exec is denied; its event is recorded after the
+    answer, on the notify thread. The error message names the rule however
+    late that record is (it was read before it existed on a loaded host)."""
+    policy = write_policy(
+        area, "command_rules:\n  - {name: no-touch, commands: [touch], decision: deny}\n"
+    )
+    marker = area.ws / "made"
+    r = run_session(area, None, ["touch", str(marker)], AGENTSH_TEST_POLICY=str(policy),
+                    AGENTSH_TEST_SLOW_AUDIT="1")  # fmt: skip
+    assert r["status"] == 126 and not marker.exists()
+    assert r["error"] == "touch: execution denied by policy (rule no-touch)", r["error"]
+    assert [e["rule"] for e in r["events"] if e["type"] == "exec"] == ["no-touch"]
