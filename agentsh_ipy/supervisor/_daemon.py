@@ -181,6 +181,11 @@ class Tree(TreeAudit):
             daemon.policy, daemon.arch, self.table, daemon.trash, daemon.redirector,
             sandbox=daemon.members,
         )  # fmt: skip
+        # Allowed connects, binds and sends are made by the supervisor on a
+        # copy of the socket with the address it decided on: a thread of the
+        # program cannot swap the address after the decision (notify mode,
+        # the only one the daemon runs).
+        self.decoder.emulate_net = True
         self.loop: NotifyLoop | None = None
         self.handshake: Handshake | None = None
         self.root_done = threading.Event()

@@ -159,6 +159,10 @@ def main() -> None:
         first = run(["sh", "-c", f"cat {outside}/secret"], 1)
         second = run(["sh", "-c", f"cat {outside}/secret"], 2)
         out.update(first=first.stdout, second=second.stdout, asked=asked)
+    elif scenario == "command":
+        # One launch of the command in $AGENTSH_TEST_ARGV (JSON).
+        p = run(json.loads(os.environ["AGENTSH_TEST_ARGV"]), 1, timeout=60)
+        out["command"] = [p.returncode, p.stdout, p.stderr]
     elif scenario == "threads":
         results: list[int] = []
 

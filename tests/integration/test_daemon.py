@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from ..conftest import Area, linux_only, read_audit, sandbox_env, write_policy
 pytestmark = linux_only
 
 DRIVER = Path(__file__).with_name("run_daemon.py")
+RACE_CONNECT = Path(__file__).parents[1] / "escape" / "programs" / "race_connect.py"
 
 
 def copy_in(area: Area, path: Path | str) -> Path:
@@ -27,12 +29,12 @@ def copy_in(area: Area, path: Path | str) -> Path:
     return area.write(src.name, src.read_text())
 
 
-def drive(area: Area, scenario: str, policy: Path | None = None) -> dict[str, Any]:
+def drive(area: Area, scenario: str, policy: Path | None = None, **env: str) -> dict[str, Any]:
     driver = copy_in(area, DRIVER)
     argv = area.user.cmd([sys.executable, str(driver), scenario, str(area.ws), str(area.audit),
                           str(area.outside), str(policy or "-")])  # fmt: skip
-    p = subprocess.run(argv, cwd=area.ws, env=sandbox_env(area), capture_output=True,
-                       text=True, timeout=120)  # fmt: skip
+    p = subprocess.run(argv, cwd=area.ws, env={**sandbox_env(area), **env},
+                       capture_output=True, text=True, timeout=120)  # fmt: skip
     assert p.returncode == 0, p.stderr
     out: dict[str, Any] = json.loads(p.stdout)
     assert out["daemon_gone"], "the daemon outlived close()"
@@ -172,3 +174,28 @@ def test_wrapper_that_cannot_reach_a_daemon_runs_nothing(area: Area, tmp_path: P
     assert p.returncode == 125
     assert "cannot reach the supervisor" in p.stderr and "not run" in p.stderr
     assert not target.exists()
+
+
+def test_a_connect_whose_address_is_flipped_reaches_only_what_was_decided(area: Area) -> None:
+    """A notebook's launches get the same race-safe connect as `exec`: the
+    supervisor connects a copy of the socket to the address it decided on,
+    so a thread flipping the address between the sandbox's own server and
+    an outside listener never reaches the outside one."""
+    program = copy_in(area, RACE_CONNECT)
+    outside = socket.create_server(("127.0.0.1", 0), backlog=512)
+    outside.setblocking(False)
+    try:
+        port = outside.getsockname()[1]
+        argv = [sys.executable, "-I", str(program), str(port), "400"]
+        out = drive(area, "command", AGENTSH_TEST_ARGV=json.dumps(argv))
+        status, stdout, stderr = out["command"]
+        assert status == 42, stderr
+        counts = dict(line.split(": ") for line in stdout.splitlines())
+        assert counts["outside"] == "0", stdout
+        assert int(counts["own"]) > 0 and int(counts["refused"]) > 0, stdout
+        with pytest.raises(BlockingIOError):
+            outside.accept()
+    finally:
+        outside.close()
+    refused = of(out["events"], type="net", op="connect", port=port, decision="deny")
+    assert refused and all(e["rule"] == "host-local" for e in refused)
