@@ -38,9 +38,13 @@ class HostServices:
     def route(ip: str) -> int | None:
         """The kernel's route type to ``ip`` (netinfo.RTN_*); None when
         there is no route (the kernel could not send there either). A lookup
-        that fails otherwise answers RTN_LOCAL: this host, for all we know."""
+        that fails otherwise answers RTN_LOCAL: this host, for all we know.
+        Loopback is local without asking (a netlink round trip per connect)."""
+        addr = _v4(ipaddress.ip_address(ip))
+        if addr.is_loopback:
+            return netinfo.RTN_LOCAL
         try:
-            return netinfo.route_type(str(_v4(ipaddress.ip_address(ip))))
+            return netinfo.route_type(str(addr))
         except OSError as e:
             if e.errno in _NO_ROUTE:
                 return None
