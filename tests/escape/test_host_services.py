@@ -27,21 +27,12 @@ import pytest
 
 from agentsh_ipy.policy import NOT_OWN, default_policy_text
 from tests.conftest import IS_ROOT, Run, linux_only, read_audit, sandbox, write_policy
-from tests.escape.conftest import Ctx
+from tests.escape.conftest import Ctx, _has_ipv6_loopback
 
 pytestmark = linux_only
 
 DONE = 42
 PROGRAMS = Path(__file__).resolve().parent / "programs"
-
-
-def _has_v6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
 
 
 def program(ctx: Ctx, name: str, *argv: str) -> list[str]:
@@ -58,6 +49,26 @@ def exec_argv(ctx: Ctx, mode: str, audit: Path, policy: Path | None = None) -> l
     argv = [sys.executable, "-m", "agentsh_ipy.cli", "exec", "--workspace", str(ctx.ws)]
     argv += ["--audit", str(audit), "--mode", mode]
     return [*argv, *(["--policy", str(policy)] if policy else []), "--"]
+
+
+def start(ctx: Ctx, mode: str, audit: Path, argv: list[str]) -> subprocess.Popen[str]:
+    """A sandboxed program the test talks to while it runs."""
+    return subprocess.Popen(
+        ctx.user.cmd([*exec_argv(ctx, mode, audit), *argv]),
+        cwd=ctx.ws,
+        env=ctx.env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(path: Path, p: subprocess.Popen[str], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not path.exists() and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert path.exists(), f"{what}: {p.communicate(timeout=5)}"
 
 
 def results(out: str) -> dict[str, str]:
@@ -125,7 +136,7 @@ def test_the_sandboxs_own_servers_keep_working(world: Ctx, mode: str) -> None:
     completed(run)
     got = results(run.stdout)
     kinds = ["tcp4", "udp4", "unix-path", "unix-abstract"]
-    if _has_v6_loopback():
+    if _has_ipv6_loopback():
         kinds += ["tcp6", "udp6"]
     for kind in kinds:
         for label in (f"server-{kind}", f"{kind}-self", f"{kind}-child"):
@@ -157,20 +168,9 @@ def test_a_second_sandbox_cannot_reach_the_firsts_servers(world: Ctx, mode: str)
     abstract = f"agentsh-first-{uuid.uuid4().hex[:12]}"
     audit_a = world.area.root / "audit" / "first.jsonl"
     serve = program(world, "local_serve.py", str(ports), str(stop), abstract)
-    first = subprocess.Popen(
-        world.user.cmd([*exec_argv(world, mode, audit_a), *serve]),
-        cwd=world.ws,
-        env=world.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    first = start(world, mode, audit_a, serve)
     try:
-        deadline = time.monotonic() + 30
-        while not ports.exists() and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert ports.exists(), f"the first sandbox never served: {first.communicate(timeout=5)}"
+        wait_for(ports, first, "the first sandbox never served")
         where = json.loads(ports.read_text())
         targets = [
             f"tcp4=tcp/127.0.0.1/{where['tcp4']}",
@@ -178,7 +178,7 @@ def test_a_second_sandbox_cannot_reach_the_firsts_servers(world: Ctx, mode: str)
             f"unix-path=unix/{where['unix-path']}",
             f"unix-abstract=unix/{where['unix-abstract']}",
         ]
-        if _has_v6_loopback():
+        if _has_ipv6_loopback():
             targets.append(f"tcp6=tcp/::1/{where['tcp6']}")
         second = sandbox(
             world.area,
@@ -321,20 +321,9 @@ def test_a_swapped_unix_socket_is_not_the_sandboxs_own(world: Ctx, mode: str) ->
     ready, placed = world.ws / "ready", world.area.root / "placed"
     outside = world.unix("swapped")
     argv = program(world, "unix_swap.py", str(ready), str(placed))
-    p = subprocess.Popen(
-        world.user.cmd([*exec_argv(world, mode, world.area.audit), *argv]),
-        cwd=world.ws,
-        env=world.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    p = start(world, mode, world.area.audit, argv)
     try:
-        deadline = time.monotonic() + 30
-        while not ready.exists() and p.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert ready.exists(), f"the program never got ready: {p.communicate(timeout=5)}"
+        wait_for(ready, p, "the program never got ready")
         ws = world.ws
         os.link(outside.path, ws / "linked.sock")
         os.link(outside.path, ws / "tmp.sock")
