@@ -308,7 +308,7 @@ def test_a_leaked_connection_file_does_not_open_the_kernel_to_the_sandbox(
     sandboxed = area.outside / f"sandboxed-{token()}"
     control = area.outside / f"control-{token()}"
 
-    cell = kernel.run(forge_cell(leak_file, sandboxed, 2.0), timeout=90)
+    cell = kernel.run(forge_cell(leak_file, sandboxed, 1.0), timeout=90)
     got = report(cell.stdout)
     # Refused, each one, whatever the spelling of this host.
     assert set(got["tcp"]) == {*CHANNELS, "shell@0.0.0.0", "shell@::ffff:127.0.0.1"}, got
