@@ -160,7 +160,10 @@ def test_allowed_command_behaves_as_without_the_sandbox(kernel: Kernel, form: st
     assert [e["decision"] for e in file_events(sandboxed, written)][:1] == ["allow"]
     exits = [e for e in events if e["type"] == "process_exit" and e.get("exit_code") == 3]
     assert exits, "the audit does not record the script's exit code"
-    assert not [e for e in events if e.get("decision") == "deny"]
+    # (bash asks nscd for the user when $SHELL is unset: refused by rule,
+    # and glibc reads /etc instead, so the output is the same)
+    denied = [e for e in events if e.get("decision") == "deny"]
+    assert not [e for e in denied if e.get("rule") != "name-service-cache"], denied
 
 
 MISSING = "agentsh-no-such-command"

@@ -99,7 +99,10 @@ def test_allowed_commands_behave_as_unsandboxed(area: Area) -> None:
         events = audit_events(cell)
         if name not in ("missing", "spawnv_missing"):
             assert any(e["type"] == "exec" for e in events), name
-        assert not [e for e in events if e.get("decision") == "deny"], (name, events)
+        # (bash asks nscd for the user when $SHELL is unset: refused by
+        # rule, and glibc reads /etc instead, so the output is the same)
+        denied = [e for e in events if e.get("decision") == "deny"]
+        assert not [e for e in denied if e.get("rule") != "name-service-cache"], (name, denied)
 
 
 def test_on_off_sandboxes_the_cells_between(area: Area) -> None:

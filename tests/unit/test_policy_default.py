@@ -329,6 +329,14 @@ def test_default_hides_jupyter_secrets(policy: Policy, path: str) -> None:
         assert (got.decision, got.rule) == ("deny", "jupyter-secrets")
 
 
+@pytest.mark.parametrize("path", ["/run/nscd/socket", "/var/run/nscd/socket"])
+def test_default_refuses_the_name_service_cache_by_name(policy: Policy, path: str) -> None:
+    for op in ("connect", "send"):
+        got = policy.check_unix(op, path, False, own=lambda: False)
+        assert (got.decision, got.rule) == ("deny", "name-service-cache")
+        assert "DNS" in got.message
+
+
 def test_default_env(policy: Policy) -> None:
     env = {
         "PATH": "/usr/bin",
