@@ -86,6 +86,16 @@ def completed(run: Run) -> None:
     assert any(e.get("op") == "end" for e in run.of_type("sandbox")), "no end event"
 
 
+def boxed(
+    ctx: Ctx, mode: str, argv: list[str], policy: Path | None = None, timeout: float = 60
+) -> Run:
+    """The program through `agentsh-ipy exec --mode MODE`, run to its end."""
+    run = sandbox(ctx.area, argv, policy=policy, extra=["--mode", mode], env=ctx.env(),
+                  timeout=timeout)  # fmt: skip
+    completed(run)
+    return run
+
+
 def unsandboxed(ctx: Ctx, argv: list[str]) -> dict[str, str]:
     p = subprocess.run(
         ctx.user.cmd(argv),
@@ -126,14 +136,7 @@ def test_the_sandboxs_own_servers_keep_working(world: Ctx, mode: str) -> None:
     the workspace and an abstract one, each reached from the same process
     and from a child, under the built-in policy."""
     name = f"agentsh-own-{uuid.uuid4().hex[:12]}"
-    run = sandbox(
-        world.area,
-        program(world, "own_servers.py", name),
-        extra=["--mode", mode],
-        env=world.env(),
-        timeout=90,
-    )
-    completed(run)
+    run = boxed(world, mode, program(world, "own_servers.py", name), timeout=90)
     got = results(run.stdout)
     kinds = ["tcp4", "udp4", "unix-path", "unix-abstract"]
     if _has_ipv6_loopback():
@@ -180,14 +183,7 @@ def test_a_second_sandbox_cannot_reach_the_firsts_servers(world: Ctx, mode: str)
         ]
         if _has_ipv6_loopback():
             targets.append(f"tcp6=tcp/::1/{where['tcp6']}")
-        second = sandbox(
-            world.area,
-            program(world, "local_connect.py", *targets),
-            extra=["--mode", mode],
-            env=world.env(),
-            timeout=60,
-        )
-        completed(second)
+        second = boxed(world, mode, program(world, "local_connect.py", *targets))
         tried = results(second.stdout)
         for target in targets:
             label = target.split("=")[0]
@@ -234,15 +230,7 @@ def test_a_rule_naming_a_local_port_opens_exactly_that_port(world: Ctx, mode: st
         f"other-any=tcp/0.0.0.0/{other.port}",
         f"udp=udp/127.0.0.1/{udp.port}",
     ]
-    run = sandbox(
-        world.area,
-        program(world, "local_connect.py", *targets),
-        policy=policy,
-        extra=["--mode", mode],
-        env=world.env(),
-        timeout=60,
-    )
-    completed(run)
+    run = boxed(world, mode, program(world, "local_connect.py", *targets), policy=policy)
     got = results(run.stdout)
     assert got["named"] == "ok", run.stdout
     for label in ("other", "other-mapped", "other-any", "udp"):
@@ -280,14 +268,7 @@ def test_outside_unix_sockets_are_refused(world: Ctx, mode: str) -> None:
             f"abstract-dgram=unixdgram/@{abstract}-dgram",
             f"path=unix/{path.path}",
         ]
-        run = sandbox(
-            world.area,
-            program(world, "local_connect.py", *targets),
-            extra=["--mode", mode],
-            env=world.env(),
-            timeout=60,
-        )
-        completed(run)
+        run = boxed(world, mode, program(world, "local_connect.py", *targets))
         got = results(run.stdout)
         for label in ("abstract", "abstract-dgram", "path"):
             assert got[label] != "ok", f"{label} got through:\n{run.stdout}"
@@ -414,15 +395,12 @@ def test_host_local_open_trusts_every_local_service(world: Ctx, mode: str) -> No
         "host_local: open\n"
         "network_rules:\n  - {name: loopback, cidrs: [127.0.0.0/8], decision: allow}\n",
     )
-    run = sandbox(
-        world.area,
+    run = boxed(
+        world,
+        mode,
         program(world, "local_connect.py", f"other=tcp/127.0.0.1/{other.port}"),
         policy=policy,
-        extra=["--mode", mode],
-        env=world.env(),
-        timeout=60,
     )
-    completed(run)
     assert results(run.stdout) == {"other": "ok"}, run.stdout
     assert other.connections() == 1
     [event] = [e for e in run.of_type("net") if e.get("port") == other.port]
@@ -436,8 +414,7 @@ def test_a_flipped_connect_address_reaches_only_what_was_decided(world: Ctx, mod
     other threads). Without the sandbox about half reach the outside."""
     outside = world.tcp("raced")
     argv = program(world, "race_connect.py", str(outside.port), "200")
-    run = sandbox(world.area, argv, extra=["--mode", mode], env=world.env(), timeout=90)
-    completed(run)
+    run = boxed(world, mode, argv, timeout=90)
     got = {k: int(v) for k, v in results(run.stdout).items()}
     assert got["outside"] == 0 and outside.connections() == 0, run.stdout
     assert got["own"] > 0 and got["refused"] > 0, run.stdout
@@ -477,9 +454,7 @@ def test_jupyters_runtime_files_stay_hidden_when_a_directory_above_moves(
         "cat j2/runtime/jpserver-7.json l2/share/jupyter/runtime/jpserver-7.json "
         ".local/share/jupyter/runtime/jpserver-7.json; exit 42"
     )
-    run = sandbox(world.area, ["sh", "-c", script], policy=policy, extra=["--mode", mode],
-                  env=world.env(), timeout=60)  # fmt: skip
-    completed(run)
+    run = boxed(world, mode, ["sh", "-c", script], policy=policy)
     assert world.secret not in run.stdout + run.stderr
     assert info.exists() and not (world.home / "j2").exists() and not (world.home / "l2").exists()
     renames = denied(run.events, "file", op="rename", rule="hidden")
@@ -497,9 +472,7 @@ def test_every_refused_destination_is_audited_by_its_address(world: Ctx, mode: s
     others = [world.tcp(f"other-{i}") for i in range(5)]
     targets = [f"loop{i}=tcp/127.0.0.1/{looped.port}" for i in range(25)]
     targets += [f"other{i}=tcp/127.0.0.1/{t.port}" for i, t in enumerate(others)]
-    run = sandbox(world.area, program(world, "local_connect.py", *targets),
-                  extra=["--mode", mode], env=world.env(), timeout=60)  # fmt: skip
-    completed(run)
+    run = boxed(world, mode, program(world, "local_connect.py", *targets))
     assert all(v != "ok" for v in results(run.stdout).values()), run.stdout
     assert len(denied(run.events, "net", port=looped.port, rule="host-local")) == 20
     [cut] = [e for e in run.of_type("sandbox") if e.get("op") == "suppressed"]
