@@ -159,10 +159,11 @@ def main() -> None:
         first = run(["sh", "-c", f"cat {outside}/secret"], 1)
         second = run(["sh", "-c", f"cat {outside}/secret"], 2)
         out.update(first=first.stdout, second=second.stdout, asked=asked)
-    elif scenario == "command":
-        # One launch of the command in $AGENTSH_TEST_ARGV (JSON).
-        p = run(json.loads(os.environ["AGENTSH_TEST_ARGV"]), 1, timeout=60)
-        out["command"] = [p.returncode, p.stdout, p.stderr]
+    elif scenario == "commands":
+        # One launch per command in $AGENTSH_TEST_ARGVS (JSON), one cell each.
+        argvs = json.loads(os.environ["AGENTSH_TEST_ARGVS"])
+        ran = [run(argv, cell, timeout=60) for cell, argv in enumerate(argvs, 1)]
+        out["commands"] = [[p.returncode, p.stdout, p.stderr] for p in ran]
     elif scenario == "threads":
         results: list[int] = []
 

@@ -187,8 +187,8 @@ def test_a_connect_whose_address_is_flipped_reaches_only_what_was_decided(area: 
     try:
         port = outside.getsockname()[1]
         argv = [sys.executable, "-I", str(program), str(port), "400"]
-        out = drive(area, "command", AGENTSH_TEST_ARGV=json.dumps(argv))
-        status, stdout, stderr = out["command"]
+        out = drive(area, "commands", AGENTSH_TEST_ARGVS=json.dumps([argv]))
+        [(status, stdout, stderr)] = out["commands"]
         assert status == 42, stderr
         counts = dict(line.split(": ") for line in stdout.splitlines())
         assert counts["outside"] == "0", stdout
@@ -199,3 +199,44 @@ def test_a_connect_whose_address_is_flipped_reaches_only_what_was_decided(area: 
         outside.close()
     refused = of(out["events"], type="net", op="connect", port=port, decision="deny")
     assert refused and all(e["rule"] == "host-local" for e in refused)
+
+
+SERVE_IN_BACKGROUND = """\
+import os, socket, sys
+s = socket.create_server(("127.0.0.1", 0))
+with open(sys.argv[1], "w") as f:
+    f.write(str(s.getsockname()[1]))
+if os.fork() == 0:  # the server outlives this launch, in the background
+    null = os.open(os.devnull, os.O_RDWR)  # (the launch's pipes close without it)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    s.settimeout(30)
+    conn, _ = s.accept()
+    conn.sendall(b"hello from cell 1")
+    conn.close()
+    os._exit(0)
+"""
+CONNECT_TO_IT = """\
+import socket, sys
+port = int(open(sys.argv[1]).read())
+with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+    print(c.recv(100).decode())
+"""
+
+
+def test_a_server_one_cell_started_is_the_next_cells_own(area: Area) -> None:
+    """All launches of one notebook session are one sandbox: a loopback
+    server left running by one launch is reachable from the next, as the
+    sandbox's own (while an outside one is not: test_host_services)."""
+    portfile = area.ws / "port"
+    argvs = [
+        [sys.executable, "-c", SERVE_IN_BACKGROUND, str(portfile)],
+        [sys.executable, "-c", CONNECT_TO_IT, str(portfile)],
+    ]
+    out = drive(area, "commands", AGENTSH_TEST_ARGVS=json.dumps(argvs))
+    (serve, _, err1), (connect, stdout, err2) = out["commands"]
+    assert serve == 0, err1
+    assert (connect, stdout.strip()) == (0, "hello from cell 1"), err2
+    port = int(portfile.read_text())
+    [event] = of(out["events"], type="net", op="connect", port=port)
+    assert (event["decision"], event["rule"], event["cell"]) == ("allow", "own-sandbox", 2)
