@@ -82,9 +82,7 @@ class HostServices:
         except OSError:
             return False
         receivers = set()
-        for s in found:
-            if s.proto == "tcp" and s.state != netinfo.TCP_LISTEN:
-                continue
+        for s in found:  # TCP listeners and UDP sockets only (netinfo asks for no others)
             local = _v4(ipaddress.ip_address(s.ip))
             if every or local.is_unspecified or local == dest:
                 receivers.add(s.inode)
