@@ -1,7 +1,7 @@
 """Not a threat by itself: a sandboxed server that another sandbox will try
 to reach. Binds TCP (127.0.0.1, ::1), UDP (127.0.0.1) to port 0, a unix
 socket in the workspace and an abstract one; writes where to PORTS (JSON,
-atomically) and serves until STOP exists (at most 60 s): a stream client
+atomically) and serves until STOP exists and nothing is queued (at most 60 s): a stream client
 gets "echo:" + what it sent; a datagram is only counted (an answer to an
 outside client would be a send the sandbox may not make).
 
@@ -46,8 +46,14 @@ os.rename(ports + ".tmp", ports)
 
 received = dict.fromkeys(specs, 0)
 deadline = time.monotonic() + 60
-while not os.path.exists(stop) and time.monotonic() < deadline:
-    ready, _, _ = select.select(list(servers), [], [], 0.05)
+while time.monotonic() < deadline:
+    # STOP is looked at before the select, so whatever a client queued before
+    # STOP was made is still drained: a control's connect returns once the
+    # kernel queued it, not once this loop accepted it.
+    stopping = os.path.exists(stop)
+    ready, _, _ = select.select(list(servers), [], [], 0 if stopping else 0.05)
+    if stopping and not ready:
+        break
     for s in ready:
         kind = servers[s]
         received[kind] += 1
