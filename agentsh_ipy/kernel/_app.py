@@ -17,7 +17,9 @@ The supervisor (this process, trusted, never running notebook code):
    it cannot make the supervisor start a cell; an inner kernel that answers
    a cell early only moves that cell's later events to the next cell, and
    every event stays in the log. The cell's audit is published by the
-   supervisor, before the inner kernel's ``idle`` reaches the frontend;
+   supervisor, before the inner kernel's ``idle`` reaches the frontend.
+   Outputs reach the frontend only in inert forms (``_outputs``); what was
+   held back is a denied ``output`` event of the cell;
 4. asks ``approve`` decisions itself, as an input_request on the outer stdin
    channel of the cell that caused them (their answers never reach the
    inner kernel); a request without stdin is a deny "no approver available";
@@ -52,6 +54,7 @@ from .. import supervisor as sup
 from . import KERNEL_SESSION_ENV
 
 if TYPE_CHECKING:
+    from ._outputs import Refused
     from ._proxy import Proxy
 
 EXIT_SETUP = 125
@@ -308,10 +311,15 @@ def _sandboxed(
                                 detail=args.display == "full")  # fmt: skip
         return bundle, len(events) + dropped
 
+    def on_refused(refused: Refused) -> None:
+        log.emit("sandbox", op="output", decision="deny", rule="frontend-outputs",
+                 message=refused.message, mime=refused.what, msg_type=refused.msg_type)  # fmt: skip
+
     def make_proxy() -> Proxy:
         from ._proxy import Proxy
 
-        return Proxy(outer, inner, on_cell=on_cell, audit_for=audit_for, audit_size=audit_size)
+        return Proxy(outer, inner, on_cell=on_cell, audit_for=audit_for, audit_size=audit_size,
+                     on_refused=on_refused)  # fmt: skip
 
     starter = _ProxyStart(make_proxy, session)
     session.approver = _FrontendApprover(starter)

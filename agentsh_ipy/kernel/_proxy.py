@@ -15,7 +15,10 @@ the frontend trusts, and the supervisor sees the protocol as it happens:
   supervisor has published that cell's audit (``audit_for``) with the same
   parent, so the audit is the cell's last output;
 * the supervisor's own questions (approvals) go out on the outer stdin
-  channel and their answers never reach the inner kernel.
+  channel and their answers never reach the inner kernel;
+* what the kernel sends to be shown passes ``_outputs`` first: the frontend
+  renders it in the Jupyter server's page, where a script would act with the
+  server's access (``on_refused`` hears what was held back).
 
 One thread owns every socket (zmq sockets are not thread-safe); other
 threads talk to it through a queue and an inproc wakeup socket. The
@@ -39,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
+
+from ._outputs import Refused, screen_iopub, screen_reply
 
 DELIM = b"<IDS|MSG>"
 ROUTED = ("shell", "control", "stdin")
@@ -123,6 +128,16 @@ class Session:
         sock.send_multipart([*idents, DELIM, self.sign(frames), *frames])
 
 
+def _decoded(frames: list[bytes]) -> tuple[dict[str, Any], ...] | None:
+    """A kernel message's header, parent header and content; None when one is
+    not a JSON object (the sandboxed kernel signs what it likes)."""
+    try:
+        parts = tuple(json.loads(frames[i]) for i in (0, 1, 3))
+    except ValueError:
+        return None
+    return parts if all(isinstance(p, dict) for p in parts) else None
+
+
 def _session(info: dict[str, Any]) -> Session:
     key = info["key"]
     return Session(
@@ -140,12 +155,14 @@ class Proxy(threading.Thread):
         on_cell: Callable[[int | None, str | None], None],
         audit_for: Callable[[int], tuple[dict[str, Any], int] | None],
         audit_size: Callable[[int], int] = lambda _: 0,
+        on_refused: Callable[[Refused], None] = lambda _: None,
         note: str | None = None,
     ) -> None:
         """``on_cell(count, cell_id)`` when an execute_request goes in;
         ``audit_for(count)`` gives the mimebundle shown at its end and how
         many events it holds (None: nothing); ``audit_size(count)`` how many
-        it holds now. ``note``, when set, is shown under every cell (the
+        it holds now. ``on_refused(r)`` once per cell for each kind of output
+        not passed on. ``note``, when set, is shown under every cell (the
         kernel runs unsandboxed)."""
         super().__init__(name="agentsh-proxy", daemon=True)
         self.ctx = zmq.Context()
@@ -154,6 +171,8 @@ class Proxy(threading.Thread):
         self.on_cell = on_cell
         self.audit_for = audit_for
         self.audit_size = audit_size
+        self.on_refused = on_refused
+        self.refused: set[Refused] = set()  # told in the current cell
         self.shown: dict[int, int] = {}  # cell -> events in its display
         self.note = note
         self.out: dict[str, zmq.Socket[bytes]] = {}
@@ -360,6 +379,7 @@ class Proxy(threading.Thread):
         metadata = json.loads(req.frames[2])
         cell_id = metadata.get("cellId") or metadata.get("cell_id")
         self.on_cell(cell, cell_id if isinstance(cell_id, str) else None)
+        self.refused.clear()
         self.inn["shell"].send_multipart(self._signed(self.inner_session, req.frames))
 
     # kernel -> frontend
@@ -372,9 +392,12 @@ class Proxy(threading.Thread):
         if split is None:
             return
         _, frames = split
-        header = json.loads(frames[0])
+        decoded = _decoded(frames)
+        if decoded is None:
+            return
+        header, parent, content = decoded
         msg_type = str(header.get("msg_type", ""))
-        req = self.routes.get(json.loads(frames[1]).get("msg_id"))
+        req = self.routes.get(str(parent.get("msg_id")))
         if req is None:
             return
         if ch == "stdin":
@@ -385,6 +408,8 @@ class Proxy(threading.Thread):
             "_request", "_reply"
         ):
             return
+        if ch != "stdin":
+            frames = self._screened(frames, content, *screen_reply(msg_type, content))
         self.out[ch].send_multipart([*req.idents, *self._signed(self.outer_session, frames)])
         if ch != "stdin":
             self.routes.pop(req.header["msg_id"], None)
@@ -407,9 +432,10 @@ class Proxy(threading.Thread):
         if split is None:
             return
         topics, frames = split
-        header = json.loads(frames[0])
-        content = json.loads(frames[3])
-        parent = json.loads(frames[1])
+        decoded = _decoded(frames)
+        if decoded is None:
+            return
+        header, parent, content = decoded
         if (
             header.get("msg_type") == "status"
             and content.get("execution_state") == "idle"
@@ -424,7 +450,32 @@ class Proxy(threading.Thread):
                 return
             self.replied.discard(msg_id)
             self._end_of_cell(parent)
+        screened, refused = screen_iopub(str(header.get("msg_type", "")), content)
+        if screened is None:
+            self._refused(refused)
+            return
+        frames = self._screened(frames, content, screened, refused)
         self.out["iopub"].send_multipart([*topics, *self._signed(self.outer_session, frames)])
+
+    def _screened(
+        self,
+        frames: list[bytes],
+        sent: dict[str, Any],
+        content: dict[str, Any],
+        refused: list[Refused],
+    ) -> list[bytes]:
+        """``frames`` with ``content`` in place of what the kernel ``sent``,
+        when the screen changed it (buffers go too: no shown output uses them)."""
+        self._refused(refused)
+        if content is sent:
+            return frames
+        return [*frames[:3], json.dumps(content, allow_nan=False).encode()]
+
+    def _refused(self, refused: list[Refused]) -> None:
+        for r in refused:
+            if r not in self.refused:
+                self.refused.add(r)
+                self.on_refused(r)
 
     def _end_of_cell(self, parent: dict[str, Any]) -> None:
         """Publish the audit of the cell whose request is ``parent``."""

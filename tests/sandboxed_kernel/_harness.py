@@ -204,6 +204,7 @@ class SkCell(Cell):
     msg_id: str = ""
     prompts: list[dict[str, Any]] = field(default_factory=list)
     stdin_other: list[str] = field(default_factory=list)
+    iopub_types: list[str] = field(default_factory=list)
     timed_out: bool = False
 
     def events_of(self, type_: str, **match: Any) -> list[dict[str, Any]]:
@@ -297,6 +298,7 @@ class SandboxedKernel(Kernel):
             msg_id=r["msg_id"],
             prompts=r["input_requests"],
             stdin_other=r["stdin_other"],
+            iopub_types=r["iopub_types"],
             timed_out=r["timed_out"] or r["reply"] is None,
         )
 

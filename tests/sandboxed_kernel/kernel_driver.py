@@ -18,6 +18,7 @@ answers JSON lines:
             "outputs": [nbformat-shaped outputs, in order of arrival],
             "input_requests": [{"prompt", "password", "parent"}],
             "stdin_other": [msg_type of anything else on the stdin channel],
+            "iopub_types": [msg_type of every iopub message while it ran],
             "timed_out": bool}
         The cell ends, as in nbclient, at the first idle status whose parent
         is the request once the execute_reply is in: what comes after that
@@ -96,6 +97,7 @@ def execute(kc: Any, km: KernelManager, request: dict[str, Any]) -> dict[str, An
     outputs: list[dict[str, Any]] = []
     prompts: list[dict[str, Any]] = []
     stdin_other: list[str] = []
+    iopub_types: list[str] = []  # of every iopub message, whatever its parent
     pending_answer: float | None = None  # when to send the next answer
     idle = False
     reply: dict[str, Any] | None = None
@@ -138,6 +140,8 @@ def execute(kc: Any, km: KernelManager, request: dict[str, Any]) -> dict[str, An
             msg = kc.iopub_channel.get_msg(timeout=0.05)
         except queue.Empty:
             msg = None
+        if msg is not None:
+            iopub_types.append(msg["header"]["msg_type"])
         if msg is not None and msg["parent_header"].get("msg_id") == msg_id:
             if msg["header"]["msg_type"] == "status":
                 if msg["content"]["execution_state"] == "idle":
@@ -167,6 +171,7 @@ def execute(kc: Any, km: KernelManager, request: dict[str, Any]) -> dict[str, An
         "outputs": outputs,
         "input_requests": prompts,
         "stdin_other": stdin_other,
+        "iopub_types": iopub_types,
         "timed_out": timed_out,
     }
 
