@@ -311,9 +311,12 @@ def _sandboxed(
                                 detail=args.display == "full")  # fmt: skip
         return bundle, len(events) + dropped
 
-    def on_refused(refused: Refused) -> None:
+    def on_refused(refused: Refused, cell: int | None) -> None:
+        # the cell of the message (None: the current one; it may have ended)
+        where = {} if cell is None else {"cell": cell}
         log.emit("sandbox", op="output", decision="deny", rule="frontend-outputs",
-                 message=refused.message, mime=refused.what, msg_type=refused.msg_type)  # fmt: skip
+                 message=refused.message, mime=refused.what, msg_type=refused.msg_type,
+                 **where)  # fmt: skip
 
     def make_proxy() -> Proxy:
         from ._proxy import Proxy

@@ -207,7 +207,7 @@ def screen_bundle(data: Any, msg_type: str) -> tuple[dict[str, Any], list[Refuse
         return {}, [Refused("data", msg_type, "not a MIME bundle")]
     out: dict[str, Any] = {}
     refused: list[Refused] = []
-    dropped: list[str] = []
+    dropped: list[Refused] = []
     for mime, value in data.items():
         mime = str(mime)
         if mime == HTML and isinstance(value, str):
@@ -219,21 +219,19 @@ def screen_bundle(data: Any, msg_type: str) -> tuple[dict[str, Any], list[Refuse
             if mime.startswith("image/") and not (
                 isinstance(value, str) and _BASE64.fullmatch(value)
             ):
-                dropped.append(mime)
-                refused.append(Refused(mime, msg_type, "not base64 image data"))
+                dropped.append(Refused(mime, msg_type, "not base64 image data"))
             else:
                 out[mime] = value
         else:
-            dropped.append(mime)
-            refused.append(Refused(mime, msg_type, _WHY.get(mime, _WHY_OTHER)))
+            dropped.append(Refused(mime, msg_type, _WHY.get(mime, _WHY_OTHER)))
     if dropped:
         plain = out.get("text/plain")
         source = data.get("text/markdown", data.get("text/latex"))
         if isinstance(source, str) and (plain is None or _OBJECT_REPR.fullmatch(plain.strip())):
             plain = source  # the text the cell meant to show, as text
-        note = f"[agentsh: not shown: {', '.join(dropped)}; see the cell's audit]"
+        note = "\n".join(f"[agentsh: not shown: {r.what}: {r.reason}]" for r in dropped)
         out["text/plain"] = f"{plain}\n{note}" if plain else note
-    return out, refused
+    return out, refused + dropped
 
 
 def screen_iopub(

@@ -155,15 +155,15 @@ class Proxy(threading.Thread):
         on_cell: Callable[[int | None, str | None], None],
         audit_for: Callable[[int], tuple[dict[str, Any], int] | None],
         audit_size: Callable[[int], int] = lambda _: 0,
-        on_refused: Callable[[Refused], None] = lambda _: None,
+        on_refused: Callable[[Refused, int | None], None] = lambda *_: None,
         note: str | None = None,
     ) -> None:
         """``on_cell(count, cell_id)`` when an execute_request goes in;
         ``audit_for(count)`` gives the mimebundle shown at its end and how
         many events it holds (None: nothing); ``audit_size(count)`` how many
-        it holds now. ``on_refused(r)`` once per cell for each kind of output
-        not passed on. ``note``, when set, is shown under every cell (the
-        kernel runs unsandboxed)."""
+        it holds now. ``on_refused(r, cell)`` once per cell for each kind of
+        output not passed on (cell None: not a cell's message). ``note``,
+        when set, is shown under every cell (the kernel runs unsandboxed)."""
         super().__init__(name="agentsh-proxy", daemon=True)
         self.ctx = zmq.Context()
         self.outer_session = _session(outer)
@@ -172,7 +172,7 @@ class Proxy(threading.Thread):
         self.audit_for = audit_for
         self.audit_size = audit_size
         self.on_refused = on_refused
-        self.refused: set[Refused] = set()  # told in the current cell
+        self.refused: set[tuple[int | None, Refused]] = set()  # told, per cell
         self.shown: dict[int, int] = {}  # cell -> events in its display
         self.note = note
         self.out: dict[str, zmq.Socket[bytes]] = {}
@@ -379,7 +379,6 @@ class Proxy(threading.Thread):
         metadata = json.loads(req.frames[2])
         cell_id = metadata.get("cellId") or metadata.get("cell_id")
         self.on_cell(cell, cell_id if isinstance(cell_id, str) else None)
-        self.refused.clear()
         self.inn["shell"].send_multipart(self._signed(self.inner_session, req.frames))
 
     # kernel -> frontend
@@ -409,7 +408,8 @@ class Proxy(threading.Thread):
         ):
             return
         if ch != "stdin":
-            frames = self._screened(frames, content, *screen_reply(msg_type, content))
+            screened, refused = screen_reply(msg_type, content)
+            frames = self._screened(frames, content, screened, refused, req.header["msg_id"])
         self.out[ch].send_multipart([*req.idents, *self._signed(self.outer_session, frames)])
         if ch != "stdin":
             self.routes.pop(req.header["msg_id"], None)
@@ -450,11 +450,14 @@ class Proxy(threading.Thread):
                 return
             self.replied.discard(msg_id)
             self._end_of_cell(parent)
+        # A refusal belongs to the cell whose request the message answers: with
+        # Run All the next cell starts as soon as this one's reply went out.
+        asked = str(parent.get("msg_id"))
         screened, refused = screen_iopub(str(header.get("msg_type", "")), content)
         if screened is None:
-            self._refused(refused)
+            self._refused(refused, asked)
             return
-        frames = self._screened(frames, content, screened, refused)
+        frames = self._screened(frames, content, screened, refused, asked)
         self.out["iopub"].send_multipart([*topics, *self._signed(self.outer_session, frames)])
 
     def _screened(
@@ -463,19 +466,24 @@ class Proxy(threading.Thread):
         sent: dict[str, Any],
         content: dict[str, Any],
         refused: list[Refused],
+        asked: str,
     ) -> list[bytes]:
         """``frames`` with ``content`` in place of what the kernel ``sent``,
         when the screen changed it (buffers go too: no shown output uses them)."""
-        self._refused(refused)
+        self._refused(refused, asked)
         if content is sent:
             return frames
         return [*frames[:3], json.dumps(content, allow_nan=False).encode()]
 
-    def _refused(self, refused: list[Refused]) -> None:
+    def _refused(self, refused: list[Refused], asked: str) -> None:
+        """Tell ``refused`` once per cell; ``asked``: the request's msg_id."""
+        cell = self.cells.get(asked)
         for r in refused:
-            if r not in self.refused:
-                self.refused.add(r)
-                self.on_refused(r)
+            if (cell, r) not in self.refused:
+                self.refused.add((cell, r))
+                self.on_refused(r, cell)
+        while len(self.refused) > self.MAX_ROUTES:
+            self.refused.pop()
 
     def _end_of_cell(self, parent: dict[str, Any]) -> None:
         """Publish the audit of the cell whose request is ``parent``."""

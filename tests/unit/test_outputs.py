@@ -95,7 +95,7 @@ def test_bundle_keeps_inert_types_and_drops_the_rest() -> None:
     assert "Jupyter server" in js.reason
     # the cell shows where something was held back
     assert out["text/plain"].startswith("<IPython.core.display.Javascript object>\n[agentsh: ")
-    assert "application/javascript" in out["text/plain"] and "audit" in out["text/plain"]
+    assert f"[agentsh: not shown: application/javascript: {js.reason}]" in out["text/plain"]
 
 
 def test_markdown_is_shown_as_its_text() -> None:
