@@ -15,14 +15,40 @@ from dataclasses import dataclass
 # that python-ptrace's tables do not have yet.
 _UNIFIED_NEWER = {
     "process_madvise": 440,
+    "epoll_pwait2": 441,
     "mount_setattr": 442,
     "quotactl_fd": 443,
     "landlock_create_ruleset": 444,
     "landlock_add_rule": 445,
     "landlock_restrict_self": 446,
     "memfd_secret": 447,
+    "process_mrelease": 448,
+    "futex_waitv": 449,
+    "set_mempolicy_home_node": 450,
+    "cachestat": 451,
     "fchmodat2": 452,
+    "map_shadow_stack": 453,
+    "futex_wake": 454,
+    "futex_wait": 455,
+    "futex_requeue": 456,
+    "statmount": 457,
+    "listmount": 458,
+    "lsm_get_self_attr": 459,
+    "lsm_set_self_attr": 460,
+    "lsm_list_modules": 461,
+    "mseal": 462,
+    "setxattrat": 463,
+    "getxattrat": 464,
+    "listxattrat": 465,
+    "removexattrat": 466,
+    "open_tree_attr": 467,
+    "file_getattr": 468,
+    "file_setattr": 469,
 }
+
+
+# x86_64's own newer syscalls (called by the kernel's uprobe trampolines).
+_X86_64_NEWER = {"uretprobe": 335, "uprobe": 336}
 
 
 @dataclass(frozen=True)
@@ -47,15 +73,20 @@ class Arch:
         return names
 
 
-def _table(names: dict[int, str]) -> dict[str, int]:
+def _table(names: dict[int, str], newer: dict[str, int] | None = None) -> dict[str, int]:
     out: dict[str, int] = {}
     for nr, name in sorted(names.items()):
         if nr >= 512:  # x32 duplicates in the x86_64 table
             continue
         out.setdefault(name, nr)
-    for name, nr in _UNIFIED_NEWER.items():
+    for name, nr in {**_UNIFIED_NEWER, **(newer or {})}.items():
         out.setdefault(name, nr)
     return out
+
+
+def table(machine: str) -> dict[str, int]:
+    """Every syscall name of ``machine`` (x86_64 or aarch64) and its number."""
+    return _table(_ptrace_names(machine), _X86_64_NEWER if machine == "x86_64" else None)
 
 
 def _ptrace_names(machine: str) -> dict[int, str]:
@@ -80,7 +111,7 @@ def _ptrace_names(machine: str) -> dict[int, str]:
 def current() -> Arch:
     machine = os.uname().machine
     if machine == "x86_64":
-        return Arch("x86_64", 0xC000003E, _table(_ptrace_names(machine)), 0x40000000)
+        return Arch("x86_64", 0xC000003E, table(machine), 0x40000000)
     if machine == "aarch64":
-        return Arch("aarch64", 0xC00000B7, _table(_ptrace_names(machine)), None)
+        return Arch("aarch64", 0xC00000B7, table(machine), None)
     raise OSError(f"unsupported architecture {machine!r} (supported: x86_64, aarch64)")
