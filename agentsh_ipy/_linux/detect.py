@@ -712,13 +712,13 @@ def _probe_vm_readv(env: _Env, scope: int | None) -> Probe:
 
 
 def _probe_userns(env: _Env) -> Probe:
-    from . import _syscall, seccomp
+    from . import _syscall, syscalls
 
     unshare = _syscall.libc.unshare  # resolved here, not in the child
 
     def body(ctx: _Ctx) -> _Report:
         ctx.step = "unshare(CLONE_NEWUSER)"
-        _syscall.check(unshare(seccomp.CLONE_NEWUSER), ctx.step)
+        _syscall.check(unshare(syscalls.CLONE_NEWUSER), ctx.step)
         return {"ok": True}
 
     report = _run(body, env.timeout)

@@ -35,6 +35,18 @@ def openat2(path: str, flags: int, mode: int, resolve: int, dirfd: int = AT_FDCW
     return int(fd) if fd != -1 else _syscall.check(fd, f"openat2({path!r})")
 
 
+_utimensat = _syscall.libc.utimensat
+_utimensat.restype = ctypes.c_int
+_utimensat.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p, ctypes.c_int]
+
+
+def utimensat(path: str, times: bytes | None) -> None:
+    """Set a file's times from two struct timespec exactly as a tracee gave
+    them (UTIME_NOW, UTIME_OMIT included); None: both now."""
+    buf = None if times is None else ctypes.create_string_buffer(times, 32)
+    _syscall.check(_utimensat(AT_FDCWD, os.fsencode(path), buf, 0), f"utimensat({path!r})")
+
+
 def umask_of(pid: int) -> int:
     """A task's umask, from /proc/PID/status (Linux 4.7+)."""
     with open(f"/proc/{pid}/status", encoding="ascii") as f:

@@ -10,9 +10,10 @@ import ctypes
 import errno
 import fcntl
 import struct
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from . import syscalls
 from .arch import Arch
 
 # Filter return actions (linux/seccomp.h).
@@ -25,8 +26,6 @@ FILTER_FLAG_NEW_LISTENER = 1 << 3
 FILTER_FLAG_WAIT_KILLABLE_RECV = 1 << 5
 USER_NOTIF_FLAG_CONTINUE = 1
 ADDFD_FLAG_SETFD = 1
-
-CLONE_NEWUSER = 0x10000000
 
 # BPF opcodes.
 _LD_W_ABS = 0x20
@@ -62,74 +61,6 @@ IOCTL_NOTIF_SEND = _ioc(_IOC_READ | _IOC_WRITE, 1, RESP_SIZE)
 IOCTL_NOTIF_ID_VALID = _ioc(_IOC_WRITE, 2, 8)
 IOCTL_NOTIF_ID_VALID_OLD = _ioc(_IOC_READ, 2, 8)  # kernels before 5.17
 IOCTL_NOTIF_ADDFD = _ioc(_IOC_WRITE, 3, ADDFD_SIZE)
-
-# Syscalls refused outright (EPERM, audited as syscall_blocked).
-BLOCKED = (
-    "io_uring_setup",
-    "io_uring_enter",
-    "io_uring_register",
-    "ptrace",
-    "process_vm_writev",
-    "process_vm_readv",
-    "pidfd_getfd",
-    "mount",
-    "umount2",
-    "pivot_root",
-    "fsopen",
-    "fsmount",
-    "fsconfig",
-    "move_mount",
-    "open_tree",
-    "mount_setattr",
-    "kexec_load",
-    "kexec_file_load",
-    "init_module",
-    "finit_module",
-    "delete_module",
-    "bpf",
-    "perf_event_open",
-    "keyctl",
-    "add_key",
-    "request_key",
-    "userfaultfd",
-    "setns",
-    "open_by_handle_at",
-)
-
-# Syscalls decided by the supervisor (sendto only with a destination, below).
-NOTIFY = (
-    "open",
-    "openat",
-    "openat2",
-    "creat",
-    "truncate",
-    "unlink",
-    "unlinkat",
-    "rename",
-    "renameat",
-    "renameat2",
-    "mkdir",
-    "mkdirat",
-    "rmdir",
-    "link",
-    "linkat",
-    "symlink",
-    "symlinkat",
-    "chmod",
-    "fchmod",
-    "fchmodat",
-    "fchmodat2",
-    "chown",
-    "fchown",
-    "lchown",
-    "fchownat",
-    "execve",
-    "execveat",
-    "connect",
-    "bind",
-    "sendmsg",
-    "sendmmsg",
-)
 
 
 @dataclass
@@ -167,91 +98,105 @@ class _Asm:
 
 
 RET_TRACE = 0x7FF00000
-CLONE_THREAD = 0x00010000
-TIOCSTI = 0x5412
-TIOCLINUX = 0x541C
+_JGT_K = 0x25
 
-# Signal delivery, decided so the supervisor and outsiders stay unreachable.
-SIGNALS = (
-    "kill", "tkill", "tgkill", "rt_sigqueueinfo", "rt_tgsigqueueinfo", "pidfd_send_signal",
-)  # fmt: skip
-# Process creation, counted against limits.max_processes.
-PROCESS = ("fork", "vfork")
+# The hottest argument-checked calls first: every one not cached as
+# "always allow" walks the blocks in this order.
+_FIRST = ("ioctl", "madvise", "sendto", "clone", "prlimit64")
 
 
 def build_filter(
     arch: Arch,
-    blocked: Iterable[str] = BLOCKED,
-    notify: Iterable[str] = NOTIFY + SIGNALS + PROCESS,
     decide: int = RET_USER_NOTIF,
+    catalog: Mapping[str, syscalls.Syscall] = syscalls.CATALOG,
 ) -> bytes:
-    """The sandbox's one filter: arch check, then every syscall we decide or
-    refuse goes to ``decide`` (the listener, or the tracer in ptrace mode),
-    the rest is allowed.
+    """The sandbox's one filter, compiled from the syscall catalog: the arch
+    check, then an allowlist. ``decide`` (the listener, or the tracer in
+    ptrace mode) gets every call the catalog decides or refuses and every
+    number it does not know; the kernel answers the harmless ones alone.
 
-    Refused syscalls go to the supervisor too, although it answers EPERM
-    without asking the policy: a kernel-only EPERM would leave no trace, and
-    an attempt to leave the sandbox is what the audit most needs to show.
-    They are rare, so the round trip costs nothing in practice.
+    Refused syscalls go to the supervisor too, although it answers without
+    asking the policy: a kernel-only EPERM would leave no trace, and an
+    attempt to leave the sandbox is what the audit most needs to show.
+
+    Layout: calls allowed whatever their arguments are tested last, as
+    ranges of numbers, and only the syscall number is ever loaded on their
+    way: the kernel's action cache (5.11+) then proves them constant and
+    skips the filter for them entirely. Argument-checked calls come before,
+    each in a block that returns.
     """
-    a = _Asm()
-    a.emit(_LD_W_ABS, _OFF_ARCH)
-    a.emit(_JEQ_K, arch.audit_arch, 0, "kill")
-    a.emit(_LD_W_ABS, _OFF_NR)
-    if arch.x32_bit is not None:
-        a.emit(_JGE_K, arch.x32_bit, "kill", 0)
-    for name in (*blocked, *notify):
+    entries: dict[int, syscalls.Syscall] = {}
+    for name, entry in catalog.items():
         nr = arch.nr(name)
         if nr is not None:
-            a.emit(_JEQ_K, nr, "decide", 0)
-    # clone3 passes its flags in memory the filter cannot read: make libc fall
-    # back to clone(2), whose flags we can check.
-    clone3 = arch.nr("clone3")
-    if clone3 is not None:
-        a.emit(_JEQ_K, clone3, "enosys", 0)
-
-    # Argument checks: each block either returns or, when the syscall number
-    # does not match, falls through with the number still loaded.
-    def block(name: str, arg: int, body: list[tuple[int, int, str | int, str | int]]) -> None:
-        nr = arch.nr(name)
-        if nr is None:
-            return
-        a.emit(_JEQ_K, nr, 0, f"after_{name}")
-        a.emit(_LD_W_ABS, _arg_lo(arg))
-        for code, k, jt, jf in body:
-            a.emit(code, k, jt, jf)
-        a.label(f"after_{name}")
-
-    # personality(0xffffffff) only queries; anything else changes the ABI.
-    block("personality", 0, [(_JEQ_K, 0xFFFFFFFF, "allow", "decide")])
-    # New user namespaces are refused; threads need no decision, processes are counted.
-    block(
-        "clone",
-        0,
-        [(_JSET_K, CLONE_NEWUSER, "decide", 0), (_JSET_K, CLONE_THREAD, "allow", "decide")],
-    )
-    block("unshare", 0, [(_JSET_K, CLONE_NEWUSER, "decide", "allow")])
-    # Typing into the terminal (TIOCSTI) would let a sandboxed program answer
-    # an approval prompt or run commands in the user's shell.
-    block("ioctl", 1, [(_JEQ_K, TIOCSTI, "decide", 0), (_JEQ_K, TIOCLINUX, "decide", "allow")])
-    # sendto with no destination (a connected socket) needs no decision.
-    sendto = arch.nr("sendto")
-    if sendto is not None:
-        a.emit(_JEQ_K, sendto, 0, "after_sendto")
-        a.emit(_LD_W_ABS, _arg_lo(4))
-        a.emit(_JEQ_K, 0, 0, "decide")
-        a.emit(_LD_W_ABS, _arg_hi(4))
-        a.emit(_JEQ_K, 0, "allow", "decide")
-        a.label("after_sendto")
-    a.label("allow")
-    a.emit(_RET_K, RET_ALLOW)
-    a.label("decide")
-    a.emit(_RET_K, decide)
-    a.label("enosys")
-    a.emit(_RET_K, RET_ERRNO | errno.ENOSYS)
-    a.label("kill")
+            entries.setdefault(nr, entry)
+    a = _Asm()
+    a.emit(_LD_W_ABS, _OFF_ARCH)
+    a.emit(_JEQ_K, arch.audit_arch, 1, 0)
     a.emit(_RET_K, RET_KILL_PROCESS)
+    a.emit(_LD_W_ABS, _OFF_NR)
+    if arch.x32_bit is not None:
+        a.emit(_JGE_K, arch.x32_bit, 0, 1)
+        a.emit(_RET_K, RET_KILL_PROCESS)
+    for nr, entry in sorted(entries.items()):
+        if entry.filter_errno is not None:  # clone3: ENOSYS, so libc uses clone
+            a.emit(_JEQ_K, nr, 0, 1)
+            a.emit(_RET_K, RET_ERRNO | entry.filter_errno)
+    checked = [(nr, e) for nr, e in entries.items() if e.rules and e.filter_errno is None]
+    rank = {name: i for i, name in enumerate(_FIRST)}
+    checked.sort(key=lambda ne: (rank.get(ne[1].name, len(rank)), ne[0]))
+    for nr, entry in checked:
+        _block(a, nr, entry, decide)
+    allowed = sorted(
+        nr
+        for nr, e in entries.items()
+        if not e.rules and e.filter_errno is None and e.action((0,) * 6) == syscalls.ALLOW
+    )
+    for lo, hi in _ranges(allowed):
+        a.emit(_JGT_K, hi, 3, 0)  # above: on to the next range
+        a.emit(_JGE_K, lo, 0, 1)  # below: in the gap before it
+        a.emit(_RET_K, RET_ALLOW)
+        a.emit(_RET_K, decide)
+    a.emit(_RET_K, decide)
     return a.assemble()
+
+
+def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for n in numbers:
+        if out and out[-1][1] == n - 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out
+
+
+def _block(a: _Asm, nr: int, entry: syscalls.Syscall, decide: int) -> None:
+    """One argument-checked syscall: its rules in order, each a run of tests
+    that falls to the next rule on the first that fails; then its
+    ``otherwise``. Entered only with its number loaded; always returns."""
+    p = f"{entry.name}:"
+    a.emit(_JEQ_K, nr, 0, p + "after")
+    target = {syscalls.ALLOW: p + "allow", syscalls.TRAP: p + "trap"}
+    for i, rule in enumerate(entry.rules):
+        fail = f"{p}rule{i + 1}"
+        words: list[tuple[int, int, int]] = []  # (offset, opcode, k)
+        for t in rule.tests:
+            op = _JEQ_K if t.op == "eq" else _JSET_K
+            words.append((_arg_lo(t.arg), op, t.value & 0xFFFFFFFF))
+            if t.wide:
+                assert t.op == "eq", "a wide test compares equal"
+                words.append((_arg_hi(t.arg), _JEQ_K, t.value >> 32))
+        for j, (offset, op, k) in enumerate(words):
+            a.emit(_LD_W_ABS, offset)
+            a.emit(op, k, target[rule.action] if j == len(words) - 1 else 0, fail)
+        a.label(fail)
+    a.emit(_RET_K, RET_ALLOW if entry.otherwise == syscalls.ALLOW else decide)
+    a.label(p + "allow")
+    a.emit(_RET_K, RET_ALLOW)
+    a.label(p + "trap")
+    a.emit(_RET_K, decide)
+    a.label(p + "after")
 
 
 @dataclass

@@ -10,12 +10,13 @@ import errno
 import ipaddress
 import os
 import socket
+import stat
 import struct
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from .. import policy as pol
-from .._linux import files, procfs, seccomp, sockets
+from .._linux import files, procfs, sockets, syscalls
 from .._linux.arch import Arch
 from ._hosts import HostServices
 from ._redirect import Redirector
@@ -120,29 +121,33 @@ class Decoder:
         self.tree = tree
         self.tgid_ppid = tree.tgid_ppid
         self.hosts = HostServices(sandbox or tree.members)
-        for name in seccomp.BLOCKED:
-            setattr(self, "_h_" + name, self._blocked)
-        all_names = (
-            *seccomp.NOTIFY, *seccomp.SIGNALS, *seccomp.PROCESS, *seccomp.BLOCKED,
-            "sendto", "clone", "unshare", "personality", "ioctl",
-        )  # fmt: skip
-        names = {n: arch.nr(n) for n in all_names}
+        # The dispatch comes from the syscall catalog: a decided call has its
+        # handler (a missing one is a bug, found here at once); any other
+        # call that reaches us is refused with the catalog's errno, as is a
+        # number the catalog does not know (see decode).
         self.handlers: dict[int, Callable[[str, int, int, tuple[int, ...]], Request | None]] = {}
-        for name, nr in names.items():
-            if nr is None:
+        for name, entry in syscalls.CATALOG.items():
+            nr = arch.nr(name)
+            if nr is None or nr in self.handlers:
                 continue
-            h = getattr(self, "_h_" + name, None)
-            if h is not None:
-                self.handlers[nr] = self._bind(name, h)
+            if entry.kind is syscalls.Kind.DECIDED:
+                h: Callable[..., Request | None] = getattr(self, "_h_" + entry.name)
+            else:
+                h = self._refuser(entry.errno)
+            self.handlers[nr] = self._bind(name, h)
 
     @staticmethod
     def _bind(name: str, h: Callable[..., Request | None]) -> Callable[..., Request | None]:
         return lambda _n, pid, tid, args: h(name, pid, tid, args)
 
     def decode(self, nr: int, tid: int, args: tuple[int, ...], name: str) -> Request | None:
-        """None: not ours to decide (e.g. a sendmsg without a destination)."""
+        """None: not ours to decide (e.g. a sendmsg without a destination).
+        A number with no handler (newer than the catalog) is refused."""
         pid, _ppid = self.tgid_ppid(tid)
-        return self.handlers[nr](name, pid, tid, args)
+        handler = self.handlers.get(nr)
+        if handler is None:
+            return self._refuse(name, pid, tid, args, syscalls.UNKNOWN_ERRNO)
+        return handler(name, pid, tid, args)
 
     # -- argument readers --------------------------------------------------
     def _str(self, tid: int, addr: int) -> str:
@@ -372,6 +377,72 @@ class Decoder:
     def _h_mkdirat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._file(name, pid, tid, ["mkdir"], self._path(pid, tid, a[0], a[1]), False)
 
+    def _mknod(self, name: str, pid: int, tid: int, path: str, mode: int) -> Request:
+        """A FIFO, a socket or a regular file is a create; a device node
+        (which would open a disk or a terminal) is refused."""
+        if stat.S_IFMT(mode) in (stat.S_IFCHR, stat.S_IFBLK):
+            return self._refuse(
+                name, pid, tid, (), message="a device node", path=path, mode=oct(mode)
+            )
+        return self._file(name, pid, tid, ["create"], path, False)
+
+    def _h_mknod(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._mknod(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1])
+
+    def _h_mknodat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._mknod(name, pid, tid, self._path(pid, tid, a[0], a[1]), a[2])
+
+    # File times are a write: whoever may write a file may set its times.
+    def _times(
+        self, name: str, pid: int, tid: int, dirfd: int, path_addr: int, times: bytes | None,
+        flags: int = 0,
+    ) -> Request:  # fmt: skip
+        """``times``: two struct timespec as the kernel takes them (None: now).
+        By path, done by the supervisor (utimensat through an O_PATH fd);
+        without a path (futimens), on the fd's file, in the kernel, as
+        fchmod is."""
+        if path_addr == 0:
+            return self._file(name, pid, tid, ["write"], self._fd(tid, _s32(dirfd)))
+        path = self._path(pid, tid, dirfd, path_addr, flags)
+        follow = not flags & AT_SYMLINK_NOFOLLOW
+        req = self._file(name, pid, tid, ["write"], path, follow)
+        return self._on_path(req, follow, lambda p: files.utimensat(p, times))
+
+    def _read_times(self, tid: int, addr: int, unit: str) -> bytes | None:
+        """Two timestamps at ``addr`` as two struct timespec: ``timespec``
+        as is, ``timeval`` (microseconds) or ``utimbuf`` (seconds) converted."""
+        if addr == 0:
+            return None
+        size = 16 if unit == "utimbuf" else 32
+        try:
+            raw = self.mem.read_exact(tid, addr, size)
+        except OSError as e:
+            raise Unreadable(f"times at {addr:#x}: {e.strerror}") from None
+        if unit == "timespec":
+            return raw
+        if unit == "utimbuf":
+            atime, mtime = struct.unpack("<qq", raw)
+            return struct.pack("<qqqq", atime, 0, mtime, 0)
+        a_s, a_us, m_s, m_us = struct.unpack("<qqqq", raw)
+        if not (0 <= a_us < 1_000_000 and 0 <= m_us < 1_000_000):
+            return struct.pack("<qqqq", 0, -1, 0, -1)  # invalid: the kernel says EINVAL
+        return struct.pack("<qqqq", a_s, a_us * 1000, m_s, m_us * 1000)
+
+    def _h_utimensat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        times = self._read_times(tid, a[2], "timespec")
+        return self._times(name, pid, tid, a[0], a[1], times, a[3])
+
+    def _h_futimesat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._times(name, pid, tid, a[0], a[1], self._read_times(tid, a[2], "timeval"))
+
+    def _h_utimes(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        times = self._read_times(tid, a[1], "timeval")
+        return self._times(name, pid, tid, AT_FDCWD, a[0], times)
+
+    def _h_utime(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        times = self._read_times(tid, a[1], "utimbuf")
+        return self._times(name, pid, tid, AT_FDCWD, a[0], times)
+
     # chmod, chown and truncate by path are done by the supervisor on the
     # path it decided on (through an O_PATH fd opened without following any
     # symlink), so a racing thread cannot redirect them; Landlock has no
@@ -493,17 +564,69 @@ class Decoder:
         return self._exec(name, pid, tid, self._path(pid, tid, a[0], a[1], a[4]), a[2])
 
     # -- refused outright ---------------------------------------------------
-    def _blocked(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        d = pol.Decision("deny", BLOCKED_RULE)
+    def _refuse(
+        self, name: str, pid: int, tid: int, a: tuple[int, ...], err: int = errno.EPERM,
+        message: str = "", **fields: Any,
+    ) -> Request:  # fmt: skip
+        d = pol.Decision("deny", BLOCKED_RULE, message)
         return Request(
-            "syscall_blocked", name, name, pid, tid, d, {"args": [hex(x) for x in a[:3]]}
-        )
+            "syscall_blocked", name, name, pid, tid, d,
+            {"args": [hex(x) for x in a[:3]], **fields},
+            err=None if err == errno.EPERM else err,
+        )  # fmt: skip
 
+    def _blocked(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._refuse(name, pid, tid, a)
+
+    def _refuser(self, err: int) -> Callable[[str, int, int, tuple[int, ...]], Request]:
+        return lambda name, pid, tid, a: self._refuse(name, pid, tid, a, err)
+
+    # Only the refused arguments reach us (see the catalog's rules): a
+    # persona other than a query, TIOCSTI/TIOCLINUX and inode flags,
+    # CLONE_NEWUSER, hardware poisoning, a filter with its own listener.
     _h_personality = _blocked
-    _h_ioctl = _blocked  # only TIOCSTI and TIOCLINUX reach the supervisor
+    _h_ioctl = _blocked
+    _h_unshare = _blocked
+    _h_madvise = _blocked
+    _h_seccomp = _blocked
 
-    def _h_unshare(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._blocked(name, pid, tid, a)  # only CLONE_NEWUSER reaches us
+    # -- limits and priorities, by process id: the sandbox's own only --------
+    def _own(self, name: str, pid: int, tid: int, a: tuple[int, ...], target: int) -> Request:
+        """A process (or thread: by its thread group) of this sandbox; 0 is
+        the caller. Anything else, the supervisor first, is refused: a
+        limit or a priority set on it would starve or stop it."""
+        if target in (0, pid, tid) or (target > 0 and self._inside(self._tgid(target), pid)):
+            allow = pol.Decision("allow", "")
+            return Request("syscall_blocked", name, name, pid, tid, allow, quiet=True)
+        message = "a process outside the sandbox"
+        return self._refuse(name, pid, tid, a, message=message, target=target)
+
+    def _inside(self, target: int, pid: int) -> bool:
+        return target == pid or self.tree.inside(target)
+
+    def _h_prlimit64(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        if a[2] == 0:  # no new limit: a read, as /proc/PID/limits is
+            return self._own(name, pid, tid, a, 0)
+        return self._own(name, pid, tid, a, _s32(a[0]))
+
+    def _h_sched_setparam(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        return self._own(name, pid, tid, a, _s32(a[0]))
+
+    _h_sched_setscheduler = _h_sched_setparam
+    _h_sched_setaffinity = _h_sched_setparam
+    _h_sched_setattr = _h_sched_setparam
+    _h_migrate_pages = _h_sched_setparam
+    _h_move_pages = _h_sched_setparam
+
+    def _h_setpriority(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        if _s32(a[0]) != syscalls.PRIO_PROCESS:  # a process group, or every process of a user
+            return self._refuse(name, pid, tid, a, message="a process group or a user")
+        return self._own(name, pid, tid, a, _s32(a[1]))
+
+    def _h_ioprio_set(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        if _s32(a[0]) != syscalls.IOPRIO_WHO_PROCESS:
+            return self._refuse(name, pid, tid, a, message="a process group or a user")
+        return self._own(name, pid, tid, a, _s32(a[1]))
 
     # -- process creation ---------------------------------------------------
     def _fork(self, name: str, pid: int, tid: int) -> Request:
@@ -523,8 +646,12 @@ class Decoder:
     _h_vfork = _h_fork
 
     def _h_clone(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        if a[0] & seccomp.CLONE_NEWUSER:
+        if a[0] & syscalls.CLONE_NEWUSER:
             return self._blocked(name, pid, tid, a)
+        if a[0] & syscalls.CLONE_UNTRACED:
+            # ptrace would not follow the child: it would run unseen and
+            # outlive the command (seccomp cannot strip the flag).
+            return self._refuse(name, pid, tid, a, message="CLONE_UNTRACED")
         return self._fork(name, pid, tid)
 
     # -- signals ------------------------------------------------------------

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 
 from .. import policy as pol
-from .._linux import ptracer, seccomp
+from .._linux import ptracer, syscalls
 from .._linux.arch import Arch
 from ._decoder import Decoder
 from ._request import CONTINUE, Request, unreadable
@@ -31,7 +31,11 @@ from ._tracer import Tracer
 
 # Calls whose path or address the kernel re-reads after the decision (exec is
 # checked again at the exec event instead).
-_REREAD = frozenset(set(seccomp.NOTIFY) - {"execve", "execveat"} | {"sendto"})
+_REREAD = frozenset(
+    name
+    for name, entry in syscalls.CATALOG.items()
+    if entry.kind is syscalls.Kind.DECIDED and entry.group in ("files", "network")
+)
 
 
 class PtraceDecider:

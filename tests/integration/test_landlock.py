@@ -52,17 +52,20 @@ def test_landlock_is_applied_and_audited(area: Area) -> None:
     assert any(path == str(area.ws) and "make_reg" in rights for path, rights in ev["rules"])
 
 
-def test_mknod_outside_the_workspace_is_refused_by_landlock(area: Area) -> None:
-    # mknod is not trapped: without Landlock this FIFO would be created
-    # (the directory belongs to this uid).
+def test_mknod_outside_the_workspace_is_refused(area: Area) -> None:
+    # mknod is a create under the file rules (notify), and Landlock, derived
+    # from the same rules, grants make_fifo only in the writable trees.
     fifo, ok = area.outside / "fifo", area.ws / "fifo"
     r = sandbox(area, ["sh", "-c", f"mkfifo {fifo}; echo rc=$?; mkfifo {ok} && echo made"])
     assert not fifo.exists()
     assert "Permission denied" in r.stderr
     assert "rc=1" in r.stdout and "made" in r.stdout
     assert ok.exists()
-    # The premise: the notify layer did not decide it (else this proves nothing).
-    assert not [e for e in r.events if e.get("path") == str(fifo)], "mknod is decided by notify now"
+    [denied] = [e for e in r.events if e.get("path") == str(fifo)]
+    assert (denied["op"], denied["decision"], denied["syscall"]) == ("create", "deny", "mknodat")
+    assert any(
+        "make_fifo" in rights for path, rights in landlock_event(r)["rules"] if path == str(area.ws)
+    )
 
 
 RACE = r"""

@@ -1,19 +1,77 @@
-"""The BPF assembler and filter shape (no kernel needed for most of it)."""
+"""The BPF assembler and the filter built from the syscall catalog, checked
+by running the program in a small BPF interpreter (no kernel needed for
+most of it)."""
 
 from __future__ import annotations
 
+import errno
 import struct
+from collections.abc import Sequence
 
 import pytest
 
-from agentsh_ipy._linux import arch, seccomp
+from agentsh_ipy._linux import arch, seccomp, syscalls
 from tests.conftest import linux_only
 
 pytestmark = linux_only
 
+DECIDE = 0x7FC00000  # what build_filter returns for "ask the supervisor" (USER_NOTIF)
+
 
 def _insns(prog: bytes) -> list[tuple[int, int, int, int]]:
     return [struct.unpack_from("<HBBI", prog, i) for i in range(0, len(prog), 8)]
+
+
+def run_bpf(
+    prog: bytes, nr: int, args: Sequence[int] = (0,) * 6, audit_arch: int | None = None
+) -> tuple[int, set[int]]:
+    """The filter's return value for one call, and the seccomp_data offsets
+    it loaded. Only the opcodes build_filter emits are known."""
+    if audit_arch is None:
+        audit_arch = arch.current().audit_arch
+    data = struct.pack("<IIQ6Q", nr & 0xFFFFFFFF, audit_arch, 0, *args)
+    insns = _insns(prog)
+    pc, acc, loaded = 0, 0, set()
+    for _ in range(len(insns)):  # forward jumps only: at most one pass
+        code, jt, jf, k = insns[pc]
+        if code == 0x20:  # ld [k]
+            acc = struct.unpack_from("<I", data, k)[0]
+            loaded.add(k)
+            pc += 1
+            continue
+        if code == 0x06:  # ret k
+            return k, loaded
+        tests = {0x15: acc == k, 0x25: acc > k, 0x35: acc >= k, 0x45: bool(acc & k)}
+        if code not in tests:
+            raise AssertionError(f"unknown BPF opcode {code:#x} at {pc}")
+        pc += 1 + (jt if tests[code] else jf)
+    raise AssertionError("the program did not return")
+
+
+def _expected(entry: syscalls.Syscall | None, args: Sequence[int]) -> int:
+    if entry is None:
+        return DECIDE
+    action = entry.action(args)
+    if action == "errno":
+        assert entry.filter_errno is not None
+        return seccomp.RET_ERRNO | entry.filter_errno
+    return seccomp.RET_ALLOW if action == syscalls.ALLOW else DECIDE
+
+
+def _arg_vectors(entry: syscalls.Syscall | None) -> list[tuple[int, ...]]:
+    """Zeros, all ones, and for each rule arguments that make it hold, and
+    make it fail by one bit: enough to reach every branch of a block."""
+    vectors = [(0,) * 6, (0xFFFFFFFFFFFFFFFF,) * 6, (0x1234_0000_0000,) * 6]
+    for rule in entry.rules if entry else ():
+        args = [0] * 6
+        for t in rule.tests:
+            args[t.arg] |= t.value
+        vectors.append(tuple(args))
+        for t in rule.tests:
+            changed = list(args)
+            changed[t.arg] ^= 1 << 40 if t.wide else 1
+            vectors.append(tuple(changed))
+    return vectors
 
 
 def test_filter_starts_with_the_arch_check_and_ends_in_returns() -> None:
@@ -24,6 +82,7 @@ def test_filter_starts_with_the_arch_check_and_ends_in_returns() -> None:
     rets = {k for code, _jt, _jf, k in insns if code == 0x06}
     assert seccomp.RET_USER_NOTIF in rets and seccomp.RET_ALLOW in rets
     assert seccomp.RET_KILL_PROCESS in rets
+    assert insns[-1] == (0x06, 0, 0, seccomp.RET_USER_NOTIF)  # the default: ask
     assert len(insns) < 4096
 
 
@@ -43,6 +102,117 @@ def test_out_of_range_jump_is_refused() -> None:
     asm.emit(0x06, seccomp.RET_ALLOW)
     with pytest.raises(ValueError, match="out of range"):
         asm.assemble()
+
+
+@pytest.mark.parametrize("machine", ["x86_64", "aarch64"])
+def test_every_syscall_of_the_abi_is_in_the_catalog(machine: str) -> None:
+    table = arch.table(machine)
+    missing = sorted(set(table) - set(syscalls.CATALOG))
+    assert not missing, f"not classified in _linux/syscalls.py: {missing}"
+
+
+def test_every_decided_syscall_has_a_handler() -> None:
+    from agentsh_ipy.supervisor._decoder import Decoder
+
+    for name in syscalls.names(syscalls.Kind.DECIDED):
+        assert callable(getattr(Decoder, "_h_" + syscalls.CATALOG[name].name, None)), name
+
+
+def test_the_filter_does_what_the_catalog_says_for_every_number() -> None:
+    """Each number from 0 past the highest known one, with arguments that
+    take every branch: harmless and unchecked calls allowed, decided and
+    refused ones (and unknown numbers) to the supervisor, clone3 ENOSYS."""
+    a = arch.current()
+    prog = seccomp.build_filter(a, decide=DECIDE)
+    by_nr = {
+        a.nr(name): entry for name, entry in syscalls.CATALOG.items() if a.nr(name) is not None
+    }
+    for nr in range(max(by_nr) + 64):
+        entry = by_nr.get(nr)
+        for args in _arg_vectors(entry):
+            got, _ = run_bpf(prog, nr, args)
+            name = entry.name if entry else f"unknown {nr}"
+            assert got == _expected(entry, args), f"{name}{tuple(hex(x) for x in args)}"
+
+
+def test_the_decide_action_is_the_one_asked_for() -> None:
+    a = arch.current()
+    prog = seccomp.build_filter(a, decide=seccomp.RET_TRACE)
+    nr = a.nr("openat")
+    assert nr is not None
+    assert run_bpf(prog, nr)[0] == seccomp.RET_TRACE
+    assert run_bpf(prog, 1000)[0] == seccomp.RET_TRACE
+
+
+def test_harmless_calls_never_load_an_argument() -> None:
+    """So the kernel's action cache can prove them always-allowed and skip
+    the filter for them (it gives up on any load of an argument)."""
+    a = arch.current()
+    prog = seccomp.build_filter(a)
+    for name in syscalls.names(syscalls.Kind.HARMLESS, syscalls.Kind.UNCHECKED):
+        nr = a.nr(name)
+        if nr is None:
+            continue
+        action, loaded = run_bpf(prog, nr, (0xFFFFFFFF,) * 6)
+        assert action == seccomp.RET_ALLOW, name
+        assert loaded <= {0, 4}, f"{name} loads an argument: not cacheable"
+
+
+def _nr(name: str) -> int:
+    nr = arch.current().nr(name)
+    assert nr is not None
+    return nr
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "allowed"),
+    [
+        ("read", (3, 0, 10), True),
+        ("openat", (0,), False),
+        ("setxattr", (0,), False),
+        ("sethostname", (0,), False),
+        ("shmat", (0,), False),
+        ("vhangup", (), False),
+        ("clone", (syscalls.CLONE_THREAD | 0x3D0F00,), True),  # pthread_create's flags
+        ("clone", (syscalls.CLONE_THREAD | syscalls.CLONE_UNTRACED,), False),
+        ("clone", (0x01200011,), False),  # fork(): counted by the supervisor
+        ("clone", (syscalls.CLONE_UNTRACED | 17,), False),
+        ("ioctl", (1, 0x5401), True),  # TCGETS
+        ("ioctl", (1, syscalls.TIOCSTI), False),
+        ("ioctl", (1, 0xFFFF_FFFF_0000_0000 | syscalls.TIOCSTI), False),  # the kernel reads 32 bits
+        ("sendto", (3, 0, 1, 0, 0), True),
+        ("sendto", (3, 0, 1, 0, 1 << 32), False),  # a destination above 4 GiB
+        ("prlimit64", (0, 7, 0x1000, 0), True),  # its own
+        ("prlimit64", (1234, 0, 0, 0x1000), True),  # a read
+        ("prlimit64", (1234, 0, 0x1000, 0), False),
+        ("setpriority", (0, 0, 5), True),
+        ("setpriority", (0, 1234, 5), False),
+        ("setpriority", (2, 0, 5), False),  # PRIO_USER: every process of the user
+        ("sched_setaffinity", (0, 8, 0x1000), True),
+        ("sched_setaffinity", (1234, 8, 0x1000), False),
+        ("madvise", (0x1000, 4096, 4), True),  # MADV_DONTNEED
+        ("madvise", (0x1000, 4096, syscalls.MADV_HWPOISON), False),
+        ("seccomp", (1, 0, 0x1000), True),
+        ("seccomp", (1, syscalls.SECCOMP_FILTER_FLAG_NEW_LISTENER, 0x1000), False),
+        ("personality", (0xFFFFFFFF,), True),
+        ("personality", (0x0040000,), False),
+        ("unshare", (0x200,), True),  # CLONE_FS
+        ("unshare", (syscalls.CLONE_NEWUSER,), False),
+    ],
+)
+def test_argument_checks(name: str, args: tuple[int, ...], allowed: bool) -> None:
+    prog = seccomp.build_filter(arch.current(), decide=DECIDE)
+    full = (*args, *(0,) * (6 - len(args)))
+    assert run_bpf(prog, _nr(name), full)[0] == (seccomp.RET_ALLOW if allowed else DECIDE)
+
+
+def test_other_abis_are_killed_and_clone3_says_enosys() -> None:
+    a = arch.current()
+    prog = seccomp.build_filter(a)
+    assert run_bpf(prog, _nr("read"), audit_arch=0x40000003)[0] == seccomp.RET_KILL_PROCESS
+    if a.x32_bit is not None:
+        assert run_bpf(prog, a.x32_bit | _nr("read"))[0] == seccomp.RET_KILL_PROCESS
+    assert run_bpf(prog, _nr("clone3"))[0] == seccomp.RET_ERRNO | errno.ENOSYS
 
 
 def test_notify_struct_sizes_match_the_kernel() -> None:
