@@ -9,7 +9,10 @@ Nothing here touches a non-loopback address: every listener binds
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
+import random
 import socket
 import stat
 import subprocess
@@ -179,6 +182,32 @@ class Ctx:
         res = self._res["victim"]
         assert isinstance(res, subprocess.Popen)
         return res
+
+    def shm(self) -> int:
+        """A System V shared memory segment of the host, holding the secret,
+        open to every user (so only the sandbox stands between a program and
+        it); its key. Removed when the case ends."""
+        if "shm" not in self._res:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.shmat.restype = ctypes.c_void_p
+            libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+            libc.shmdt.argtypes = [ctypes.c_void_p]
+            ipc_creat_excl, ipc_rmid = 0o1000 | 0o2000, 0
+            while True:
+                key = random.randrange(0x10000000, 0x7FFFFFFF)
+                shmid = libc.shmget(key, 4096, ipc_creat_excl | 0o666)
+                if shmid >= 0:
+                    break
+                assert ctypes.get_errno() == errno.EEXIST, os.strerror(ctypes.get_errno())
+            self._stack.callback(lambda: libc.shmctl(shmid, ipc_rmid, None))
+            addr = libc.shmat(shmid, None, 0)
+            assert addr not in (None, ctypes.c_void_p(-1).value), "shmat failed"
+            ctypes.memmove(addr, self.secret.encode() + b"\0", len(self.secret) + 1)
+            libc.shmdt(ctypes.c_void_p(addr))
+            self._res["shm"] = key
+        key = self._res["shm"]
+        assert isinstance(key, int)
+        return key
 
     # -- what the program may have touched --------------------------------
     def snapshot(self) -> dict[str, tuple[int, bytes]]:

@@ -22,11 +22,15 @@ All network traffic stays on loopback (127.0.0.0/8, ::1).
 from __future__ import annotations
 
 import dataclasses
+import errno
+import fcntl
 import ipaddress
 import json
+import os
 import platform
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import time
@@ -132,6 +136,7 @@ def present(rel: Callable[[Ctx], Path]) -> Check:
 
 
 PROBE_DENIED = said("probe", "EACCES")  # the supervisor still decides files
+NOT_SUPPORTED = ("EOPNOTSUPP", "ENOTSUP")  # one number, two names
 
 PERM = ("EPERM", "EACCES")  # refused for lack of permission, not EFAULT/ESRCH
 
@@ -195,6 +200,64 @@ def no_theft(c: Ctx, r: Run) -> None:
 def nothing_written(c: Ctx, r: Run) -> None:
     assert number(r, "written") == 0, r.stdout
     assert not re.search(r"^wrote ", r.stdout, re.M)
+
+
+def no_xattr(path: Callable[[Ctx], Path], name: str) -> Check:
+    def check(c: Ctx, r: Run) -> None:
+        try:
+            value = os.getxattr(path(c), name)
+        except OSError as e:
+            assert e.errno == errno.ENODATA, e
+            return
+        raise AssertionError(f"{path(c)} has {name} = {value!r}")
+
+    return check
+
+
+def no_nodump_flag(c: Ctx, r: Run) -> None:
+    fd = os.open(c.existing, os.O_RDONLY)
+    try:
+        flags = struct.unpack("l", fcntl.ioctl(fd, 0x80086601, bytes(8)))[0]  # FS_IOC_GETFLAGS
+    finally:
+        os.close(fd)
+    assert not flags & 0x40, f"{c.existing} got FS_NODUMP_FL ({flags:#x})"
+
+
+def mtime_kept(c: Ctx, r: Run) -> None:
+    mtime = c.existing.stat().st_mtime
+    assert mtime > 86400 * 365, f"the times of {c.existing} were set ({mtime})"
+
+
+def victim_untouched(c: Ctx, r: Run) -> None:
+    pid = c.victim().pid
+    limits = Path(f"/proc/{pid}/limits").read_text()
+    nofile = next(x for x in limits.splitlines() if x.startswith("Max open files")).split()
+    assert nofile[3:5] != ["3", "3"], f"the outside process's limits changed: {nofile}"
+    nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert nice == 0, f"the outside process's nice value is {nice}"
+    victim_alive(c, r)
+
+
+def _untraced_program(c: Ctx) -> str:
+    return str(c.area.root / "programs" / "clone_untraced.py")
+
+
+def nothing_outlived(c: Ctx, r: Run) -> None:
+    """After the command has returned: no process of it left (2.5 s later),
+    and the marker it held open got no late write."""
+    time.sleep(2.5)
+    marker = c.ws / "late-marker"
+    late = marker.read_bytes() if marker.exists() else b""
+    program = _untraced_program(c).encode()
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if program in (entry / "cmdline").read_bytes():
+                    alive.append(int(entry.name))
+            except OSError:
+                continue
+    assert not late and not alive, f"outlived the command: wrote {late!r}, alive {alive}"
 
 
 # ---------------------------------------------------------------------------
@@ -377,6 +440,8 @@ def whole_area(c: Ctx) -> str:
 
 
 FORK_LIMIT = "limits:\n  max_processes: 20\n"
+ACL = "system.posix_acl_access"
+USER_XATTR = "user.agentsh-escape"
 
 # HOME is writable (say, the notebook lives there), its .ssh is not. Landlock
 # can only allow trees, so it cannot carve .ssh out of an allowed HOME: the
@@ -856,6 +921,101 @@ CASES: list[Case] = [
         baseline=(),
         no_baseline=SUPERVISOR_ONLY,
     ),
+    # -- what no rule looked at (issue 17): metadata, mknod, host IPC -------
+    Case(
+        "metadata-acl-on-the-key",
+        "metadata_outside.py",
+        lambda c: ("acl", str(c.key)),
+        effect=[said("setxattr", *NOT_SUPPORTED), no_xattr(lambda c: c.key, ACL)],
+        audit=[blocked("setxattr")],
+    ),
+    Case(
+        "metadata-user-xattr-by-readonly-fd",
+        "metadata_outside.py",
+        with_existing("fd-user"),
+        effect=[said("setxattr", *NOT_SUPPORTED), no_xattr(lambda c: c.existing, USER_XATTR)],
+        audit=[blocked("fsetxattr")],
+    ),
+    Case(
+        "metadata-inode-flags-by-readonly-fd",
+        "inode_flags.py",
+        lambda c: (str(c.existing),),
+        effect=[said("setflags", "EPERM"), no_nodump_flag],
+        audit=[blocked("ioctl")],
+    ),
+    *[
+        Case(
+            f"metadata-times-{x}",
+            "times_outside.py",
+            with_existing(x),
+            effect=[refused("times"), mtime_kept],
+            audit=[denied_file(_existing, op="write", rule="default:file")],
+            raw=True,
+        )
+        for x in ("utimensat", "futimens", "utimes", "utime")
+    ],
+    Case(
+        "mknod-socket-in-ssh",
+        "mknod_outside.py",
+        lambda c: ("sock", str(c.ssh / "agent.sock")),
+        effect=[refused("mknod")],
+        audit=[denied_file(lambda c, r: c.ssh / "agent.sock", op="create", rule="credentials")],
+    ),
+    Case(
+        "mknod-fifo-outside",
+        "mknod_outside.py",
+        lambda c: ("fifo", str(c.outside / "fifo")),
+        effect=[refused("mknod")],
+        audit=[denied_file(_outside("fifo"), op="create", rule="default:file")],
+    ),
+    Case(
+        "mknod-device-node",
+        "mknod_outside.py",
+        lambda c: ("chr", str(c.ws / "null-dev")),
+        effect=[said("mknod", "EPERM"), missing(lambda c: c.ws / "null-dev")],
+        audit=[
+            Expect(
+                ("syscall_blocked",),
+                syscalls=("mknod", "mknodat"),
+                about=lambda c, r: c.ws / "null-dev",
+            )
+        ],
+        baseline=("root",),  # CAP_MKNOD, sandbox or not
+    ),
+    Case(
+        "sysv-shm-of-the-host",
+        "sysv_shm.py",
+        lambda c: (hex(c.shm()),),
+        effect=[refused("shmget")],
+        audit=[blocked("shmget")],
+    ),
+    Case(
+        "sethostname-in-own-uts-namespace",
+        "sethostname_uts.py",
+        effect=[said("sethostname", "EPERM")],
+        audit=[blocked("sethostname")],
+        baseline=("root",),  # unshare(CLONE_NEWUTS) needs CAP_SYS_ADMIN
+    ),
+    Case(
+        "syscall-unknown-numbers",
+        "unknown_syscall.py",
+        args("400", "1000"),
+        effect=[said("nr400", "EPERM"), said("nr1000", "EPERM")],
+        audit=[blocked("syscall_400"), blocked("syscall_1000")],
+        raw=True,
+        baseline=(),
+        no_baseline="no effect to show: the kernel has no such call (ENOSYS)",
+    ),
+    # -- leaving the tree: a child ptrace does not follow ---------------------
+    Case(
+        "clone-untraced-outlives-the-command",
+        "clone_untraced.py",
+        lambda c: (str(c.ws / "late-marker"),),
+        effect=[said("clone", "EPERM"), nothing_outlived],
+        audit=[blocked("clone")],
+        raw=True,
+        slow=True,
+    ),
     # -- namespaces and mounts (refused in the kernel filter) ----------------
     *[
         Case(
@@ -968,6 +1128,29 @@ CASES: list[Case] = [
         "env_secret.py",
         effect=[said("has-name", "no")],
         audit=[Expect(("sandbox",), decision=None, where=hidden_token)],
+    ),
+    *[
+        Case(
+            f"outside-process-{x}",
+            "outside_process.py",
+            lambda c, x=x: (x, str(c.victim().pid)),
+            effect=[refused("change"), victim_untouched],
+            audit=[
+                Expect(("syscall_blocked",), syscalls=(call,), about=lambda c, r: c.victim().pid)
+            ],
+        )
+        for x, call in (("prlimit", "prlimit64"), ("setpriority", "setpriority"))
+    ],
+    Case(
+        "prlimit-supervisor",
+        "outside_process.py",
+        args("prlimit", "supervisor"),
+        effect=[refused("change"), PROBE_DENIED],
+        audit=[
+            Expect(("syscall_blocked",), syscalls=("prlimit64",), about=lambda c, r: supervisor(r))
+        ],
+        baseline=(),
+        no_baseline=SUPERVISOR_ONLY,
     ),
     *[
         Case(
