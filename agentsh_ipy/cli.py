@@ -117,9 +117,16 @@ def _parser() -> argparse.ArgumentParser:
     tsub = tr.add_subparsers(dest="trash_command", required=True)
     tl = tsub.add_parser("list", help="list the trash of a workspace")
     tl.add_argument("--workspace", metavar="DIR", default=".")
-    trs = tsub.add_parser("restore", help="move an entry back where it was")
+    trs = tsub.add_parser(
+        "restore",
+        help="move an entry back where it was, if agentsh-ipy recorded it and the policy"
+        " lets the sandbox create it there",
+    )
     trs.add_argument("id")
     trs.add_argument("--workspace", metavar="DIR", default=".")
+    trs.add_argument(
+        "--policy", metavar="FILE", help="the policy to check against (default: the built-in)"
+    )
     return p
 
 
@@ -298,17 +305,24 @@ def _kernel(args: argparse.Namespace) -> int:
 
 
 def _trash(args: argparse.Namespace) -> int:
-    from .supervisor import Trash
+    from . import policy as pol
+    from . import supervisor as sup
 
-    trash = Trash(args.workspace)
+    trash = sup.Trash(args.workspace)
     if args.trash_command == "list":
         for e in trash.entries():
-            print(f"{e.id}  {e.original}")
+            mark = "" if e.signed else "  (not recorded by agentsh-ipy: will not be restored)"
+            print(f"{e.id}  {e.original}{mark}")
         return 0
     try:
-        original = trash.restore(args.id)
-    except (OSError, ValueError, KeyError) as e:
-        _err(f"cannot restore {args.id}: {e}")
+        policy = sup.load_policy(args.policy, os.path.realpath(args.workspace))
+    except pol.PolicyError as e:
+        _err(f"policy error:\n{e}")
+        return 1
+    try:
+        original = trash.restore(args.id, policy)
+    except (OSError, ValueError) as e:
+        _err(f"cannot restore {args.id}: {e.strerror if isinstance(e, OSError) else e}")
         return 1
     print(f"restored {original}")
     return 0

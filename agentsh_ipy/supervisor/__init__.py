@@ -21,7 +21,8 @@ from .. import policy as pol
 from ._approval import Approver, NoApprover, TerminalApprover
 from ._launch import EXIT_SETUP, LaunchError, Timeouts
 from ._session import Result, Session, exit_status
-from ._trash import TRASH_DIR, Trash
+from ._trash import TRASH_DIR, Trash, TrashError
+from ._trash import key_path as trash_key_path
 
 if TYPE_CHECKING:
     from ._client import SandboxClient, SupervisorError, Wrapped
@@ -49,6 +50,7 @@ __all__ = [
     "TerminalApprover",
     "Timeouts",
     "Trash",
+    "TrashError",
     "Wrapped",
     "default_audit_path",
     "describe_host",
@@ -110,6 +112,9 @@ def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ())
         protect = (*protect, os.path.realpath(path))
     trash = os.path.join(os.path.realpath(workspace), TRASH_DIR)
     p = p.hide([], jupyter_runtime_dirs(), "Jupyter's runtime files hold its tokens and keys")
+    # the key that signs trash entries: a sandbox holding it could forge one
+    # that the user's `trash restore` would write anywhere
+    p = p.hide([trash_key_path()], (), "the trash's signing key")
     return p.protect([os.path.realpath(x) for x in protect], trees=[trash])
 
 
