@@ -260,6 +260,19 @@ class Policy:
 
     # -- derivation ----------------------------------------------------------
 
+    def allow_tree(self, name: str, tree: str, message: str) -> Policy:
+        """Return a copy whose LAST file rule, ``name``, allows every
+        operation in ``tree`` and below (the sandbox's cache home): the
+        policy's own rules, its denials first, still come before it."""
+        rule = FileRule(
+            name=name,
+            globs=_globs([], [tree], name),
+            operations=frozenset(FILE_OPERATIONS),
+            decision="allow",
+            message=message,
+        )
+        return dataclasses.replace(self, file_rules=(*self.file_rules, rule))
+
     def allow_bind(self, name: str, ip: str, ports: Iterable[int]) -> Policy:
         """Return a copy whose first network rule, ``name``, allows binding
         exactly these ports on ``ip`` (the sandboxed kernel's own channels,

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import audit as aud
 from .. import policy as pol
+from . import _cache
 from ._approval import Approver, NoApprover, TerminalApprover
 from ._launch import EXIT_SETUP, LaunchError, Timeouts
 from ._session import Result, Session, exit_status
@@ -111,6 +112,7 @@ def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ())
         p = pol.Policy.parse(text, path, variables)
         protect = (*protect, os.path.realpath(path))
     trash = os.path.join(os.path.realpath(workspace), TRASH_DIR)
+    p = p.allow_tree(_cache.RULE, _cache.cache_home(), "the sandbox's own cache home")
     p = p.hide([], jupyter_runtime_dirs(), "Jupyter's runtime files hold its tokens and keys")
     # the key that signs trash entries: a sandbox holding it could forge one
     # that the user's `trash restore` would write anywhere

@@ -38,6 +38,7 @@ from typing import Any
 from .. import audit as aud
 from .. import policy as pol
 from .._linux import wrapper
+from . import _cache
 from ._launch import WRAPPER, Timeouts
 
 # Captured at import, before a front end replaces it with a hook: starting
@@ -138,6 +139,9 @@ class SandboxClient:
         self.policy_source = str(ready["policy_source"])
         self.landlock = bool(ready["landlock"])
         self._socket_path = str(ready["socket"])
+        # the daemon's policy lets the sandbox write here (same environment)
+        self._cache = _cache.cache_env(_cache.cache_home())
+        _cache.ensure(_cache.cache_home())
         self._on_event = on_event
         self._ask = ask
         self._timeouts = timeouts
@@ -337,6 +341,7 @@ class SandboxClient:
         hidden = list(hidden)  # the caller's copy
         for name in hidden:
             new_env.pop(name, None)
+        new_env.update(self._cache)
         if inline:
             steps = wrapper.preexec(self._socket_path, launch, self._timeouts.handoff)
             return Wrapped(launch, list(argv), new_env, hidden, file, steps)

@@ -53,7 +53,7 @@ from typing import Any
 from .. import policy as pol
 from .._linux import arch as arch_mod
 from .._linux import detect, procfs, ptracer, seccomp
-from . import _landlock, _mechanism
+from . import _cache, _landlock, _mechanism
 from ._approval import Approver, ask_async
 from ._decoder import Decoder
 from ._launch import Handshake, LaunchError, Timeouts
@@ -248,6 +248,7 @@ class Daemon:
         policy = load_policy(config.get("policy_path"), workspace, protect=(audit_path,))
         policy = policy.hide([str(p) for p in config.get("hide", [])])
         self.policy = policy.protect([], trees=[self.sockdir])
+        self.cache_home = _cache.cache_home()  # the client sets the variables
         self.log = open_audit(audit_path, config["session"])
         self.arch = arch_mod.current()
         self.trash = Trash(workspace)
@@ -405,7 +406,7 @@ class Daemon:
         conn.settimeout(None)
         tree._emit("sandbox", op="start", pid=pid, argv=tree.argv, policy=self.policy.name,
                    policy_source=self.policy.source, mode="notify",
-                   hidden_env=tree.hidden or None)  # fmt: skip
+                   hidden_env=tree.hidden or None, cache_home=self.cache_home)  # fmt: skip
         hs = tree.handshake = Handshake(conn, pid, self.timeouts, "notify")
         try:
             conn.sendmsg(*self.config)

@@ -25,7 +25,7 @@ from .. import policy as pol
 from .._linux import arch as arch_mod
 from .._linux import procfs, ptracer, seccomp
 from .._linux.tty import Foreground
-from . import _landlock
+from . import _cache, _landlock
 from ._approval import Approver, NoApprover, ask_async
 from ._decoder import Decoder
 from ._launch import EXIT_SETUP, Launch, LaunchError, Timeouts
@@ -106,6 +106,9 @@ class Session(TreeAudit):
         if not argv:
             raise ValueError("empty command")
         kept, hidden = self.policy.filter_env(os.environ if env is None else env)
+        cache = _cache.cache_home()
+        _cache.ensure(cache)
+        kept.update(_cache.cache_env(cache))
         self._emit(
             "sandbox",
             op="start",
@@ -114,6 +117,7 @@ class Session(TreeAudit):
             policy_source=self.policy.source,
             mode=self.mode,
             hidden_env=hidden,
+            cache_home=cache,
         )
         if hidden:
             self._emit(
