@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 _SEGMENT_CHAR = "[^/]"
 
@@ -93,10 +94,17 @@ def _char_class(body: str, negate: bool, no_slash: bool) -> str:
 
 @dataclass(frozen=True)
 class Glob:
-    """A compiled glob: ``pattern`` is the normalized source text."""
+    """A translated glob: ``pattern`` is the normalized glob text, ``source``
+    its anchored regex. Compiled on first use: a rule matches all its globs
+    with one regex of its own, so most never need theirs."""
 
     pattern: str
-    regex: re.Pattern[str]
+    source: str
+    flags: int = 0
+
+    @cached_property
+    def regex(self) -> re.Pattern[str]:
+        return re.compile(self.source, self.flags)
 
     def matches(self, text: str) -> bool:
         return self.regex.fullmatch(text) is not None
@@ -145,7 +153,31 @@ def compile_path(pattern: str) -> Glob:
         parts.append(("/" if need_slash else "") + translated)
         need_slash = True
     source = "".join(parts) or "/"
-    return Glob("/" + "/".join(segments), re.compile(rf"\A{source}\Z"))
+    return Glob("/" + "/".join(segments), rf"\A{source}\Z")
+
+
+def literal(pattern: str) -> tuple[str, bool] | None:
+    """What a path glob matches when no wildcard is involved: (path,
+    False) for exactly that path, (dir, True) for everything below dir
+    (``/dir/**``); None otherwise (``/**`` included). escape()'s
+    brackets count as the character they hold."""
+    tree = pattern.endswith("/**") and pattern != "/**"
+    body = pattern[:-3] if tree else pattern
+    out: list[str] = []
+    i = 0
+    while i < len(body):
+        c = body[i]
+        if c in "*?":
+            return None
+        if c == "[":
+            if body[i + 2 : i + 3] == "]" and body[i + 1 : i + 2] in ("*", "?", "["):
+                out.append(body[i + 1])
+                i += 3
+                continue
+            return None
+        out.append(c)
+        i += 1
+    return "".join(out), tree
 
 
 def compile_name(pattern: str) -> Glob:
@@ -153,7 +185,7 @@ def compile_name(pattern: str) -> Glob:
     if not pattern:
         raise GlobError("empty pattern")
     source = _translate(pattern, ".*", ".", no_slash=False)
-    return Glob(pattern, re.compile(rf"\A{source}\Z", re.DOTALL))
+    return Glob(pattern, rf"\A{source}\Z", re.DOTALL)
 
 
 def compile_abstract(pattern: str) -> Glob:
@@ -163,7 +195,7 @@ def compile_abstract(pattern: str) -> Glob:
     if pattern == "@":
         raise GlobError("empty abstract socket name")
     source = _translate(pattern[1:], ".*", ".", no_slash=False)
-    return Glob(pattern, re.compile(rf"\A@{source}\Z", re.DOTALL))
+    return Glob(pattern, rf"\A@{source}\Z", re.DOTALL)
 
 
 def normalize_path(path: str) -> str:

@@ -19,7 +19,7 @@ from typing import Literal, TypeVar
 import yaml
 
 from ._errors import PolicyError, Problem
-from ._glob import Glob, GlobError, compile_abstract, compile_name, compile_path, escape
+from ._glob import Glob, GlobError, compile_abstract, compile_name, compile_path, escape, literal
 
 DECISIONS = ("allow", "deny", "audit", "approve", "redirect", "soft_delete")
 # Which decisions each kind of rule may use: `redirect` (run another argv
@@ -154,18 +154,39 @@ class FileRule:
     decision: str
     message: str = ""
     line: int = 0
-    # Every glob as one alternation: one regex call per rule instead of one
-    # per glob (the notify loop checks each trapped open against the rules).
-    _any: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    # Literal globs are looked up (a set, str.startswith over a tuple); the
+    # others are one alternation, one regex call per rule (the notify loop
+    # checks each trapped open against the rules). A policy with hundreds of
+    # literal paths (the protected set) compiles no regex for them.
+    _exact: frozenset[str] = field(init=False, repr=False, compare=False)
+    _below: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _any: re.Pattern[str] | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        exact: set[str] = set()
+        below: list[str] = []
+        other: list[str] = []
+        for g in self.globs:
+            lit = literal(g.pattern)
+            if lit is None:
+                other.append(g.source)
+            elif lit[1]:
+                below.append(lit[0] + "/")
+            else:
+                exact.add(lit[0])
+        object.__setattr__(self, "_exact", frozenset(exact))
+        object.__setattr__(self, "_below", tuple(below))
         # Each glob is anchored (\A...\Z), so the alternation matches the
         # whole path exactly when one of them does.
-        either = "|".join(f"(?:{g.regex.pattern})" for g in self.globs) or r"(?!)"
-        object.__setattr__(self, "_any", re.compile(either))
+        either = re.compile("|".join(f"(?:{s})" for s in other)) if other else None
+        object.__setattr__(self, "_any", either)
 
     def matches(self, op: str, path: str) -> bool:
-        return op in self.operations and self._any.match(path) is not None
+        return op in self.operations and (
+            path in self._exact
+            or path.startswith(self._below)
+            or (self._any is not None and self._any.match(path) is not None)
+        )
 
 
 @dataclass(frozen=True)
