@@ -12,8 +12,19 @@ from __future__ import annotations
 import pkgutil
 from collections.abc import Mapping
 
-from ._engine import HOST_LOCAL_RULE, NOT_OWN, OWN_RULE, Decision, Policy, is_host_address
+from ._engine import (
+    HOST_LOCAL_RULE,
+    NOT_OWN,
+    OWN_RULE,
+    PROTECTED_RULE,
+    Decision,
+    Policy,
+    is_host_address,
+)
 from ._errors import PolicyError
+from ._protected import Host as ProtectedHost
+from ._protected import Protected, ahead_of_system, protected_set
+from ._protected import describe as describe_protected
 from ._schema import (
     COMMAND_DECISIONS,
     DECISIONS,
@@ -31,6 +42,7 @@ from ._schema import (
     NetworkRule,
     SignalRule,
     UnixSocketRule,
+    Unprotect,
 )
 
 __all__ = [
@@ -41,6 +53,7 @@ __all__ = [
     "HOST_LOCAL_RULE",
     "NOT_OWN",
     "OWN_RULE",
+    "PROTECTED_RULE",
     "SIGNALS",
     "SIGNAL_TARGETS",
     "SOCKET_OPERATIONS",
@@ -54,11 +67,17 @@ __all__ = [
     "NetworkRule",
     "Policy",
     "PolicyError",
+    "Protected",
+    "ProtectedHost",
     "SignalRule",
     "UnixSocketRule",
+    "Unprotect",
+    "ahead_of_system",
     "default_policy_text",
+    "describe_protected",
     "is_host_address",
     "load_default",
+    "protected_set",
 ]
 
 DEFAULT_SOURCE = "<built-in default.yaml>"

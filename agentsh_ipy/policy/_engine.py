@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ._glob import Glob, GlobError, compile_path, escape, normalize_path
+from ._protected import Protected, rule_name
 from ._schema import (
     DECISIONS,
     FILE_OPERATIONS,
@@ -22,10 +23,13 @@ from ._schema import (
     NetworkRule,
     SignalRule,
     UnixSocketRule,
+    Unprotect,
     parse_policy,
 )
 
-PROTECTED_RULE = "protected"
+# The session's own files (its audit log, its policy) belong to the
+# built-in entry of the sandbox's state, and are named after it.
+PROTECTED_RULE = rule_name("agentsh-state")
 HIDDEN_RULE = "hidden"
 OWN_RULE = "own-sandbox"  # reached a socket the sandbox itself holds
 HOST_LOCAL_RULE = "host-local"  # this host's own address, not the sandbox's socket
@@ -97,6 +101,10 @@ class Policy:
     env_policy: EnvPolicy = field(default_factory=EnvPolicy)
     limits: Limits = field(default_factory=Limits)
     host_local: str = "closed"
+    unprotect: tuple[Unprotect, ...] = ()
+    """The protected entries this policy opens (``unprotect``), with reasons."""
+    opened: tuple[Protected, ...] = ()
+    """What :meth:`with_protected` left open because of ``unprotect``."""
 
     @classmethod
     def parse(cls, text: str, source: str, variables: Mapping[str, str]) -> Policy:
@@ -120,6 +128,7 @@ class Policy:
             env_policy=parsed.env_policy,
             limits=parsed.limits,
             host_local=parsed.host_local,
+            unprotect=parsed.unprotect,
         )
 
     # -- checks ------------------------------------------------------------
@@ -332,6 +341,40 @@ class Policy:
         )
         return dataclasses.replace(self, file_rules=(rule, keep, *self.file_rules))
 
+    def with_protected(self, entries: Iterable[Protected]) -> Policy:
+        """Return a copy whose first file rules are the built-in protected
+        set (policy._protected): every operation but read on an entry's
+        paths is denied as rule ``protected:<name>``, and renaming (or
+        putting a symlink in place of) a directory it starts from or one
+        above, which would carry the entry away. Entries this policy opens
+        under ``unprotect`` are left out and recorded in :attr:`opened`;
+        a fixed entry is never left out."""
+        opening = {u.name for u in self.unprotect}
+        rules: list[FileRule] = []
+        opened: list[Protected] = []
+        kept: set[str] = set()  # a directory is kept once, by the first entry needing it
+        for e in entries:
+            if e.name in opening and not e.fixed:
+                opened.append(e)
+                continue
+            globs = []
+            for pattern in e.paths:
+                try:
+                    globs.append(compile_path(pattern))
+                except GlobError as exc:
+                    raise ValueError(f"protected path {pattern!r}: {exc}") from None
+            rules.append(FileRule(e.rule, tuple(globs), _WRITES, "deny", e.why))
+            keep = [d for d in e.keep if d not in kept]
+            kept.update(keep)
+            if keep:
+                rules.append(FileRule(
+                    e.rule, _globs(keep, (), "protected"), frozenset({"rename", "link"}),
+                    "deny", f"{e.why} (a directory it lies in cannot be renamed or replaced)",
+                ))  # fmt: skip
+        return dataclasses.replace(
+            self, file_rules=(*rules, *self.file_rules), opened=(*self.opened, *opened)
+        )
+
     def protect(self, paths: Iterable[str], trees: Iterable[str] = ()) -> Policy:
         """Return a copy whose first file rule, ``protected``, denies every
         operation except read on exactly these paths (the audit log, the
@@ -344,7 +387,7 @@ class Policy:
         rule = FileRule(
             name=PROTECTED_RULE,
             globs=globs,
-            operations=frozenset(FILE_OPERATIONS) - {"read"},
+            operations=_WRITES,
             decision="deny",
             message="protected by agentsh-ipy",
         )
@@ -361,6 +404,9 @@ class Policy:
             file_rules=(rule, *self.file_rules),
             unix_socket_rules=(sock_rule, *self.unix_socket_rules),
         )
+
+
+_WRITES = frozenset(FILE_OPERATIONS) - {"read"}
 
 
 def _parents(path: str) -> list[str]:

@@ -20,6 +20,8 @@ import yaml
 
 from ._errors import PolicyError, Problem
 from ._glob import Glob, GlobError, compile_abstract, compile_name, compile_path, escape, literal
+from ._protected import ABOUT as PROTECTED_ABOUT
+from ._protected import OPENABLE as PROTECTED_OPENABLE
 
 DECISIONS = ("allow", "deny", "audit", "approve", "redirect", "soft_delete")
 # Which decisions each kind of rule may use: `redirect` (run another argv
@@ -313,6 +315,15 @@ class EnvPolicy:
 
 
 @dataclass(frozen=True)
+class Unprotect:
+    """A protected entry the policy opens (``unprotect``), and why."""
+
+    name: str
+    reason: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class ParsedPolicy:
     name: str
     approval_timeout: float
@@ -325,6 +336,7 @@ class ParsedPolicy:
     env_policy: EnvPolicy
     limits: Limits
     host_local: str = "closed"
+    unprotect: tuple[Unprotect, ...] = ()
 
 
 # --------------------------------------------------------------------------
@@ -971,6 +983,7 @@ class _Reader:
                 "env_policy",
                 "limits",
                 "host_local",
+                "unprotect",
             ],
         )
         if top is None:
@@ -1080,6 +1093,7 @@ class _Reader:
             )
 
         limits = self.limits(top["limits"]) if "limits" in top else Limits()
+        unprotect = self.unprotect(top["unprotect"]) if "unprotect" in top else ()
 
         return ParsedPolicy(
             name=name,
@@ -1093,7 +1107,53 @@ class _Reader:
             env_policy=env,
             limits=limits,
             host_local=host_local,
+            unprotect=unprotect,
         )
+
+    def unprotect(self, node: yaml.Node) -> tuple[Unprotect, ...]:
+        """``unprotect``: the built-in protected entries this policy opens,
+        each by name and with a reason (the audit's start names both)."""
+        example = 'e.g. {name: python-env, reason: "cells install into ./.venv"}'
+        out: list[Unprotect] = []
+        seen: dict[str, int] = {}
+        for item in self.sequence(node, "unprotect", allow_null=True) or []:
+            if isinstance(item, yaml.ScalarNode):
+                self.error(item, f"each entry of unprotect names an entry and a reason, {example}")
+                continue
+            fields = self.mapping(item, "each entry of unprotect", ["name", "reason"], [])
+            if fields is None:
+                continue
+            name = self.string(fields["name"], "unprotect name") if "name" in fields else None
+            reason = self.string(fields["reason"], "reason") if "reason" in fields else None
+            if name is not None:
+                if name not in PROTECTED_ABOUT:
+                    self.error(
+                        fields["name"],
+                        f"unknown protected entry '{name}'; a policy may open:"
+                        f" {', '.join(PROTECTED_OPENABLE)}",
+                    )
+                    name = None
+                elif name not in PROTECTED_OPENABLE:
+                    self.error(
+                        fields["name"],
+                        f"protected entry '{name}' cannot be opened by a policy"
+                        f" ({PROTECTED_ABOUT[name][0]}); a policy may open:"
+                        f" {', '.join(PROTECTED_OPENABLE)}",
+                    )
+                    name = None
+                elif name in seen:
+                    self.error(
+                        fields["name"], f"'{name}' is opened twice (first at line {seen[name]})"
+                    )
+                    name = None
+                else:
+                    seen[name] = _line(fields["name"])
+            if reason is not None and not reason.strip():
+                self.error(fields["reason"], "the reason must not be empty")
+                reason = None
+            if name is not None and reason is not None:
+                out.append(Unprotect(name, reason.strip(), _line(item)))
+        return tuple(out)
 
     def check_host_local(self, rule: NetworkRule) -> None:
         """An allowing rule on loopback without ports would open nothing

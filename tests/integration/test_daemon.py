@@ -125,7 +125,7 @@ def test_sandbox_cannot_talk_to_the_daemon(area: Area) -> None:
     out = drive(area, "protected")
     assert out["child"].startswith("refused")
     (d,) = of(out["events"], type="unix", op="connect", decision="deny")
-    assert d["rule"] == "protected"
+    assert d["rule"] == "protected:agentsh-state"
 
 
 APPROVE = """\

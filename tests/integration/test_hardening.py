@@ -88,7 +88,7 @@ def test_soft_delete_moves_to_trash_and_restores(area: Area) -> None:
     # The sandbox itself cannot empty the trash.
     r2 = sandbox(area, ["sh", "-c", "rm -rf .agentsh-trash; echo $?"], policy=policy)
     assert (area.ws / ".agentsh-trash" / ev["trash"] / "item").exists()
-    assert any(e["rule"] == "protected" for e in r2.denials())
+    assert any(e["rule"] == "protected:agentsh-state" for e in r2.denials())
     restored = run_cli(area, ["trash", "restore", ev["trash"], "--workspace", str(area.ws)])
     assert restored.returncode == 0, restored.stderr
     assert victim.read_text() == "precious\n"

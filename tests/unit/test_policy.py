@@ -13,6 +13,7 @@ import agentsh_ipy.policy as policy_pkg
 from agentsh_ipy.policy import (
     DECISIONS,
     FILE_OPERATIONS,
+    PROTECTED_RULE,
     VARIABLES,
     Decision,
     Policy,
@@ -239,7 +240,7 @@ def test_unknown_key_lists_allowed_keys() -> None:
         3,
         "unknown key 'limit' in policy; allowed: version, name, defaults, approval_timeout,"
         " file_rules, command_rules, network_rules, unix_socket_rules, signal_rules,"
-        " env_policy, limits, host_local",
+        " env_policy, limits, host_local, unprotect",
     )
     line, reason = only_problem(
         """\
@@ -1053,10 +1054,10 @@ def test_protect() -> None:
     p = parse(FIRST_MATCH)
     q = p.protect(["/w/audit.jsonl", "/w/policy[1].yaml"])
     assert q is not p
-    assert q.file_rules[0].name == "protected"
+    assert q.file_rules[0].name == PROTECTED_RULE
     assert q.file_rules[1:] == p.file_rules
     for op in FILE_OPERATIONS:
-        expected = "workspace" if op == "read" else "protected"
+        expected = "workspace" if op == "read" else PROTECTED_RULE
         assert q.check_file(op, "/w/audit.jsonl").rule == expected, op
     assert q.check_file("write", "/w/policy[1].yaml").decision == "deny"
     assert q.check_file("write", "/w/policy1.yaml").rule == "workspace"  # exact, not a glob
@@ -1071,7 +1072,7 @@ def test_protect() -> None:
 def test_protect_details() -> None:
     p = parse(FIRST_MATCH)
     q = p.protect(["/w/./a//log"])
-    assert q.check_file("delete", "/w/a/log").rule == "protected"
+    assert q.check_file("delete", "/w/a/log").rule == PROTECTED_RULE
     assert dataclasses.replace(q) == q
     assert p.protect([]).file_rules == p.file_rules
     with pytest.raises(ValueError, match="not absolute"):
@@ -1138,12 +1139,12 @@ def test_protect_covers_unix_sockets() -> None:
     q = p.protect([], trees=["/run/agentsh-x"])
     for op in ("connect", "bind", "send"):
         d = q.check_unix(op, "/run/agentsh-x/launch", abstract=False)
-        assert (d.decision, d.rule) == ("deny", "protected"), op
-    assert q.check_unix("connect", "/run/agentsh-x", abstract=False).rule == "protected"
+        assert (d.decision, d.rule) == ("deny", PROTECTED_RULE), op
+    assert q.check_unix("connect", "/run/agentsh-x", abstract=False).rule == PROTECTED_RULE
     other = q.check_unix("connect", "/run/other", abstract=False)
     assert other == p.check_unix("connect", "/run/other", abstract=False)
     # An abstract name is not a path in the tree.
-    assert q.check_unix("connect", "/run/agentsh-x/launch", abstract=True).rule != "protected"
+    assert q.check_unix("connect", "/run/agentsh-x/launch", abstract=True).rule != PROTECTED_RULE
 
 
 def test_policy_is_immutable() -> None:

@@ -381,8 +381,8 @@ def test_default_env(policy: Policy) -> None:
 
 def test_default_protect(policy: Policy) -> None:
     q = policy.protect(["/w/.agentsh/audit.jsonl", "/w/policy.yaml"])
-    assert q.check_file("write", "/w/.agentsh/audit.jsonl").rule == "protected"
-    assert q.check_file("delete", "/w/policy.yaml").rule == "protected"
+    assert q.check_file("write", "/w/.agentsh/audit.jsonl").rule == "protected:agentsh-state"
+    assert q.check_file("delete", "/w/policy.yaml").rule == "protected:agentsh-state"
     assert q.check_file("read", "/w/policy.yaml").rule == "workspace"
     assert q.check_file("write", "/w/other.py").rule == "workspace"
 
