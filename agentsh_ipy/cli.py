@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument("file")
     chk.add_argument("--workspace", metavar="DIR", default=".")
     psub.add_parser("show", help="print the default policy")
+    prot = psub.add_parser(
+        "protected",
+        help="the paths no sandbox may write here, whatever the policy (unless it opens one)",
+    )
+    prot.add_argument("--workspace", metavar="DIR", default=".")
 
     det = sub.add_parser("detect", help="what this host supports and what the sandbox will use")
     det.add_argument("--json", action="store_true")
@@ -211,6 +216,10 @@ def _policy(args: argparse.Namespace) -> int:
     if args.policy_command == "show":
         sys.stdout.write(pol.default_policy_text())
         return 0
+    if args.policy_command == "protected":
+        home = sup.policy_variables(args.workspace)["HOME"]
+        print(pol.describe_protected(sup.protected_entries(home)))
+        return 0
     try:
         p = sup.load_policy(args.file, args.workspace)
     except pol.PolicyError as e:
@@ -218,6 +227,8 @@ def _policy(args: argparse.Namespace) -> int:
             _err(f"policy error: {line}")
         return 1
     print(f"{args.file}: ok (policy {p.name!r})")
+    for u in p.unprotect:
+        print(f"  opens protected entry {u.name}: {u.reason}")
     return 0
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import audit as aud
 from .. import policy as pol
-from . import _cache
+from . import _cache, _protect
 from ._approval import Approver, NoApprover, TerminalApprover
 from ._launch import EXIT_SETUP, LaunchError, Timeouts
 from ._session import Result, Session, exit_status
@@ -62,6 +62,7 @@ __all__ = [
     "new_session_id",
     "open_audit",
     "policy_variables",
+    "protected_entries",
     "run",
 ]
 
@@ -93,11 +94,18 @@ def jupyter_runtime_dirs(env: Mapping[str, str] | None = None) -> list[str]:
     return list(dict.fromkeys(os.path.realpath(d) for d in found if os.path.isabs(d)))
 
 
+def protected_entries(home: str, env: Mapping[str, str] | None = None) -> tuple[pol.Protected, ...]:
+    """The built-in protected set on this host (policy/_protected.py), for
+    the home directory ``home`` (the policy's ${HOME})."""
+    return _protect.entries(home, env)
+
+
 def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ()) -> pol.Policy:
     """Read and validate a policy (the default when path is None); the
-    paths in ``protect`` (the audit log, the policy file) and the
-    workspace's trash folder become unwritable by the sandbox, and Jupyter's
-    runtime directory unreadable, whatever the policy says."""
+    built-in protected set (policy/_protected.py) less what the policy opens
+    under ``unprotect``, the paths in ``protect`` (the audit log, the policy
+    file) and the workspace's trash folder become unwritable by the sandbox,
+    and Jupyter's runtime directory unreadable, whatever the policy says."""
     variables = policy_variables(workspace)
     if path is None:
         p = pol.load_default(variables)
@@ -112,6 +120,8 @@ def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ())
         p = pol.Policy.parse(text, path, variables)
         protect = (*protect, os.path.realpath(path))
     trash = os.path.join(os.path.realpath(workspace), TRASH_DIR)
+    # What something outside runs later: before the policy's own rules.
+    p = p.with_protected(protected_entries(variables["HOME"]))
     p = p.allow_tree(_cache.RULE, _cache.cache_home(), "the sandbox's own cache home")
     p = p.hide([], jupyter_runtime_dirs(), "Jupyter's runtime files hold its tokens and keys")
     # the key that signs trash entries: a sandbox holding it could forge one

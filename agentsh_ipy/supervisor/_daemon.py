@@ -407,6 +407,7 @@ class Daemon:
         tree._emit("sandbox", op="start", pid=pid, argv=tree.argv, policy=self.policy.name,
                    policy_source=self.policy.source, mode="notify",
                    hidden_env=tree.hidden or None, cache_home=self.cache_home)  # fmt: skip
+        tree._emit_unprotected()
         hs = tree.handshake = Handshake(conn, pid, self.timeouts, "notify")
         try:
             conn.sendmsg(*self.config)

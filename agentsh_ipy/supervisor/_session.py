@@ -119,6 +119,7 @@ class Session(TreeAudit):
             hidden_env=hidden,
             cache_home=cache,
         )
+        self._emit_unprotected()
         if hidden:
             self._emit(
                 "sandbox", op="env", decision="deny", rule="env_policy", hidden_env=hidden,

@@ -31,6 +31,14 @@ class TreeAudit:
     def _emit(self, type: str, **fields: Any) -> None:
         self.log.emit(type, **self.tags, **fields)
 
+    def _emit_unprotected(self) -> None:
+        """Each protected entry the policy opened (``unprotect``), named at
+        the start with the policy's reason: flagged, never silent."""
+        reasons = {u.name: u.reason for u in self.policy.unprotect}
+        for e in self.policy.opened:
+            self._emit("sandbox", op="unprotect", decision="audit", rule=f"unprotect:{e.name}",
+                       message=reasons.get(e.name, ""), paths=list(e.paths))  # fmt: skip
+
     # A program looping on a denied call (a fork bomb at its limit) would
     # flood the audit: after the first few, identical denials are counted and
     # reported as one "suppressed" event per kind at the end. Nothing is lost.
