@@ -27,8 +27,11 @@ LOGOS = ("logo-32x32.png", "logo-64x64.png")
 
 
 def kernel_argv(policy: str | None = None, python: str | None = None) -> list[str]:
-    """The command line Jupyter runs, ``{connection_file}`` left for it to fill."""
-    argv = [python or sys.executable, "-m", KERNEL_MODULE, "-f", "{connection_file}"]
+    """The command line Jupyter runs, ``{connection_file}`` left for it to fill.
+    ``-P``: Jupyter starts it in the notebook's directory, the workspace, and
+    ``-m`` would put that first on sys.path, so a package planted there
+    (``agentsh_ipy/``) would run as the supervisor, unconfined."""
+    argv = [python or sys.executable, "-P", "-m", KERNEL_MODULE, "-f", "{connection_file}"]
     if policy is not None:
         argv += ["--policy", policy]
     return argv

@@ -55,7 +55,8 @@ def default_output(notebook: str | os.PathLike[str]) -> Path:
 
 
 def sandboxed_kernel_argv(policy: str | None = None, audit: str | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "agentsh_ipy.kernel", "-f", "{connection_file}"]
+    # -P: not the notebook's directory first on sys.path (kernelspec.kernel_argv)
+    argv = [sys.executable, "-P", "-m", "agentsh_ipy.kernel", "-f", "{connection_file}"]
     if policy is not None:
         argv += ["--policy", policy]
     if audit is not None:

@@ -57,7 +57,8 @@ def png_size(path: Path) -> tuple[int, int]:
 def test_shipped_kernelspec() -> None:
     spec = json.loads((SPEC_DIR / "kernel.json").read_text())
     # jupyter_client replaces a leading "python" with its own interpreter.
-    assert spec["argv"] == ["python", "-m", "agentsh_ipy.kernel", "-f", "{connection_file}"]
+    # -P: the notebook's directory (the workspace) is not first on sys.path.
+    assert spec["argv"] == ["python", "-P", "-m", "agentsh_ipy.kernel", "-f", "{connection_file}"]
     assert spec["display_name"] == "Python 3 (agentsh sandbox)"
     assert spec["language"] == "python"
     assert spec["interrupt_mode"] == "signal"
@@ -81,7 +82,7 @@ def test_install_with_policy_into_a_prefix(tmp_path: Path) -> None:
     # This interpreter, and the policy by absolute path: the kernel starts
     # from any working directory whatever is first on PATH.
     assert spec["argv"] == [
-        sys.executable, "-m", "agentsh_ipy.kernel", "-f", "{connection_file}",
+        sys.executable, "-P", "-m", "agentsh_ipy.kernel", "-f", "{connection_file}",
         "--policy", str(policy),
     ]  # fmt: skip
     assert spec["display_name"] == "Python 3 (agentsh sandbox, strict.yaml)"

@@ -191,7 +191,7 @@ def test_a_broken_policy_is_125_before_any_kernel(
 
 def test_the_kernel_command_line(tmp_path: Path) -> None:
     assert rn.sandboxed_kernel_argv("/p.yaml", "/a.jsonl") == [
-        sys.executable, "-m", "agentsh_ipy.kernel", "-f", "{connection_file}",
+        sys.executable, "-P", "-m", "agentsh_ipy.kernel", "-f", "{connection_file}",
         "--policy", "/p.yaml", "--audit", "/a.jsonl",
     ]  # fmt: skip
     assert rn.default_output("dir/x.ipynb") == Path("dir/x.agentsh.ipynb")
