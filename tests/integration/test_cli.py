@@ -42,6 +42,22 @@ def test_policy_check_names_file_line_and_reason(area: Area) -> None:
     assert "300.1.1.1/8" in r.stderr
 
 
+def test_policy_protected_lists_the_set_and_check_names_what_opens_it(area: Area) -> None:
+    shown = run_cli(area, ["policy", "protected"])
+    assert shown.returncode == 0, shown.stderr
+    assert "protected:shell-startup: shell and login startup files" in shown.stdout
+    assert f"    {area.home}/.bashrc\n" in shown.stdout
+    assert "protected:agentsh-ipy (fixed)" in shown.stdout
+    path = area.write("open.yaml", "version: 1\nunprotect:\n  - {name: git, reason: clones}\n")
+    checked = run_cli(area, ["policy", "check", str(path)])
+    assert checked.returncode == 0, checked.stderr
+    assert "opens protected entry git: clones" in checked.stdout
+    bad = area.write("bad.yaml", "version: 1\nunprotect:\n  - {name: agentsh-ipy, reason: x}\n")
+    refused = run_cli(area, ["policy", "check", str(bad)])
+    assert refused.returncode == 1
+    assert f"{bad}:3: protected entry 'agentsh-ipy' cannot be opened" in refused.stderr
+
+
 def test_audit_verb_and_report_print_the_table(area: Area) -> None:
     r = sandbox(area, ["sh", "-c", f"echo x > {area.outside}/nope"], extra=["--report"])
     assert "DENY" in r.stderr and f"{area.outside}/nope" in r.stderr

@@ -125,7 +125,7 @@ def test_quickstart(area: Area) -> None:
         assert not etc.exists()
     denied = {e["path"]: e["rule"] for e in denials(shell, "file")}
     assert denied[str(area.home / ".ssh" / "id_rsa")] == "credentials"
-    assert denied[str(area.home / ".bashrc")] == "default:file"
+    assert denied[str(area.home / ".bashrc")] == "protected:shell-startup"
     assert "/etc/agentsh-demo" in denied
     assert audit(shell)["summary"]["denials"] >= 3
 
@@ -243,9 +243,10 @@ def test_sandboxed_kernel(area: Area, policy: str) -> None:
     assert not (area.home / ".bashrc").exists()
     assert (area.ws / "notes.txt").exists()
     [rc] = denials(cells["code-09"], "file")
-    assert rc["path"] == str(area.home / ".bashrc")
+    assert rc["path"] == str(area.home / ".bashrc") and rc["rule"] == "protected:shell-startup"
 
     # 4. pip install: nothing installed, the write into site-packages denied
+    # as the protected entry the notebook names
     assert "Permission denied" in text(cells["code-11"])
     assert importlib.util.find_spec("agentsh_demo_pkg") is None
     assert not list(Path(sys.prefix).glob("lib/python*/site-packages/agentsh_demo_pkg*"))
@@ -253,7 +254,8 @@ def test_sandboxed_kernel(area: Area, policy: str) -> None:
         # Root's write into site-packages is one only the sandbox refuses; for
         # uid 65534 the file permissions may refuse first (pip then tries no
         # write), so there the effect above is the evidence.
-        assert denials(cells["code-11"], "file")
+        pip = denials(cells["code-11"], "file")
+        assert pip and {e["rule"] for e in pip} == {"protected:python-env"}, pip
 
     # 5. the fork bomb stops at the limit, and leaves nothing behind
     limit = 64 if policy == "no-exfil" else 512

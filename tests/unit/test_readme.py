@@ -22,6 +22,9 @@ def test_readme_policy_example_parses() -> None:
         "downloads are off in this sandbox",
     )
     assert p.limits.max_processes == 256 and p.limits.wall_clock == 600
+    assert [(u.name, u.reason) for u in p.unprotect] == [
+        ("python-env", "cells pip install into ./.venv with its own pip")
+    ]
 
 
 def test_readme_starts_with_the_two_setup_commands() -> None:
