@@ -4,7 +4,9 @@ host, no file system."""
 
 from __future__ import annotations
 
+import re
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -308,3 +310,12 @@ def test_unprotect_twice_and_not_a_list() -> None:
 
 def test_the_default_policy_opens_nothing() -> None:
     assert pol.load_default(VARS).unprotect == ()
+
+
+def test_docs_list_every_entry_in_order() -> None:
+    """docs/security.md's table names each entry, fixed ones as such, in
+    the order the rules apply."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    rows = re.findall(r"^\| `([a-z-]+)`( \(fixed\))? \|", docs, re.M)
+    assert [name for name, _ in rows] == list(_protected.ABOUT)
+    assert [name for name, fixed in rows if fixed] == list(_protected.FIXED)
