@@ -214,10 +214,17 @@ class Ctx:
         """Every entry under the outside dir and HOME: mode and content (or
         link target). Compared before and after a run."""
         out: dict[str, tuple[int, bytes]] = {}
+        # The supervisor makes the sandbox's cache home (and the folders
+        # above it) before the program runs; what is in it is the sandbox's.
+        own = os.path.join(self.home, ".cache", "agentsh-ipy")
+        made = {os.path.join(self.home, ".cache"), own}
         for top in (self.outside, self.home):
             for dirpath, dirnames, filenames in os.walk(top):
+                dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) != own]
                 for name in dirnames + filenames:
                     p = os.path.join(dirpath, name)
+                    if p in made:
+                        continue
                     st = os.lstat(p)
                     if stat.S_ISREG(st.st_mode):
                         body = Path(p).read_bytes()
