@@ -544,7 +544,10 @@ def _by_name() -> dict[str, Syscall]:
 
 
 CATALOG: dict[str, Syscall] = _by_name()  # every name, aliases too
-UNKNOWN_ERRNO = errno.EPERM  # a number not in the catalog (a newer syscall)
+# A number not in the catalog (a syscall newer than it): refused as "not
+# here", which libc and runtimes take as the cue to fall back to an older
+# call (EPERM would fail them; runc moved to ENOSYS for the same reason).
+UNKNOWN_ERRNO = errno.ENOSYS
 
 
 def get(name: str) -> Syscall | None:

@@ -1,6 +1,7 @@
 """Threat: a syscall the sandbox has no entry for (one newer than its
 table, or a number Linux has not assigned yet) must not simply run: it is
-refused and audited (issue 17: an allowlist, not a denylist).
+refused (ENOSYS, as for a call the kernel lacks: libc falls back) and
+audited (issue 17: an allowlist, not a denylist).
 
 Usage: unknown_syscall.py NR...   (x86_64 numbers)
 Prints "nrNR: ok ..." or "nrNR: ERRNO" for each.
