@@ -48,6 +48,9 @@ __all__ = ["PROBE_NAMES", "HostFacts", "Probe", "probe_host"]
 PROBE_NAMES = (
     "seccomp_user_notify",
     "seccomp_addfd",
+    "pidfd_getfd",
+    "unshare_fs",
+    "openat2",
     "wait_killable_recv",
     "landlock",
     "ptrace",
@@ -140,6 +143,9 @@ def probe_host(timeout: float = 5.0, only: Collection[str] | None = None) -> Hos
     run: dict[str, Callable[[], Probe]] = {
         "seccomp_user_notify": lambda: _probe_user_notify(env),
         "seccomp_addfd": lambda: _probe_addfd(env),
+        "pidfd_getfd": lambda: _probe_helper(env, "pidfd_getfd"),
+        "unshare_fs": lambda: _probe_helper(env, "unshare_fs"),
+        "openat2": lambda: _probe_helper(env, "openat2"),
         "wait_killable_recv": lambda: _probe_wait_killable(env),
         "landlock": lambda: _probe_landlock(env),
         "ptrace": lambda: _probe_ptrace(env, scope),
@@ -171,6 +177,7 @@ class _Env:
     kernel: tuple[int, int]
     arch: Arch | None = None
     arch_error: str | None = None
+    helpers: _Report | None = None  # the one child behind the notify-helper probes
 
     def nr(self, name: str) -> int:
         if self.arch is None:
@@ -569,6 +576,89 @@ def _probe_addfd(env: _Env) -> Probe:
                 os.close(fd)
         parent_end.close()
         child_end.close()
+
+
+# What notify mode does for the tracee besides the listener, one forked child
+# for all three (each is one syscall): the steps and, when refused, why.
+_HELPERS = {
+    "pidfd_getfd": (
+        "pidfd_getfd of a child's fd",
+        "copies the tracee's socket to do an allowed bind, connect or send on it",
+        {errno.EPERM: "refused (a container profile without CAP_SYS_PTRACE, Yama, or an LSM?)"},
+    ),
+    "unshare_fs": (
+        "unshare(CLONE_FS)",
+        "gives the thread that opens files for the tracee its own umask",
+        {errno.EPERM: "refused (a container profile without CAP_SYS_ADMIN?)"},
+    ),
+    "openat2": (
+        "openat2(RESOLVE_NO_SYMLINKS)",
+        "opens the decided path for the tracee",
+        {errno.ENOSYS: "not in this kernel (needs 5.6+), or blocked by a seccomp filter"},
+    ),
+}
+
+
+def _probe_helper(env: _Env, name: str) -> Probe:
+    if env.helpers is None:
+        env.helpers = _run_helpers(env)
+    what, use, reasons = _HELPERS[name]
+    got = env.helpers.get(name)
+    if got == 0:
+        return Probe(name, True, f"{what} works")
+    if isinstance(got, int):
+        why = reasons.get(got) or os.strerror(got)
+        return Probe(name, False, f"{_errname(got)}: {what} failed: {why}; notify mode {use}")
+    return Probe(name, False, "could not test: " + _failure(env.helpers, {}))
+
+
+def _run_helpers(env: _Env) -> _Report:
+    from . import _syscall, files, sockets
+
+    unshare_nr = env.nr("unshare")
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+    def getfd(ctx: _Ctx) -> None:
+        # A child of ours holding a pipe end, as a tracee holds its socket.
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                _syscall.prctl(_syscall.PR_SET_PDEATHSIG, signal.SIGKILL)
+                os.close(w)
+                os.read(r, 1)
+            finally:
+                os._exit(0)
+        try:
+            pidfd = os.pidfd_open(child)
+            try:
+                ctx.step = "pidfd_getfd"
+                os.close(_syscall.syscall(sockets.NR_PIDFD_GETFD, pidfd, r, 0, what=ctx.step))
+            finally:
+                os.close(pidfd)
+        finally:
+            os.close(w)  # the child reads EOF and leaves
+            os.close(r)
+            os.waitpid(child, 0)
+
+    def body(ctx: _Ctx) -> _Report:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # wait for our own child
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("openat2", lambda: os.close(files.openat2("/", flags, 0, files.RESOLVE_NO_SYMLINKS))),
+            ("unshare_fs", lambda: _syscall.syscall(unshare_nr, files.CLONE_FS, what="unshare")),
+            ("pidfd_getfd", lambda: getfd(ctx)),
+        ]
+        out: _Report = {}
+        for name, step in steps:
+            ctx.step = name
+            try:
+                step()
+                out[name] = 0
+            except OSError as e:
+                out[name] = e.errno or errno.EIO
+        return out
+
+    return _run(body, env.timeout)
 
 
 def _probe_landlock(env: _Env) -> Probe:

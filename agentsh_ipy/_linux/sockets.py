@@ -9,7 +9,7 @@ import os
 from . import _syscall
 from ._syscall import check, libc
 
-_NR_PIDFD_GETFD = 438  # the same on every architecture
+NR_PIDFD_GETFD = 438  # the same on every architecture
 
 for _name, _args in {
     "connect": [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint],
@@ -26,7 +26,7 @@ def steal(pid: int, fd: int) -> int:
     """A copy of the process's fd in ours (the same open socket), CLOEXEC."""
     pidfd = os.pidfd_open(pid)
     try:
-        return _syscall.syscall(_NR_PIDFD_GETFD, pidfd, fd, 0, what=f"pidfd_getfd({pid}, {fd})")
+        return _syscall.syscall(NR_PIDFD_GETFD, pidfd, fd, 0, what=f"pidfd_getfd({pid}, {fd})")
     finally:
         os.close(pidfd)
 

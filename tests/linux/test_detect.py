@@ -101,6 +101,15 @@ def test_seccomp_addfd(facts: HostFacts) -> None:
     assert p.available, p.detail
 
 
+@pytest.mark.skipif(KERNEL < (5, 6), reason="pidfd_getfd and openat2 need Linux 5.6")
+@pytest.mark.parametrize("name", ["pidfd_getfd", "unshare_fs", "openat2"])
+def test_notify_helpers(facts: HostFacts, name: str) -> None:
+    # Notify mode's own calls for the tracee: natively, none is refused.
+    p = facts.get(name)
+    assert p.available, p.detail
+    assert p.detail.endswith(" works")
+
+
 def test_wait_killable_recv_matches_kernel(facts: HostFacts) -> None:
     p = facts.get("wait_killable_recv")
     assert p.available == (KERNEL >= (5, 19)), p.detail
