@@ -47,7 +47,20 @@ def _parser() -> argparse.ArgumentParser:
         choices=("auto", "notify", "ptrace"),
         default="auto",
         help="how trapped calls reach the supervisor: seccomp user-notify, or ptrace where "
-        "user-notify is unavailable (auto: notify, else ptrace)",
+        "user-notify is unavailable (auto: notify when the host has all it relies on, "
+        "else ptrace, else refuse with 125)",
+    )
+    ex.add_argument(
+        "--accept-weaker",
+        action="append",
+        default=[],
+        # the names of supervisor._mechanism.WEAKER (not imported: start-up time)
+        choices=("opens-continue",),
+        metavar="GUARANTEE",
+        help="run notify mode without a guarantee this host cannot keep, named in the audit's "
+        "start event; opens-continue: allowed opens continue in the kernel, so a thread racing "
+        "the decision can swap the path (when unshare(CLONE_FS), openat2 or NOTIF_ADDFD is "
+        "missing). Auto still prefers ptrace mode, which keeps it",
     )
     ex.add_argument("--handoff-timeout", type=float, default=10.0, metavar="S")
     ex.add_argument("--ready-timeout", type=float, default=30.0, metavar="S")
@@ -194,7 +207,7 @@ def _exec(args: argparse.Namespace) -> int:
     try:
         result = sup.run(
             policy, log, cmd, mode=args.mode, timeouts=timeouts, approver=approver,
-            workspace=args.workspace,
+            workspace=args.workspace, accept_weaker=args.accept_weaker,
         )  # fmt: skip
     except OSError as e:
         _err(f"sandbox setup failed: {e}; {cmd[0]} did not run")

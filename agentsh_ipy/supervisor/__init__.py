@@ -13,7 +13,7 @@ import os
 import pwd
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import audit as aud
@@ -136,15 +136,30 @@ def run(
     argv: Sequence[str],
     *,
     mode: str = "auto",
+    accept_weaker: Collection[str] = (),
     **session: Any,
 ) -> Result:
     """Run argv in a sandbox session. ``mode`` auto uses seccomp user-notify
-    and falls back to ptrace mode when the host gives no usable listener;
-    the wrapper reports that before anything ran, so the retry is safe."""
+    when this host has every facility it relies on, else ptrace mode, else
+    refuses (125); notify refuses likewise unless ``accept_weaker`` names the
+    weaker guarantee that stands in for what is missing (_mechanism.WEAKER).
+    A listener refused at launch still falls back to ptrace mode in auto: the
+    wrapper reports that before anything ran, so the retry is safe."""
     if mode not in ("auto", "notify", "ptrace"):
         raise ValueError(f"mode {mode!r} is not auto, notify or ptrace")
-    result = Session(policy, log, mode="notify" if mode == "auto" else mode, **session).run(argv)
-    if mode == "auto" and result.notify_unavailable:
+    from .._linux import detect
+    from ._mechanism import CHOICE_PROBES, check_accepted, choose
+
+    accept = check_accepted(accept_weaker)
+    use_mode, weaker = mode, []
+    if mode != "ptrace":
+        use = choose(detect.probe_host(only=CHOICE_PROBES), mode, accept)
+        if not use["enforcing"]:
+            log.emit("sandbox", op="refused", argv=list(argv), mode=mode, reason=use["summary"])
+            return Result(EXIT_SETUP, f"sandbox refused: {use['summary']}")
+        use_mode, weaker = use["mode"], use["weaker"]
+    result = Session(policy, log, mode=use_mode, weaker=weaker, **session).run(argv)
+    if mode == "auto" and use_mode == "notify" and result.notify_unavailable:
         log.emit("sandbox", op="fallback", mode="ptrace", reason=result.error)
         result = Session(policy, log, mode="ptrace", **session).run(argv)
     return result

@@ -1,39 +1,90 @@
-"""What the sandbox will use on a host, from the facts _linux.detect found."""
+"""What the sandbox will use on a host, from the facts _linux.detect found.
+
+No silent downgrade: notify mode is chosen only when every facility it
+relies on answered; a missing one makes ``auto`` use ptrace mode, or refuse.
+A weaker guarantee is used only when named by the user (WEAKER), and then
+the start event says which."""
 
 from __future__ import annotations
 
 import platform
+from collections.abc import Collection
 from typing import Any
 
 from .._linux.detect import HostFacts
 
+# What notify mode relies on besides ptrace, and the weaker guarantee that
+# can stand in for each one missing (None: nothing can).
+NOTIFY_NEEDS: dict[str, str | None] = {
+    "seccomp_user_notify": None,
+    "seccomp_addfd": "opens-continue",
+    "pidfd_getfd": None,  # without it no allowed bind/connect/send works
+    "unshare_fs": "opens-continue",
+    "openat2": "opens-continue",
+}
+
+# The weaker guarantees one may accept (--accept-weaker), and what is lost.
+WEAKER = {
+    "opens-continue": "allowed opens continue in the kernel instead of being done by the "
+    "supervisor: a thread racing the decision can swap the path that gets opened",
+}
+
 # The probes choose reads.
-CHOICE_PROBES = ("seccomp_user_notify", "ptrace", "landlock")
+CHOICE_PROBES = (*NOTIFY_NEEDS, "ptrace", "landlock")
 
 
-def choose(facts: HostFacts) -> dict[str, Any]:
-    """{"enforcing", "mode", "landlock", "summary"}: the mode ``--mode auto``
-    will use, or why the sandbox refuses to run anything (exit 125)."""
-    notify = facts.get("seccomp_user_notify")
+def check_accepted(accept: Collection[str]) -> frozenset[str]:
+    unknown = set(accept) - set(WEAKER)
+    if unknown:
+        raise ValueError(
+            f"no such weaker guarantee: {', '.join(sorted(unknown))} (known: {', '.join(WEAKER)})"
+        )
+    return frozenset(accept)
+
+
+def choose(facts: HostFacts, mode: str = "auto", accept: Collection[str] = ()) -> dict[str, Any]:
+    """{"enforcing", "mode", "landlock", "summary", "missing", "weaker"}: the
+    mode ``--mode auto`` (or ``notify``) will use, or why the sandbox refuses
+    to run anything (exit 125). ``missing`` names the notify facilities this
+    host lacks; ``weaker`` the accepted guarantees notify mode gives up here."""
+    if mode not in ("auto", "notify"):
+        raise ValueError(f"mode {mode!r} is not auto or notify")
+    accept = check_accepted(accept)
     tracing = facts.get("ptrace")
     landlock = facts.get("landlock")
     ll = f"Landlock ABI {landlock.value}" if landlock.available else "no Landlock"
-    if facts.arch_supported and tracing.available and notify.available:
-        return {"enforcing": True, "mode": "notify", "landlock": landlock.available,
-                "summary": f"seccomp user-notify decides files, exec, network and signals; "
-                           f"ptrace follows the process tree; {ll}"}  # fmt: skip
-    if facts.arch_supported and tracing.available and platform.machine() == "x86_64":
-        return {"enforcing": True, "mode": "ptrace", "landlock": landlock.available,
-                "summary": f"ptrace mode (seccomp user-notify unavailable: {notify.detail}); "
+    gaps = [facts.get(n) for n in NOTIFY_NEEDS if not facts.get(n).available]
+    missing = [p.name for p in gaps]
+    uncovered = [p for p in gaps if NOTIFY_NEEDS[p.name] not in accept]
+    weaker = sorted({w for p in gaps if (w := NOTIFY_NEEDS[p.name]) is not None} & accept)
+    gap_text = "; ".join(f"{p.name}: {p.detail}" for p in gaps)
+    base = {"landlock": landlock.available, "missing": missing, "weaker": []}
+    can_trace = facts.arch_supported and tracing.available
+    notify = {**base, "enforcing": True, "mode": "notify",
+              "summary": f"seccomp user-notify decides files, exec, network and signals; "
+                         f"ptrace follows the process tree; {ll}"}  # fmt: skip
+    if can_trace and not gaps:
+        return notify
+    if mode == "auto" and can_trace and platform.machine() == "x86_64":
+        return {**base, "enforcing": True, "mode": "ptrace",
+                "summary": f"ptrace mode (notify mode lacks {gap_text}); "
                            f"same policy and audit through SECCOMP_RET_TRACE; {ll}"}  # fmt: skip
+    if can_trace and not uncovered:
+        # Only what the user accepted is missing (and ptrace mode is not
+        # available, or notify was asked for by name).
+        lost = "; ".join(f"accepted weaker guarantee {w}: {WEAKER[w]}" for w in weaker)
+        return {**notify, "weaker": weaker, "summary": f"{notify['summary']}; {lost}"}
     why = []
     if not facts.arch_supported:
         why.append(f"architecture {facts.machine} is not supported")
-    if not notify.available:
-        why.append(f"seccomp user-notify: {notify.detail}")
+    for p in uncovered:
+        hint = NOTIFY_NEEDS[p.name]
+        more = f" (--accept-weaker {hint} runs without it)" if hint and mode == "notify" else ""
+        why.append(f"notify mode needs {p.name}: {p.detail}{more}")
     if not tracing.available:
         why.append(f"ptrace: {tracing.detail}")
-    elif not notify.available:
+    elif mode == "auto" and uncovered:
         why.append("ptrace mode needs x86_64")
-    summary = "unavailable (" + "; ".join(why) + "): agentsh-ipy exec refuses to run (125)"
-    return {"enforcing": False, "mode": None, "landlock": landlock.available, "summary": summary}
+    what = "notify mode is unavailable" if mode == "notify" else "unavailable"
+    summary = f"{what} (" + "; ".join(why) + "): agentsh-ipy exec refuses to run (125)"
+    return {**base, "enforcing": False, "mode": None, "summary": summary}

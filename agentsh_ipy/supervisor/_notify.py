@@ -49,7 +49,11 @@ class NotifyLoop(threading.Thread):
         self.error: BaseException | None = None
         self.handled = 0
         self.cpu = 0.0  # this thread's CPU seconds, for stats (final when it ends)
+        # Open allowed files here and inject them (race-free); False only when
+        # the session's start event names the weaker guarantee opens-continue.
         self.emulate_opens = True
+        self.setup_error: str | None = None
+        self._set_up = threading.Event()
         self._workers = Workers()
 
     def stop(self) -> None:
@@ -87,14 +91,40 @@ class NotifyLoop(threading.Thread):
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-    def run(self) -> None:
+    def wait_setup(self, timeout: float) -> str | None:
+        """Why this loop cannot serve the sandbox as promised (None: it can).
+        Called before the command is let go, so a failure runs nothing."""
+        if not self._set_up.wait(timeout):
+            return "the notify thread did not start in time"
+        return self.setup_error
+
+    def _setup(self) -> bool:
+        if not self.emulate_opens:
+            return True
         # Opens done for the tracee apply its umask: this thread gets its own
         # fs_struct, so umask 0 here leaves the rest of the process alone.
+        # Without it opens would have to continue in the kernel, racily: never
+        # silently (issue 19).
         try:
             files.unshare_fs()
-            os.umask(0)
-        except OSError:
-            self.emulate_opens = False
+        except OSError as e:
+            self.setup_error = (
+                f"notify mode cannot open files for the sandbox race-free: {e} (the detect "
+                "probe unshare_fs); use --mode ptrace, or accept --accept-weaker opens-continue"
+            )
+            return False
+        os.umask(0)
+        return True
+
+    def run(self) -> None:
+        try:
+            ok = self._setup()
+        except BaseException as e:  # fail closed: the session runs nothing
+            self.setup_error, ok = f"the notify thread could not start: {e!r}", False
+        finally:
+            self._set_up.set()
+        if not ok:
+            return
         poller = select.poll()
         poller.register(self.listener, select.POLLIN)
         poller.register(self._stop_r, select.POLLIN)

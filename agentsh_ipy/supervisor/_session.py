@@ -69,6 +69,7 @@ class Session(TreeAudit):
         workspace: str | None = None,
         mode: str = "notify",
         signal_group: bool = False,
+        weaker: Sequence[str] = (),
     ) -> None:
         super().__init__(policy, log)
         self.timeouts = timeouts or Timeouts()
@@ -80,6 +81,9 @@ class Session(TreeAudit):
         if mode not in ("notify", "ptrace"):
             raise ValueError(f"mode {mode!r} is not notify or ptrace")
         self.mode = mode
+        # The weaker guarantees accepted for this host (_mechanism.WEAKER):
+        # named in the start event, and only then used.
+        self.weaker = list(weaker)
         # Forward signals to the sandbox's whole process group (a kernel: an
         # interrupt reaches the cell's children too, as without the sandbox).
         self.signal_group = signal_group and new_process_group
@@ -116,6 +120,7 @@ class Session(TreeAudit):
             policy=self.policy.name,
             policy_source=self.policy.source,
             mode=self.mode,
+            weaker=self.weaker or None,
             hidden_env=hidden,
             cache_home=cache,
         )
@@ -270,10 +275,14 @@ class Session(TreeAudit):
                 listener = launch.receive_listener()
                 if not ptrace_mode:
                     loop = NotifyLoop(listener, decoder, self.arch, self._on_request, self._approve)
+                    loop.emulate_opens = "opens-continue" not in self.weaker
                     self._loop = loop
                 launch.probe_memory()
                 if loop is not None:
                     loop.start()
+                    unfit = loop.wait_setup(self.timeouts.handoff)
+                    if unfit is not None:  # before the command runs: fail closed
+                        raise LaunchError(unfit)
                 launch.ack()
                 launch.wait_ready()
                 try:
