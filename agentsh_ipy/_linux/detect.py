@@ -374,6 +374,13 @@ def _run(body: _Body, timeout: float) -> _Report:
         return child.recv(time.monotonic() + timeout)
 
 
+# _tracee_dumpable: a probe's stand-in tracee is forked dumpable, as exec
+# makes a real tracee. A supervisor already non-dumpable (hardened: a
+# same-uid sandbox may not trace it) passes that on to the children it
+# forks, and unprivileged ptrace or pidfd_getfd of them would be refused:
+# a fact about the probe, not about the host.
+
+
 def _failure(report: _Report, reasons: dict[int, str]) -> str:
     """'EPERM: <step> failed: <reason>' from a child's error report."""
     err = report.get("errno")
@@ -621,6 +628,7 @@ def _run_helpers(env: _Env) -> _Report:
     def getfd(ctx: _Ctx) -> None:
         # A child of ours holding a pipe end, as a tracee holds its socket.
         r, w = os.pipe()
+        _syscall.prctl(_syscall.PR_SET_DUMPABLE, 1)  # inherited: see _tracee_dumpable
         child = os.fork()
         if child == 0:
             try:
@@ -719,6 +727,7 @@ def _probe_ptrace(env: _Env, scope: int | None) -> Probe:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         me = os.getpid()
         ctx.step = "fork a tracee"
+        _syscall.prctl(_syscall.PR_SET_DUMPABLE, 1)  # inherited: see _tracee_dumpable
         tracee = os.fork()
         if tracee == 0:
             try:
