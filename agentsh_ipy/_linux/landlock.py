@@ -92,6 +92,7 @@ FS_NAMES = {
     FS_IOCTL_DEV: "ioctl_dev",
 }
 NET_NAMES = {NET_BIND_TCP: "bind_tcp", NET_CONNECT_TCP: "connect_tcp"}
+SCOPE_NAMES = {SCOPE_ABSTRACT_UNIX_SOCKET: "abstract_unix_socket", SCOPE_SIGNAL: "signal"}
 
 
 def fs_rights(abi: int) -> int:
@@ -109,6 +110,7 @@ def net_rights(abi: int) -> int:
 
 
 def scopes(abi: int) -> int:
+    """Every scope the given ABI knows."""
     return SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0
 
 

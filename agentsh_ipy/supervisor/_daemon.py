@@ -272,7 +272,7 @@ class Daemon:
         assert nr is not None
         self.seccomp_nr = nr
         self.filter = seccomp.build_filter(self.arch, decide=seccomp.RET_USER_NOTIF)
-        self.ruleset = _landlock.prepare(self.policy, self._emit)
+        self.ruleset = _landlock.prepare(self.policy, self._emit, one_domain=False)
         self.config = self._config_message()
         self.listen = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         self.listen.bind(self.sockpath)

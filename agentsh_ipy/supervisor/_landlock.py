@@ -23,7 +23,17 @@ express. Two rules shape the ruleset:
 
 What Landlock cannot express stays with the notify layer alone: denies
 inside a granted tree that are globs (``/**/.env``), chmod/chown, exec
-decisions by command rule, network addresses and UDP, unix sockets.
+decisions by command rule, network addresses and UDP, unix sockets by path.
+
+Scopes (ABI 6+) hold two decisions of the policy in the kernel, for the
+whole domain: SIGNAL refuses signals to processes outside the domain,
+ABSTRACT_UNIX_SOCKET refuses connects and sends to abstract unix sockets
+bound outside it. A scope is set only when the policy refuses the same
+(see :func:`scopes`) and only when the whole sandbox is ONE domain: each
+``landlock_restrict_self`` makes a new domain, so where every launch
+restricts itself separately (the ``%%agentsh`` daemon) a process of one
+launch is "outside" for the next, while the policy treats the launches of a
+session as one sandbox: there the scopes stay off (``one_domain=False``).
 """
 
 from __future__ import annotations
@@ -94,6 +104,8 @@ class Plan:
     holes: tuple[str, ...] = ()  # read holes cut out of read grants
     skipped: tuple[tuple[str, str], ...] = ()  # (path, why no rule or hole)
     notes: tuple[str, ...] = ()  # what Landlock leaves to the notify layer
+    scoped: int = 0  # LANDLOCK_SCOPE_* bits set on the ruleset
+    scopes_off: tuple[tuple[str, str], ...] = ()  # (scope, why it is not set)
 
     def access(self, path: str) -> int:
         """The access of the rule on exactly ``path`` (0 if none)."""
@@ -105,10 +117,12 @@ class Plan:
 
     def summary(self) -> str:
         net = ", ".join(ll.names(self.handled_net, ll.NET_NAMES)) or "none"
+        scoped = ", ".join(ll.names(self.scoped, ll.SCOPE_NAMES)) or "none"
         return (
             f"Landlock ABI {self.abi}: {len(self.rules)} path rules, "
             f"{len(self.holes)} read holes, {len(self.ports)} port rules "
-            f"(TCP rights handled: {net}), {len(self.skipped)} skipped"
+            f"(TCP rights handled: {net}), {len(self.skipped)} skipped, "
+            f"scopes: {scoped}"
         )
 
 
@@ -468,8 +482,60 @@ def _ranges(ports: list[int]) -> str:
     return ",".join(out)
 
 
-def plan(policy: pol.Policy, abi: int, listdir: Lister = scan) -> Plan:
-    """The ruleset for ``policy`` on a kernel with Landlock ABI ``abi``."""
+def scopes(policy: pol.Policy, abi: int, one_domain: bool) -> tuple[int, list[tuple[str, str]]]:
+    """The scopes to set for ``policy``, and (scope, why not) for each left off.
+
+    A scope is set only where it refuses nothing the policy allows:
+
+    * ``signal``: no signal rule allows (or asks about) a target
+      ``outside``, and ``defaults.signal`` is ``deny``.
+    * ``abstract_unix_socket``: no unix socket rule allows (or asks about)
+      a connect or send to an abstract name (``@...``), and
+      ``defaults.unix_socket`` is ``deny``.
+
+    ``one_domain`` says the whole sandbox is one Landlock domain (one
+    restricted root process; everything else descends from it); without
+    it no scope is set (see the module docstring)."""
+    names = {ll.SCOPE_SIGNAL: "signal", ll.SCOPE_ABSTRACT_UNIX_SOCKET: "abstract_unix_socket"}
+    if ll.scopes(abi) == 0:
+        return 0, [(n, f"Landlock ABI {abi} has no scopes (ABI 6+)") for n in names.values()]
+    if not one_domain:
+        why = (
+            "each launch of this session is its own Landlock domain, while the policy "
+            "treats them as one sandbox: the policy decides in the supervisor"
+        )
+        return 0, [(n, why) for n in names.values()]
+    off: dict[int, str] = {}
+    if policy.defaults.signal != "deny":
+        off[ll.SCOPE_SIGNAL] = f"defaults.signal is {policy.defaults.signal}"
+    else:
+        for r in policy.signal_rules:
+            if r.decision != "deny" and "outside" in r.targets:
+                off[ll.SCOPE_SIGNAL] = f"signal rule '{r.name}' may allow signals outside"
+                break
+    if policy.defaults.unix_socket != "deny":
+        off[ll.SCOPE_ABSTRACT_UNIX_SOCKET] = (
+            f"defaults.unix_socket is {policy.defaults.unix_socket}"
+        )
+    else:
+        for u in policy.unix_socket_rules:
+            if (
+                u.decision != "deny"
+                and u.operations & {"connect", "send"}
+                and any(g.pattern.startswith("@") for g in u.globs)
+            ):
+                off[ll.SCOPE_ABSTRACT_UNIX_SOCKET] = (
+                    f"unix socket rule '{u.name}' may allow an abstract socket bound outside"
+                )
+                break
+    scoped = sum(bit for bit in names if bit not in off)
+    return scoped, [(names[bit], why) for bit, why in off.items()]
+
+
+def plan(policy: pol.Policy, abi: int, listdir: Lister = scan, one_domain: bool = False) -> Plan:
+    """The ruleset for ``policy`` on a kernel with Landlock ABI ``abi``;
+    ``one_domain``: the whole sandbox is one Landlock domain (see
+    :func:`scopes`)."""
     if abi <= 0:
         return Plan(abi, 0, 0, (), notes=("Landlock is unavailable",))
     b = _Builder(policy, abi, listdir)
@@ -478,6 +544,7 @@ def plan(policy: pol.Policy, abi: int, listdir: Lister = scan) -> Plan:
     holes = b.holes()
     b.punch(holes)
     handled_net, ports = b.net()
+    scoped, scopes_off = scopes(policy, abi, one_domain)
     return Plan(
         abi=abi,
         handled_fs=b.handled,
@@ -487,6 +554,8 @@ def plan(policy: pol.Policy, abi: int, listdir: Lister = scan) -> Plan:
         holes=tuple(sorted(holes)),
         skipped=tuple(sorted(b.skipped)),
         notes=tuple(b.notes),
+        scoped=scoped,
+        scopes_off=tuple(scopes_off),
     )
 
 
@@ -496,7 +565,7 @@ def build(p: Plan, skipped: list[tuple[str, str]] | None = None) -> int:
     A path that vanished or became unreachable since planning is left out
     (and reported in ``skipped``); a Landlock error closes the fd and raises.
     """
-    fd = ll.create_ruleset(p.handled_fs, p.handled_net)
+    fd = ll.create_ruleset(p.handled_fs, p.handled_net, p.scoped)
     try:
         for path, access in p.rules:
             try:
@@ -514,8 +583,13 @@ def build(p: Plan, skipped: list[tuple[str, str]] | None = None) -> int:
     return fd
 
 
-def prepare(policy: pol.Policy, emit: Emit, listdir: Lister = scan) -> int | None:
+def prepare(
+    policy: pol.Policy, emit: Emit, listdir: Lister = scan, *, one_domain: bool = False
+) -> int | None:
     """The session's ruleset fd, or None when the host has no Landlock.
+    ``one_domain``: every process of the sandbox descends from the one
+    process that enforces this ruleset (scopes may be set, see
+    :func:`scopes`).
 
     Emits one ``sandbox`` audit event (op ``landlock``) saying what is
     enforced, or that Landlock is unavailable and file rules rest on the
@@ -531,10 +605,12 @@ def prepare(policy: pol.Policy, emit: Emit, listdir: Lister = scan) -> int | Non
             op="landlock",
             message=f"Landlock unavailable ({why}); file rules are enforced by seccomp "
             "user-notify alone, without protection against path races",
+            scopes=[],
+            scopes_off=[["*", "Landlock unavailable"]],
         )
         return None
     try:
-        p = plan(policy, level, listdir)
+        p = plan(policy, level, listdir, one_domain=one_domain)
         late: list[tuple[str, str]] = []
         fd = build(p, late)
     except OSError as e:
@@ -551,5 +627,7 @@ def prepare(policy: pol.Policy, emit: Emit, listdir: Lister = scan) -> int | Non
         holes=list(p.holes),
         skipped=[list(s) for s in (*p.skipped, *late)],
         notes=list(p.notes),
+        scopes=ll.names(p.scoped, ll.SCOPE_NAMES),
+        scopes_off=[list(s) for s in p.scopes_off],
     )
     return fd

@@ -241,7 +241,7 @@ class Session(TreeAudit):
             return Result(EXIT_SETUP, f"ptrace mode is not supported on {self.arch.name}")
         decide = seccomp.RET_TRACE if ptrace_mode else seccomp.RET_USER_NOTIF
         try:  # Landlock ruleset (None: the host has none; the audit says so)
-            ruleset = _landlock.prepare(self.policy, self._emit)
+            ruleset = _landlock.prepare(self.policy, self._emit, one_domain=True)
         except LaunchError as e:
             return Result(e.code, e.reason)
         launch = Launch(

@@ -50,6 +50,12 @@ def test_landlock_is_applied_and_audited(area: Area) -> None:
     assert "write_file" in ev["handled_fs"]
     assert ev["message"].startswith(f"Landlock ABI {ll.abi()}:")
     assert any(path == str(area.ws) and "make_reg" in rights for path, rights in ev["rules"])
+    # `exec` is one domain: the scopes hold the policy's signal and unix decisions.
+    if ll.abi() >= 6:
+        assert ev["scopes"] == ["abstract_unix_socket", "signal"], ev
+        assert ev["message"].endswith("scopes: abstract_unix_socket, signal")
+    else:
+        assert ev["scopes"] == [] and ev["scopes_off"]
 
 
 def test_mknod_outside_the_workspace_is_refused(area: Area) -> None:

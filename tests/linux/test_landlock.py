@@ -532,7 +532,7 @@ from agentsh_ipy.supervisor import _landlock
 
 ws, narrow, *cmd = sys.argv[1:]
 
-def prepare(policy, emit, listdir=_landlock.scan):
+def prepare(policy, emit, listdir=_landlock.scan, one_domain=False):
     if narrow == "bogus":  # not a ruleset: the wrapper must refuse to go on
         return os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
     p = _landlock.plan(policy, ll.abi())
@@ -642,3 +642,150 @@ def test_prepare_reports_the_plan(tree: Path) -> None:
     assert ev["holes"] == [f"{tree}/etc/shadow", f"{tree}/home/.ssh"]
     assert [f"{tree}/top.txt", ["execute", "read_file"]] in ev["rules"]
     assert any(path == f"{tree}/nope" for path, _ in ev["skipped"])
+
+
+# -- scopes (ABI 6+) -----------------------------------------------------------------
+SIGNAL_OUT = """
+signal_rules:
+  - name: outsiders
+    targets: [outside]
+    signals: [TERM]
+    decision: allow
+"""
+ABSTRACT_OUT = """
+unix_socket_rules:
+  - name: x11
+    paths: ["@/tmp/.X11-unix/X0"]
+    operations: [connect]
+    decision: allow
+"""
+
+
+def scope_names(p: lp.Plan) -> list[str]:
+    return ll.names(p.scoped, ll.SCOPE_NAMES)
+
+
+def test_scopes_set_only_where_the_policy_refuses_the_same(tree: Path) -> None:
+    p = lp.plan(make_policy(tree), 6, one_domain=True)
+    assert p.scoped == ll.SCOPE_SIGNAL | ll.SCOPE_ABSTRACT_UNIX_SOCKET
+    assert p.scopes_off == ()
+    assert p.summary().endswith("scopes: abstract_unix_socket, signal")
+    p = lp.plan(make_policy(tree, POLICY + SIGNAL_OUT), 7, one_domain=True)
+    assert scope_names(p) == ["abstract_unix_socket"]
+    assert p.scopes_off == (("signal", "signal rule 'outsiders' may allow signals outside"),)
+    p = lp.plan(make_policy(tree, POLICY + ABSTRACT_OUT), 7, one_domain=True)
+    assert scope_names(p) == ["signal"]
+    [(name, why)] = p.scopes_off
+    assert name == "abstract_unix_socket" and "'x11'" in why
+    open_defaults = POLICY.replace("unix_socket: deny}", "unix_socket: allow, signal: allow}")
+    p = lp.plan(make_policy(tree, open_defaults), 7, one_domain=True)
+    assert p.scoped == 0
+    assert dict(p.scopes_off) == {
+        "signal": "defaults.signal is allow",
+        "abstract_unix_socket": "defaults.unix_socket is allow",
+    }
+
+
+def test_no_scopes_below_abi_6_or_across_domains(tree: Path) -> None:
+    p = lp.plan(make_policy(tree), 5, one_domain=True)
+    assert p.scoped == 0
+    assert all("has no scopes (ABI 6+)" in why for _, why in p.scopes_off)
+    assert p.summary().endswith("scopes: none")
+    p = lp.plan(make_policy(tree), 7)  # the %%agentsh daemon: a domain per launch
+    assert p.scoped == 0
+    assert {n for n, _ in p.scopes_off} == {"signal", "abstract_unix_socket"}
+    assert all("its own Landlock domain" in why for _, why in p.scopes_off)
+
+
+def test_the_default_policy_is_fully_scoped() -> None:
+    from agentsh_ipy import supervisor as sup
+
+    p = lp.plan(sup.load_policy(None, os.getcwd()), 7, one_domain=True)
+    assert p.scoped == ll.scopes(7)
+
+
+SCOPE_PROBE = r"""
+import errno, json, os, socket, sys
+fd, victim, name = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+from agentsh_ipy._linux import _syscall, landlock
+_syscall.prctl(_syscall.PR_SET_NO_NEW_PRIVS, 1)
+landlock.restrict_self(fd)
+os.close(fd)
+
+def attempt(fn):
+    try:
+        fn()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+def connect():
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect("\0" + name)
+
+def own():  # a child in the same domain, and an abstract socket bound inside
+    pid = os.fork()
+    if pid == 0:
+        __import__("time").sleep(30)
+        os._exit(0)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
+        srv.bind("\0" + name + "-own")
+        srv.listen(1)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.connect("\0" + name + "-own")
+    r = attempt(lambda: os.kill(pid, 9))
+    os.waitpid(pid, 0)
+    return r
+
+out = {"kill_outside": attempt(lambda: os.kill(victim, 0)),
+       "connect_outside": attempt(connect), "own": own()}
+sys.stdout.write(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(ABI < 6, reason="Landlock scopes need ABI 6")
+@pytest.mark.parametrize("scoped", [0, ll.SCOPE_SIGNAL | ll.SCOPE_ABSTRACT_UNIX_SOCKET])
+def test_scopes_are_enforced_by_the_kernel(scoped: int) -> None:
+    """An outside `sleep` and an abstract socket bound outside: reachable
+    from a domain without scopes (the control), refused with them; the
+    domain's own child and own abstract socket stay reachable."""
+    name = f"agentsh-scope-test-{os.getpid()}"
+    victim = subprocess.Popen(["sleep", "30"])
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        srv.bind("\0" + name)
+        srv.listen(4)
+        p = lp.Plan(ABI, ll.FS_MAKE_BLOCK, 0, (), scoped=scoped)
+        fd = lp.build(p)
+        try:
+            r = subprocess.run(
+                [sys.executable, "-c", SCOPE_PROBE, str(fd), str(victim.pid), name],
+                pass_fds=[fd], capture_output=True, text=True, timeout=30,
+            )  # fmt: skip
+        finally:
+            os.close(fd)
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        want = "EPERM" if scoped else "ok"
+        assert out == {"kill_outside": want, "connect_outside": want, "own": "ok"}
+        assert victim.poll() is None
+    finally:
+        srv.close()
+        victim.kill()
+        victim.wait()
+
+
+@needs_landlock
+@pytest.mark.parametrize("one_domain", [True, False])
+def test_prepare_says_which_scopes_are_on(tree: Path, one_domain: bool) -> None:
+    events: list[dict[str, Any]] = []
+    fd = lp.prepare(make_policy(tree), lambda t, **f: events.append(f), one_domain=one_domain)
+    assert fd is not None
+    os.close(fd)
+    [ev] = events
+    if ABI >= 6 and one_domain:
+        assert ev["scopes"] == ["abstract_unix_socket", "signal"]
+        assert ev["scopes_off"] == []
+    else:
+        assert ev["scopes"] == []
+        assert {n for n, _ in ev["scopes_off"]} == {"signal", "abstract_unix_socket"}
