@@ -32,6 +32,7 @@ _LD_W_ABS = 0x20
 _JEQ_K = 0x15
 _JGE_K = 0x35
 _JSET_K = 0x45
+_AND_K = 0x54  # BPF_ALU | BPF_AND | BPF_K
 _RET_K = 0x06
 
 # struct seccomp_data offsets.
@@ -180,15 +181,21 @@ def _block(a: _Asm, nr: int, entry: syscalls.Syscall, decide: int) -> None:
     target = {syscalls.ALLOW: p + "allow", syscalls.TRAP: p + "trap"}
     for i, rule in enumerate(entry.rules):
         fail = f"{p}rule{i + 1}"
-        words: list[tuple[int, int, int]] = []  # (offset, opcode, k)
+        words: list[tuple[int, int | None, int, int]] = []  # (offset, mask, opcode, k)
         for t in rule.tests:
+            if t.op == "masked":
+                assert not t.wide, "a masked test reads the low word"
+                words.append((_arg_lo(t.arg), t.mask & 0xFFFFFFFF, _JEQ_K, t.value))
+                continue
             op = _JEQ_K if t.op == "eq" else _JSET_K
-            words.append((_arg_lo(t.arg), op, t.value & 0xFFFFFFFF))
+            words.append((_arg_lo(t.arg), None, op, t.value & 0xFFFFFFFF))
             if t.wide:
                 assert t.op == "eq", "a wide test compares equal"
-                words.append((_arg_hi(t.arg), _JEQ_K, t.value >> 32))
-        for j, (offset, op, k) in enumerate(words):
+                words.append((_arg_hi(t.arg), None, _JEQ_K, t.value >> 32))
+        for j, (offset, mask, op, k) in enumerate(words):
             a.emit(_LD_W_ABS, offset)
+            if mask is not None:
+                a.emit(_AND_K, mask)
             a.emit(op, k, target[rule.action] if j == len(words) - 1 else 0, fail)
         a.label(fail)
     a.emit(_RET_K, RET_ALLOW if entry.otherwise == syscalls.ALLOW else decide)

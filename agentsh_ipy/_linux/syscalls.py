@@ -47,19 +47,31 @@ class Test:
     which is all the kernel reads of an int, a pid or a flag word."""
 
     arg: int
-    op: str  # "eq": equals value; "any": some bit of value is set
+    # "eq": equals value; "any": some bit of value is set; "masked": the
+    # argument ANDed with mask equals value (a socket type without its flags)
+    op: str
     value: int
     wide: bool = False
     label: str = ""  # how the docs name the value (e.g. "TIOCSTI")
+    mask: int = 0  # "masked" only; never wide
 
     def holds(self, args: Sequence[int]) -> bool:
         v = args[self.arg] & (0xFFFFFFFFFFFFFFFF if self.wide else 0xFFFFFFFF)
+        if self.op == "masked":
+            return v & self.mask == self.value
         return v == self.value if self.op == "eq" else bool(v & self.value)
 
-    def text(self, names: Sequence[str]) -> str:
+    def subject(self, names: Sequence[str]) -> str:
+        """What is tested: the argument's name, masked where it is."""
         what = names[self.arg] if self.arg < len(names) else f"arg{self.arg}"
-        value = self.label or (hex(self.value) if self.value > 9 else str(self.value))
-        return f"{what} = {value}" if self.op == "eq" else f"{what} has {value}"
+        return f"{what} & {self.mask:#x}" if self.op == "masked" else what
+
+    def value_text(self) -> str:
+        return self.label or (hex(self.value) if self.value > 9 else str(self.value))
+
+    def text(self, names: Sequence[str]) -> str:
+        verb = "has" if self.op == "any" else "="
+        return f"{self.subject(names)} {verb} {self.value_text()}"
 
 
 @dataclass(frozen=True)
@@ -113,10 +125,26 @@ SECCOMP_SET_MODE_FILTER = 1
 SECCOMP_FILTER_FLAG_NEW_LISTENER = 1 << 3
 PRIO_PROCESS = 0
 IOPRIO_WHO_PROCESS = 1
+AF_UNIX = 1
+AF_INET = 2
+AF_INET6 = 10
+AF_NETLINK = 16
+SOCK_STREAM = 1
+SOCK_DGRAM = 2
+SOCK_RAW = 3
+SOCK_SEQPACKET = 5
+SOCK_PACKET = 10
+SOCK_TYPE_MASK = 0xF  # the rest of socket()'s type: SOCK_NONBLOCK, SOCK_CLOEXEC
+NETLINK_ROUTE = 0
+NETLINK_SOCK_DIAG = 4
 
 
 def _t(arg: int, op: str, value: int, label: str = "", wide: bool = False) -> Test:
     return Test(arg, op, value, wide, label)
+
+
+def _masked(arg: int, mask: int, value: int, label: str = "") -> Test:
+    return Test(arg, "masked", value, False, label, mask)
 
 
 _CATALOG: list[Syscall] = []
@@ -304,6 +332,55 @@ _add(
 )
 _add(
     D,
+    "network",
+    "the families and types whose traffic the address decisions see: unix sockets; "
+    "IPv4 and IPv6 streams, datagrams (UDP, and ping sockets as "
+    "`net.ipv4.ping_group_range` allows) and sequenced packets; netlink for routing "
+    "(name lookups, `ip addr`; its messages are not inspected) and socket "
+    "diagnostics. Refused: raw and packet sockets, other netlink protocols (audit, "
+    "netfilter, xfrm, generic, uevents, ...), every other family (vsock, key, "
+    "bluetooth, alg, xdp, ...)",
+    "socket",
+    rules=(
+        Rule(ALLOW, (_t(0, "eq", AF_UNIX, "AF_UNIX"),)),
+        *(
+            Rule(
+                ALLOW,
+                (_t(0, "eq", family, fname), _masked(1, SOCK_TYPE_MASK, kind, kname)),
+            )
+            for family, fname in ((AF_INET, "AF_INET"), (AF_INET6, "AF_INET6"))
+            for kind, kname in (
+                (SOCK_STREAM, "SOCK_STREAM"),
+                (SOCK_DGRAM, "SOCK_DGRAM"),
+                (SOCK_SEQPACKET, "SOCK_SEQPACKET"),
+            )
+        ),
+        Rule(
+            ALLOW,
+            (_t(0, "eq", AF_NETLINK, "AF_NETLINK"), _t(2, "eq", NETLINK_ROUTE, "NETLINK_ROUTE")),
+        ),
+        Rule(
+            ALLOW,
+            (
+                _t(0, "eq", AF_NETLINK, "AF_NETLINK"),
+                _t(2, "eq", NETLINK_SOCK_DIAG, "NETLINK_SOCK_DIAG"),
+            ),
+        ),
+    ),
+    otherwise=TRAP,
+    args=("domain", "type", "protocol"),
+)
+_add(
+    D,
+    "network",
+    "a connected pair of unix sockets, the process's own; other families are refused",
+    "socketpair",
+    rules=(Rule(ALLOW, (_t(0, "eq", AF_UNIX, "AF_UNIX"),)),),
+    otherwise=TRAP,
+    args=("domain", "type", "protocol"),
+)
+_add(
+    D,
     "processes",
     "more filters only restrict the caller; a filter with its own listener "
     "is refused (in ptrace mode its USER_NOTIF answer would outrank our TRACE)",
@@ -344,12 +421,11 @@ _add(
 _add(
     H,
     "fds",
-    "new fds of the process's own: pipes, events, timers, epoll, inotify, memory "
-    "files, socket pairs",
+    "new fds of the process's own: pipes, events, timers, epoll, inotify, memory files",
     "pipe pipe2 eventfd eventfd2 signalfd signalfd4 "
     "timerfd_settime timerfd_gettime epoll_create epoll_create1 epoll_ctl epoll_wait "
     "epoll_pwait epoll_pwait2 poll ppoll select pselect6 inotify_init inotify_init1 "
-    "inotify_add_watch inotify_rm_watch memfd_create memfd_secret socketpair",
+    "inotify_add_watch inotify_rm_watch memfd_create memfd_secret",
 )
 _add(
     H,
@@ -425,13 +501,6 @@ _add(
 )
 
 # -- unchecked: allowed, not proven harmless for every argument ----------------
-_add(
-    U,
-    "sub-commands",
-    "a new socket of any family: netlink (`ip addr add` as root), packet "
-    "and raw sockets reach past the address decisions; families are not sorted yet",
-    "socket",
-)
 _add(
     U,
     "sub-commands",
@@ -574,21 +643,33 @@ _LABEL = {
 }
 
 
+def _one_more_value(prev: Rule, rule: Rule) -> bool:
+    """``rule`` is ``prev`` with another value for its last equality test."""
+    *head, last = rule.tests
+    *prev_head, prev_last = prev.tests
+    return (
+        rule.action == prev.action
+        and head == prev_head
+        and last.op in ("eq", "masked")
+        and (last.arg, last.op, last.mask, last.wide)
+        == (prev_last.arg, prev_last.op, prev_last.mask, prev_last.wide)
+    )
+
+
 def _filter_text(s: Syscall) -> str:
     if s.filter_errno is not None:
         return f"`{errno.errorcode[s.filter_errno]}` (the filter)"
     if not s.rules:
         return "allowed" if s.action([0] * 6) == ALLOW else "supervisor"
     parts: list[str] = []
-    last: tuple[str, int] | None = None  # (action, arg) of a run of one-value rules
+    prev: Rule | None = None
     for rule in s.rules:
         verb = "allowed" if rule.action == ALLOW else "supervisor"
-        [first, *more] = rule.tests
-        if not more and first.op == "eq" and last == (rule.action, first.arg):
-            parts[-1] += f", {first.text(s.args).split(' = ', 1)[1]}"  # one of several values
-            continue
-        parts.append(f"{verb} when " + " and ".join(t.text(s.args) for t in rule.tests))
-        last = (rule.action, first.arg) if not more and first.op == "eq" else None
+        if prev is not None and _one_more_value(prev, rule):
+            parts[-1] += f", {rule.tests[-1].value_text()}"  # one of several values
+        else:
+            parts.append(f"{verb} when " + " and ".join(t.text(s.args) for t in rule.tests))
+        prev = rule
     parts.append(f"else {'allowed' if s.otherwise == ALLOW else 'supervisor'}")
     return "; ".join(parts)
 

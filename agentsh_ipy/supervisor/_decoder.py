@@ -50,6 +50,38 @@ OPEN_FLAGS = (
     | os.O_NONBLOCK | os.O_DSYNC | 0o20000 | os.O_DIRECT | os.O_LARGEFILE | os.O_DIRECTORY
     | os.O_NOFOLLOW | os.O_NOATIME | os.O_CLOEXEC | os.O_SYNC | os.O_PATH | O_TMPFILE
 )  # fmt: skip
+# Names for the audit of a refused socket(): families (linux/socket.h),
+# types, netlink protocols (linux/netlink.h).
+_FAMILIES = (  # by number, from 0
+    "AF_UNSPEC", "AF_UNIX", "AF_INET", "AF_AX25", "AF_IPX", "AF_APPLETALK", "AF_NETROM",
+    "AF_BRIDGE", "AF_ATMPVC", "AF_X25", "AF_INET6", "AF_ROSE", "AF_DECnet", "AF_NETBEUI",
+    "AF_SECURITY", "AF_KEY", "AF_NETLINK", "AF_PACKET", "AF_ASH", "AF_ECONET", "AF_ATMSVC",
+    "AF_RDS", "AF_SNA", "AF_IRDA", "AF_PPPOX", "AF_WANPIPE", "AF_LLC", "AF_IB", "AF_MPLS",
+    "AF_CAN", "AF_TIPC", "AF_BLUETOOTH", "AF_IUCV", "AF_RXRPC", "AF_ISDN", "AF_PHONET",
+    "AF_IEEE802154", "AF_CAIF", "AF_ALG", "AF_NFC", "AF_VSOCK", "AF_KCM", "AF_QIPCRTR", "AF_SMC",
+    "AF_XDP", "AF_MCTP",
+)  # fmt: skip
+_SOCK_TYPES = {1: "SOCK_STREAM", 2: "SOCK_DGRAM", 3: "SOCK_RAW", 4: "SOCK_RDM",
+               5: "SOCK_SEQPACKET", 6: "SOCK_DCCP", 10: "SOCK_PACKET"}  # fmt: skip
+_NETLINK = {0: "ROUTE", 2: "USERSOCK", 3: "FIREWALL", 4: "SOCK_DIAG", 5: "NFLOG", 6: "XFRM",
+            7: "SELINUX", 8: "ISCSI", 9: "AUDIT", 10: "FIB_LOOKUP", 11: "CONNECTOR",
+            12: "NETFILTER", 13: "IP6_FW", 14: "DNRTMSG", 15: "KOBJECT_UEVENT", 16: "GENERIC",
+            18: "SCSITRANSPORT", 19: "ECRYPTFS", 20: "RDMA", 21: "CRYPTO", 22: "SMC"}  # fmt: skip
+
+
+def _socket_names(domain: int, kind: int, protocol: int) -> dict[str, Any]:
+    """The family, type and protocol of a socket() call, by name where known."""
+    family = _FAMILIES[domain] if 0 <= domain < len(_FAMILIES) else f"family {domain}"
+    out: dict[str, Any] = {
+        "family": family,
+        "sock_type": _SOCK_TYPES.get(kind & syscalls.SOCK_TYPE_MASK, f"type {kind & 0xF}"),
+        "protocol": protocol,
+    }
+    if domain == syscalls.AF_NETLINK:
+        out["protocol"] = "NETLINK_" + _NETLINK.get(protocol, str(protocol))
+    return out
+
+
 # What another process exposes to the sandbox under /proc/<pid>/.
 _PROC_PUBLIC = frozenset(
     {"", "stat", "status", "cmdline", "comm", "statm", "cgroup", "sched", "schedstat", "wchan",
@@ -589,6 +621,28 @@ class Decoder:
     _h_unshare = _blocked
     _h_madvise = _blocked
     _h_seccomp = _blocked
+
+    # -- socket families: only the refused ones reach us (the catalog's rules)
+    def _h_socket(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        domain, kind, protocol = _s32(a[0]), _s32(a[1]), _s32(a[2])
+        if self._filter_allows(name, a):  # not trapped by our filter: never refused here
+            return Request(
+                "syscall_blocked", name, name, pid, tid, pol.Decision("allow", ""), quiet=True
+            )
+        what = _socket_names(domain, kind, protocol)
+        if domain == syscalls.AF_NETLINK:
+            message = f"a netlink socket of protocol {what['protocol']}"
+        elif domain in (syscalls.AF_INET, syscalls.AF_INET6):
+            message = f"an {what['family']} {what['sock_type']} socket"
+        else:
+            message = f"a socket of family {what['family']}"
+        return self._refuse(name, pid, tid, a, message=message + " (not allowed)", **what)
+
+    _h_socketpair = _h_socket
+
+    @staticmethod
+    def _filter_allows(name: str, a: tuple[int, ...]) -> bool:
+        return syscalls.CATALOG[name].action(a) == syscalls.ALLOW
 
     # -- limits and priorities, by process id: the sandbox's own only --------
     def _own(self, name: str, pid: int, tid: int, a: tuple[int, ...], target: int) -> Request:

@@ -41,6 +41,10 @@ def run_bpf(
             continue
         if code == 0x06:  # ret k
             return k, loaded
+        if code == 0x54:  # and #k
+            acc &= k
+            pc += 1
+            continue
         tests = {0x15: acc == k, 0x25: acc > k, 0x35: acc >= k, 0x45: bool(acc & k)}
         if code not in tests:
             raise AssertionError(f"unknown BPF opcode {code:#x} at {pc}")
@@ -67,6 +71,11 @@ def _arg_vectors(entry: syscalls.Syscall | None) -> list[tuple[int, ...]]:
         for t in rule.tests:
             args[t.arg] |= t.value
         vectors.append(tuple(args))
+        for t in rule.tests:
+            if t.op == "masked":  # the same, with every bit outside the mask set
+                outside = list(args)
+                outside[t.arg] |= 0xFFFFFFFF & ~t.mask
+                vectors.append(tuple(outside))
         for t in rule.tests:
             changed = list(args)
             changed[t.arg] ^= 1 << 40 if t.wide else 1
@@ -206,6 +215,82 @@ def test_argument_checks(name: str, args: tuple[int, ...], allowed: bool) -> Non
     assert run_bpf(prog, _nr(name), full)[0] == (seccomp.RET_ALLOW if allowed else DECIDE)
 
 
+NONBLOCK, CLOEXEC = 0o4000, 0o2000000
+AF_PACKET, AF_KEY, AF_BLUETOOTH, AF_ALG, AF_VSOCK, AF_XDP, AF_UNSPEC = 17, 15, 31, 38, 40, 44, 0
+NETLINK = {"AUDIT": 9, "XFRM": 6, "NETFILTER": 12, "KOBJECT_UEVENT": 15, "GENERIC": 16}
+IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_RAW = 1, 58, 255
+S = syscalls
+
+
+@pytest.mark.parametrize("flags", [0, NONBLOCK, CLOEXEC, NONBLOCK | CLOEXEC])
+@pytest.mark.parametrize(
+    ("domain", "kind", "protocol", "allowed"),
+    [
+        (S.AF_UNIX, S.SOCK_STREAM, 0, True),
+        (S.AF_UNIX, S.SOCK_DGRAM, 0, True),
+        (S.AF_UNIX, S.SOCK_SEQPACKET, 0, True),
+        (S.AF_INET, S.SOCK_STREAM, 0, True),
+        (S.AF_INET, S.SOCK_STREAM, 6, True),  # IPPROTO_TCP
+        (S.AF_INET, S.SOCK_DGRAM, 17, True),  # IPPROTO_UDP
+        (S.AF_INET, S.SOCK_DGRAM, IPPROTO_ICMP, True),  # a ping socket
+        (S.AF_INET, S.SOCK_SEQPACKET, 132, True),  # SCTP
+        (S.AF_INET6, S.SOCK_STREAM, 0, True),
+        (S.AF_INET6, S.SOCK_DGRAM, IPPROTO_ICMPV6, True),
+        (S.AF_INET6, S.SOCK_SEQPACKET, 0, True),
+        (S.AF_NETLINK, S.SOCK_RAW, S.NETLINK_ROUTE, True),
+        (S.AF_NETLINK, S.SOCK_DGRAM, S.NETLINK_ROUTE, True),
+        (S.AF_NETLINK, S.SOCK_RAW, S.NETLINK_SOCK_DIAG, True),
+        (S.AF_INET, S.SOCK_RAW, IPPROTO_ICMP, False),
+        (S.AF_INET, S.SOCK_RAW, IPPROTO_RAW, False),
+        (S.AF_INET6, S.SOCK_RAW, IPPROTO_ICMPV6, False),
+        (S.AF_INET, S.SOCK_PACKET, 0x0300, False),
+        (S.AF_INET, 4, 0, False),  # SOCK_RDM
+        (S.AF_INET, 6, 0, False),  # SOCK_DCCP
+        (AF_PACKET, S.SOCK_RAW, 0x0300, False),
+        (AF_PACKET, S.SOCK_DGRAM, 0x0300, False),
+        *[(S.AF_NETLINK, S.SOCK_RAW, p, False) for p in NETLINK.values()],
+        *[(S.AF_NETLINK, S.SOCK_DGRAM, p, False) for p in NETLINK.values()],
+        (AF_VSOCK, S.SOCK_STREAM, 0, False),
+        (AF_KEY, S.SOCK_RAW, 2, False),
+        (AF_BLUETOOTH, S.SOCK_STREAM, 0, False),
+        (AF_ALG, S.SOCK_SEQPACKET, 0, False),
+        (AF_XDP, S.SOCK_RAW, 0, False),
+        (AF_UNSPEC, S.SOCK_STREAM, 0, False),
+        (255, S.SOCK_STREAM, 0, False),
+        (S.AF_INET | 1 << 32, S.SOCK_RAW, 0, False),  # high bits: the kernel reads an int
+    ],
+)
+def test_socket_families_and_types(
+    domain: int, kind: int, protocol: int, allowed: bool, flags: int
+) -> None:
+    """Allowed ones are decided in the filter (no supervisor round trip),
+    the rest trapped; the flags in type never change the answer."""
+    prog = seccomp.build_filter(arch.current(), decide=DECIDE)
+    args = (domain, kind | flags, protocol, 0, 0, 0)
+    assert syscalls.CATALOG["socket"].action(args) == (syscalls.ALLOW if allowed else "trap")
+    assert run_bpf(prog, _nr("socket"), args)[0] == (seccomp.RET_ALLOW if allowed else DECIDE)
+
+
+@pytest.mark.parametrize(
+    ("domain", "allowed"), [(S.AF_UNIX, True), (S.AF_INET, False), (S.AF_NETLINK, False)]
+)
+def test_socketpair_unix_only(domain: int, allowed: bool) -> None:
+    prog = seccomp.build_filter(arch.current(), decide=DECIDE)
+    args = (domain, S.SOCK_STREAM | CLOEXEC, 0, 0x1000, 0, 0)
+    assert run_bpf(prog, _nr("socketpair"), args)[0] == (seccomp.RET_ALLOW if allowed else DECIDE)
+
+
+def test_a_masked_test_compiles_to_and_then_jeq() -> None:
+    catalog = {"socket": syscalls.CATALOG["socket"]}
+    insns = _insns(seccomp.build_filter(arch.current(), catalog=catalog))
+    ands = [i for i, insn in enumerate(insns) if insn[0] == 0x54]
+    assert ands, "no BPF_ALU|BPF_AND|BPF_K"
+    for i in ands:
+        assert insns[i][3] == syscalls.SOCK_TYPE_MASK
+        assert insns[i - 1] == (0x20, 0, 0, 16 + 8)  # ld type (low word)
+        assert insns[i + 1][0] == 0x15  # jeq
+
+
 def test_other_abis_are_killed_and_clone3_says_enosys() -> None:
     a = arch.current()
     prog = seccomp.build_filter(a)
@@ -217,3 +302,26 @@ def test_other_abis_are_killed_and_clone3_says_enosys() -> None:
 
 def test_notify_struct_sizes_match_the_kernel() -> None:
     assert seccomp.sizes_ok()
+
+
+@pytest.mark.parametrize(
+    ("args", "fields", "message"),
+    [
+        ((AF_PACKET, S.SOCK_RAW | CLOEXEC, 0x0300), ("AF_PACKET", "SOCK_RAW", 0x0300), "AF_PACKET"),
+        ((S.AF_INET, S.SOCK_RAW | NONBLOCK, IPPROTO_RAW), ("AF_INET", "SOCK_RAW", 255), "SOCK_RAW"),
+        ((S.AF_NETLINK, S.SOCK_RAW, 9), ("AF_NETLINK", "SOCK_RAW", "NETLINK_AUDIT"), "AUDIT"),
+        ((99, 1, 0), ("family 99", "SOCK_STREAM", 0), "family 99"),
+    ],
+)
+def test_a_refused_socket_is_audited_by_name(
+    args: tuple[int, ...], fields: tuple[object, ...], message: str
+) -> None:
+    from agentsh_ipy.supervisor._decoder import Decoder
+    from agentsh_ipy.supervisor._request import BLOCKED_RULE
+
+    d = Decoder.__new__(Decoder)  # the socket handler needs no tree, policy or memory
+    req = d._h_socket("socket", 100, 100, (*args, 0, 0, 0))
+    assert req.kind == "syscall_blocked" and req.decision.decision == "deny"
+    assert req.decision.rule == BLOCKED_RULE and req.errno == errno.EPERM
+    assert (req.fields["family"], req.fields["sock_type"], req.fields["protocol"]) == fields
+    assert message in req.decision.message
