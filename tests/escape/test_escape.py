@@ -135,6 +135,21 @@ def present(rel: Callable[[Ctx], Path]) -> Check:
     return check
 
 
+def works(*labels: str) -> Check:
+    """Each attempt was made and succeeded (a control)."""
+
+    def check(c: Ctx, r: Run) -> None:
+        for label in labels:
+            assert _result(r, label) == "ok", f"{label} failed:\n{r.stdout}"
+
+    return check
+
+
+def no_socket_refused(c: Ctx, r: Run) -> None:
+    refusals = [e for e in r.events if e.get("syscall") in ("socket", "socketpair")]
+    assert not refusals, f"sockets were trapped: {refusals}"
+
+
 PROBE_DENIED = said("probe", "EACCES")  # the supervisor still decides files
 NOT_SUPPORTED = ("EOPNOTSUPP", "ENOTSUP")  # one number, two names
 
@@ -361,6 +376,16 @@ def denied_file(about: Callable[[Ctx, Run], Any], **kw: Any) -> Expect:
 def blocked(syscall: str) -> Expect:
     """A syscall the kernel filter refuses, audited by the supervisor."""
     return Expect(("syscall_blocked",), syscalls=(syscall,))
+
+
+def _socket_of(family: str, protocol: str | None) -> Callable[[Ctx, Run, Event], bool]:
+    """The refusal names the family (and the netlink protocol) by name."""
+
+    def where(c: Ctx, r: Run, e: Event) -> bool:
+        named = e.get("family") == family and e.get("rule") == "seccomp-blocklist"
+        return named and (protocol is None or e.get("protocol") == protocol)
+
+    return where
 
 
 def _key(c: Ctx, r: Run) -> Path:
@@ -995,6 +1020,56 @@ CASES: list[Case] = [
         effect=[said("sethostname", "EPERM")],
         audit=[blocked("sethostname")],
         baseline=("root",),  # unshare(CLONE_NEWUTS) needs CAP_SYS_ADMIN
+    ),
+    # -- socket families the address decisions never see (refused at socket())
+    *[
+        Case(
+            f"socket-{x}",
+            "socket_families.py",
+            args(x),
+            effect=[said(label, "EPERM") for label in labels],
+            audit=[
+                Expect(("syscall_blocked",), syscalls=("socket",), where=_socket_of(family, proto))
+                for family, proto in audit
+            ],
+            baseline=users,  # packet and raw sockets need CAP_NET_RAW, sandbox or not
+        )
+        for x, labels, audit, users in (
+            (
+                "packet",
+                ("packet", "packet-dgram"),
+                [("AF_PACKET", None)],
+                ("root",),
+            ),
+            ("raw", ("raw", "raw6"), [("AF_INET", None), ("AF_INET6", None)], ("root",)),
+            (
+                "netlink",
+                ("netlink-audit", "netlink-generic"),
+                [("AF_NETLINK", "NETLINK_AUDIT"), ("AF_NETLINK", "NETLINK_GENERIC")],
+                ("root", "nobody", "self"),
+            ),
+        )
+    ],
+    Case(
+        "socket-families-still-allowed",
+        "socket_families.py",
+        args("control"),
+        effect=[
+            works(
+                "inet-stream",
+                "inet-dgram",
+                "inet6-stream",
+                "inet6-dgram",
+                "unix",
+                "socketpair",
+                "netlink-route",
+                "getaddrinfo",
+                "if_nameindex",
+            ),
+            no_socket_refused,
+        ],
+        baseline=(),
+        no_baseline="a control: these sockets are allowed, sandbox or not",
     ),
     Case(
         "syscall-unknown-numbers",
