@@ -282,6 +282,24 @@ class Policy:
         )
         return dataclasses.replace(self, file_rules=(*self.file_rules, rule))
 
+    def allow_first(
+        self, name: str, paths: Iterable[str], operations: Iterable[str], message: str
+    ) -> Policy:
+        """Return a copy whose FIRST file rule, ``name``, allows
+        ``operations`` on exactly ``paths`` (the terminal the sandbox was
+        started on: it holds it as fds already). No-op for no paths."""
+        paths = list(paths)
+        if not paths:
+            return self
+        rule = FileRule(
+            name=name,
+            globs=_globs(paths, [], name),
+            operations=frozenset(operations),
+            decision="allow",
+            message=message,
+        )
+        return dataclasses.replace(self, file_rules=(rule, *self.file_rules))
+
     def allow_bind(self, name: str, ip: str, ports: Iterable[int]) -> Policy:
         """Return a copy whose first network rule, ``name``, allows binding
         exactly these ports on ``ip`` (the sandboxed kernel's own channels,

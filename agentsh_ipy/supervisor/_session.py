@@ -56,6 +56,21 @@ def exit_status(wait_status: int) -> int:
     return os.WEXITSTATUS(wait_status)
 
 
+OWN_TERMINAL_RULE = "own-terminal"
+
+
+def own_terminals(fds: Sequence[int] = (0, 1, 2)) -> list[str]:
+    """The device paths of the terminals among ``fds`` (sorted, unique)."""
+    out: set[str] = set()
+    for fd in fds:
+        try:
+            if os.isatty(fd):
+                out.add(os.ttyname(fd))
+        except OSError:
+            continue
+    return sorted(p for p in out if p.startswith("/dev/"))
+
+
 class Session(TreeAudit):
     def __init__(
         self,
@@ -71,6 +86,15 @@ class Session(TreeAudit):
         signal_group: bool = False,
         weaker: Sequence[str] = (),
     ) -> None:
+        # The terminal the command is started on: it inherits it as
+        # stdin/stdout/stderr, so opening it by name gives nothing new (the
+        # built-in policy denies every other /dev/pts/N, rule devices-private).
+        policy = policy.allow_first(
+            OWN_TERMINAL_RULE,
+            own_terminals(),
+            ("read", "write", "create"),
+            "the terminal the sandbox was started on",
+        )
         super().__init__(policy, log)
         self.timeouts = timeouts or Timeouts()
         self.approver = approver or NoApprover()
