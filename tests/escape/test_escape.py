@@ -669,7 +669,9 @@ CASES: list[Case] = [
         "read_renamed_dir.py",
         effect=[refused("rename-dir", "open-moved", "rename-key", "open-stolen")],
         audit=[
-            denied_file(lambda c, r: c.ssh, op="rename", rule="credentials"),
+            # ~/.ssh holds a protected entry (.ssh/rc): the protected set,
+            # which comes before the policy's rules, refuses the rename first
+            denied_file(lambda c, r: c.ssh, op="rename", rule="protected:shell-startup"),
             denied_file(_key, op="rename", rule="credentials"),
         ],
     ),
