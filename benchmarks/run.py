@@ -403,7 +403,15 @@ def w_build(ctx: Ctx) -> list[Row]:
     argv = ["sh", ctx.script("build.sh", BUILD_SH), PY, str(tree), str(ctx.ws), str(nfiles)]
     npy = sum(1 for _ in tree.rglob("*.py"))
     size = f"compileall {npy} files" + (f", git {nfiles} files" if nfiles else ", no git")
-    return [sized(ctx, "build-like", size, argv, 1.3)]
+    # git init writes .git/hooks and .git/config, protected by default: the
+    # built-in policy, opening `git` on purpose as a user building a repo would.
+    builtin = (REPO / "agentsh_ipy" / "policy" / "default.yaml").read_text()
+    opened = "unprotect:\n  - {name: git, reason: the build workload makes a git repository}\n"
+    ctx.policy = ctx.script("build-policy.yaml", builtin + opened)
+    try:
+        return [sized(ctx, "build-like", size, argv, 1.3)]
+    finally:
+        ctx.policy = None
 
 
 @contextlib.contextmanager
