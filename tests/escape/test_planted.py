@@ -97,7 +97,12 @@ class World:
         attempts = self.area.root / "attempts.json"
         attempts.write_text(json.dumps([a[:3] for a in self.attempts]))
         attempts.chmod(0o644)
-        argv = [*cmd_prefix, str(self.python), "-I", "-S", "-B", str(PLANT)]
+        # A copy in the scratch area: the checkout may sit where uid 65534
+        # cannot read (a clone under /root), the area is readable by design.
+        plant = self.area.root / "programs" / PLANT.name
+        if not plant.exists():
+            shutil.copytree(PLANT.parent, plant.parent)
+        argv = [*cmd_prefix, str(self.python), "-I", "-S", "-B", str(plant)]
         argv += [str(attempts), str(self.scratch)]
         start = time.monotonic()
         p = subprocess.run(
