@@ -134,10 +134,17 @@ def test_denied_write_and_read(kernel: Kernel, form: str) -> None:
     )
 
     # The companion: the same form without the sandbox does write and read.
+    # (What it read goes to a file: a child's output reaches the cell through
+    # ipykernel's fd capture, which may deliver it after the cell ended.)
     plain_target = area.outside / f"{form}-{tag}-plain"
-    plain = kernel.run(FORMS[form](script(plain_target)))
+    read = area.outside / f"{form}-{tag}-read"
+    plain = kernel.run(
+        FORMS[form](
+            script(plain_target).replace("cat ~/.ssh/id_rsa", f"cat ~/.ssh/id_rsa > {read}")
+        )
+    )
     assert plain_target.read_text() == "x\n"
-    assert SECRET in str(plain.outputs)
+    assert SECRET in read.read_text()
     assert not plain.audits(), "a cell without %%agentsh got an audit"
 
 
