@@ -12,6 +12,7 @@ One kernel per user for the whole module; each cell has its own paths.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,22 @@ def kernel(request: pytest.FixtureRequest) -> Iterator[Kernel]:
         yield k
 
 
+def run_plain(kernel: Kernel, code: str) -> Cell:
+    """A cell without the sandbox, with every byte its children wrote. A
+    child writing to the kernel's own fd 1/2 (os.system, os.posix_spawnp)
+    reaches the frontend through ipykernel's fd capture, which may deliver
+    it after the cell ended, into the next cell: empty cells are run until
+    one gets nothing, and what they got is this cell's."""
+    cell = kernel.run(code)
+    for _ in range(20):
+        time.sleep(0.1)
+        late = [o for o in kernel.run("pass").outputs if o["output_type"] == "stream"]
+        if not late:
+            return cell
+        cell.outputs.extend(late)
+    raise AssertionError(f"output kept coming after the cell: {cell.outputs}")
+
+
 def file_events(cell: Cell, path: Path) -> list[dict[str, Any]]:
     return [e for e in cell.events() if e["type"] == "file" and e.get("path") == str(path)]
 
@@ -138,10 +155,11 @@ def test_denied_write_and_read(kernel: Kernel, form: str) -> None:
     # ipykernel's fd capture, which may deliver it after the cell ended.)
     plain_target = area.outside / f"{form}-{tag}-plain"
     read = area.outside / f"{form}-{tag}-read"
-    plain = kernel.run(
+    plain = run_plain(
+        kernel,
         FORMS[form](
             script(plain_target).replace("cat ~/.ssh/id_rsa", f"cat ~/.ssh/id_rsa > {read}")
-        )
+        ),
     )
     assert plain_target.read_text() == "x\n"
     assert SECRET in read.read_text()
@@ -155,7 +173,7 @@ ALLOWED = "echo out-1; echo err-1 >&2; echo data > inws-TAG.txt; cat inws-TAG.tx
 def test_allowed_command_behaves_as_without_the_sandbox(kernel: Kernel, form: str) -> None:
     tag = token()
     sh = ALLOWED.replace("TAG", tag)
-    plain = kernel.run(FORMS[form](sh))
+    plain = run_plain(kernel, FORMS[form](sh))
     (kernel.area.ws / f"inws-{tag}.txt").unlink()
     sandboxed = kernel.run("%%agentsh\n" + FORMS[form](sh))
 
@@ -187,7 +205,7 @@ NOT_FOUND = {
 
 @pytest.mark.parametrize("form", NOT_FOUND)
 def test_a_missing_program_fails_as_without_the_sandbox(kernel: Kernel, form: str) -> None:
-    plain = kernel.run(NOT_FOUND[form])
+    plain = run_plain(kernel, NOT_FOUND[form])
     sandboxed = kernel.run("%%agentsh\n" + NOT_FOUND[form])
     assert sandboxed.without_audit() == plain.without_audit()
     assert MISSING in str(plain.outputs)
