@@ -22,7 +22,7 @@ from . import _cache, _protect
 from ._approval import Approver, NoApprover, TerminalApprover
 from ._launch import EXIT_SETUP, LaunchError, Timeouts
 from ._session import Result, Session, exit_status
-from ._trash import TRASH_DIR, Trash, TrashError
+from ._trash import TRASH_DIR, Trash, TrashError, state_dir
 from ._trash import key_path as trash_key_path
 
 if TYPE_CHECKING:
@@ -204,10 +204,7 @@ def new_session_id() -> str:
 
 
 def default_audit_path(session: str) -> str:
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(state, "agentsh-ipy", "audit", f"{session}.jsonl")
+    return os.path.join(state_dir(), "audit", f"{session}.jsonl")
 
 
 def open_audit(path: str, session: str) -> aud.AuditLog:

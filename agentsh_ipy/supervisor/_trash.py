@@ -40,6 +40,7 @@ _INODE = ("st_dev", "st_ino", "st_mode", "st_size", "st_ctime_ns", "st_nlink")
 
 
 def state_dir() -> str:
+    """agentsh-ipy's state directory: the audit logs, the trash's key."""
     state = os.environ.get("XDG_STATE_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "state"
     )
