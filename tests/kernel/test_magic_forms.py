@@ -105,8 +105,8 @@ def kernel(request: pytest.FixtureRequest) -> Iterator[Kernel]:
         yield k
 
 
-def run_plain(kernel: Kernel, code: str) -> Cell:
-    """A cell without the sandbox, with every byte its children wrote. A
+def run_settled(kernel: Kernel, code: str) -> Cell:
+    """A cell, with every byte its children wrote, sandboxed or not. A
     child writing to the kernel's own fd 1/2 (os.system, os.posix_spawnp)
     reaches the frontend through ipykernel's fd capture, which may deliver
     it after the cell ended, into the next cell: empty cells are run until
@@ -135,7 +135,7 @@ def test_denied_write_and_read(kernel: Kernel, form: str) -> None:
         return f"echo x > {target}; cat ~/.ssh/id_rsa; echo done-{tag}"
 
     target = area.outside / f"{form}-{tag}"
-    cell = kernel.run("%%agentsh\n" + FORMS[form](script(target)))
+    cell = run_settled(kernel, "%%agentsh\n" + FORMS[form](script(target)))
     shown = str(cell.outputs)
 
     assert f"done-{tag}" in shown, f"the cell did not run its script: {cell.outputs}"
@@ -155,7 +155,7 @@ def test_denied_write_and_read(kernel: Kernel, form: str) -> None:
     # ipykernel's fd capture, which may deliver it after the cell ended.)
     plain_target = area.outside / f"{form}-{tag}-plain"
     read = area.outside / f"{form}-{tag}-read"
-    plain = run_plain(
+    plain = run_settled(
         kernel,
         FORMS[form](
             script(plain_target).replace("cat ~/.ssh/id_rsa", f"cat ~/.ssh/id_rsa > {read}")
@@ -173,9 +173,9 @@ ALLOWED = "echo out-1; echo err-1 >&2; echo data > inws-TAG.txt; cat inws-TAG.tx
 def test_allowed_command_behaves_as_without_the_sandbox(kernel: Kernel, form: str) -> None:
     tag = token()
     sh = ALLOWED.replace("TAG", tag)
-    plain = run_plain(kernel, FORMS[form](sh))
+    plain = run_settled(kernel, FORMS[form](sh))
     (kernel.area.ws / f"inws-{tag}.txt").unlink()
-    sandboxed = kernel.run("%%agentsh\n" + FORMS[form](sh))
+    sandboxed = run_settled(kernel, "%%agentsh\n" + FORMS[form](sh))
 
     assert sandboxed.without_audit() == plain.without_audit()
     assert "out-1" in str(plain.outputs)  # the comparison compares something
@@ -205,7 +205,7 @@ NOT_FOUND = {
 
 @pytest.mark.parametrize("form", NOT_FOUND)
 def test_a_missing_program_fails_as_without_the_sandbox(kernel: Kernel, form: str) -> None:
-    plain = run_plain(kernel, NOT_FOUND[form])
-    sandboxed = kernel.run("%%agentsh\n" + NOT_FOUND[form])
+    plain = run_settled(kernel, NOT_FOUND[form])
+    sandboxed = run_settled(kernel, "%%agentsh\n" + NOT_FOUND[form])
     assert sandboxed.without_audit() == plain.without_audit()
     assert MISSING in str(plain.outputs)
