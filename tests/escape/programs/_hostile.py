@@ -1,10 +1,34 @@
 """What several hostile programs share: reporting a step's outcome, finding
 the supervisor (only from inside a sandbox), and the probe that must keep
-failing. Imported from the programs' own folder (they run with python -I)."""
+failing, and raw syscalls. Imported from the programs' own folder (they
+run with python -I)."""
 
+import ctypes
 import errno
 import os
+import platform
 import sys
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+
+def raw_syscall(nr, *args):
+    """syscall(2): ints go as longs, other ctypes values (buffers, pointers)
+    as they are; -1 raises OSError with the call's errno."""
+    values = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
+    r = _libc.syscall(ctypes.c_long(nr), *values)
+    if r < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    return r
+
+
+def x86_64_only():
+    """The programs that name syscall numbers are written for x86_64."""
+    if platform.machine() != "x86_64":
+        print("skip: x86_64 syscall numbers")
+        sys.exit(77)
 
 
 def report(label, fn):
