@@ -8,22 +8,17 @@ Prints "clone: ok PID" or "clone: ERRNO"; the child writes "late" into
 MARKER about 1.5 s later.
 """
 
-import ctypes
 import os
-import platform
 import signal
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_CLONE = 56
 CLONE_UNTRACED = 0x00800000
-
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
 
 
 def clone_untraced(fd):
@@ -32,17 +27,7 @@ def clone_untraced(fd):
     # filter traps would find no tracer (ptrace mode) or no supervisor.
     null = os.open(os.devnull, os.O_RDWR)
     # A raw clone with a NULL stack behaves like fork.
-    pid = libc.syscall(
-        ctypes.c_long(SYS_CLONE),
-        ctypes.c_long(CLONE_UNTRACED | signal.SIGCHLD),
-        ctypes.c_long(0),
-        ctypes.c_long(0),
-        ctypes.c_long(0),
-        ctypes.c_long(0),
-    )
-    if pid < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    pid = raw_syscall(SYS_CLONE, CLONE_UNTRACED | signal.SIGCHLD, 0, 0, 0, 0)
     if pid == 0:
         # Let go of the output pipes (whoever reads them waits for their end),
         # and of the session, then write long after the parent has gone.
@@ -56,9 +41,7 @@ def clone_untraced(fd):
     return pid
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 marker = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 report("clone", lambda: clone_untraced(marker))
 sys.exit(DONE)

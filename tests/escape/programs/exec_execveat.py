@@ -9,15 +9,14 @@ The child prints "exec: ERRNO" when the exec fails; id itself prints uid=...
 import ctypes
 import errno
 import os
-import platform
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import raw_syscall, x86_64_only
 
 DONE = 42
 SYS_EXECVEAT = 322
 AT_EMPTY_PATH = 0x1000
-
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
 
 
 def path_fd(path, directory=True):
@@ -34,20 +33,13 @@ def path_fd(path, directory=True):
 def execveat(dirfd, path, flags):
     argv = (ctypes.c_char_p * 2)(b"harmless", None)
     envp = (ctypes.c_char_p * 1)(None)
-    libc.syscall(
-        ctypes.c_long(SYS_EXECVEAT),
-        ctypes.c_long(dirfd),
-        ctypes.c_char_p(path),
-        argv,
-        envp,
-        ctypes.c_long(flags),
-    )
-    return ctypes.get_errno()  # only reached when the exec failed
+    try:
+        raw_syscall(SYS_EXECVEAT, dirfd, ctypes.c_char_p(path), argv, envp, flags)
+    except OSError as e:  # only reached when the exec failed
+        return e.errno
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 variant = sys.argv[1]
 if variant == "empty-path":
     fd, name, flags = path_fd("/usr/bin/id", directory=False), b"", AT_EMPTY_PATH

@@ -9,12 +9,11 @@ answer is to refuse io_uring_setup itself.
 import ctypes
 import mmap
 import os
-import platform
 import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_IO_URING_SETUP = 425
@@ -27,25 +26,13 @@ IORING_OP_OPENAT = 18
 IORING_OP_READ = 22
 AT_FDCWD = -100
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-
-
-def check(r):
-    if r < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return r
-
 
 class Ring:
     """Just enough of liburing: one SQE in flight at a time."""
 
     def __init__(self, entries=4):
         params = ctypes.create_string_buffer(120)  # struct io_uring_params
-        self.fd = check(
-            libc.syscall(ctypes.c_long(SYS_IO_URING_SETUP), ctypes.c_long(entries), params)
-        )
+        self.fd = raw_syscall(SYS_IO_URING_SETUP, entries, params)
         raw = params.raw
         self.sq_entries, self.cq_entries = struct.unpack_from("<II", raw, 0)
         # struct io_sqring_offsets at 40: head tail ring_mask ring_entries flags dropped array
@@ -82,17 +69,7 @@ class Ring:
         self.sqes[index * 64 : index * 64 + 64] = sqe
         struct.pack_into("<I", self.sq, self.sq_off[6] + index * 4, index)
         struct.pack_into("<I", self.sq, self.sq_off[1], tail + 1)
-        check(
-            libc.syscall(
-                ctypes.c_long(SYS_IO_URING_ENTER),
-                ctypes.c_long(self.fd),
-                ctypes.c_long(1),
-                ctypes.c_long(1),
-                ctypes.c_long(IORING_ENTER_GETEVENTS),
-                ctypes.c_long(0),
-                ctypes.c_long(0),
-            )
-        )
+        raw_syscall(SYS_IO_URING_ENTER, self.fd, 1, 1, IORING_ENTER_GETEVENTS, 0, 0)
         head = struct.unpack_from("<I", self.cq, self.cq_off[0])[0]
         cmask = struct.unpack_from("<I", self.cq, self.cq_off[2])[0]
         _user_data, res, _flags = struct.unpack_from(
@@ -104,9 +81,7 @@ class Ring:
         return res
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 key = ctypes.create_string_buffer(os.fsencode(os.path.expanduser("~/.ssh/id_rsa")))
 ring = report("setup", Ring)
 if ring is not None:

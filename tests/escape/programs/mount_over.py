@@ -8,13 +8,11 @@ Prints "mount: ..." and "fsopen: ..." (EPERM when refused).  (cwd: the
 workspace; x86_64 syscall numbers)
 """
 
-import ctypes
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_MOUNT = 165
@@ -27,42 +25,28 @@ MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 MNT_DETACH = 2
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-
-
-def call(nr, *args):
-    conv = [ctypes.c_char_p(a) if isinstance(a, bytes) else a for a in args]
-    conv = [ctypes.c_long(a) if isinstance(a, int) else a for a in conv]
-    r = libc.syscall(ctypes.c_long(nr), *conv)
-    if r < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return r
-
 
 def mount_tmpfs(target):
-    call(SYS_MOUNT, b"tmpfs", os.fsencode(target), b"tmpfs", 0, b"size=1m")
-    call(SYS_UMOUNT2, os.fsencode(target), MNT_DETACH)
+    raw_syscall(SYS_MOUNT, b"tmpfs", os.fsencode(target), b"tmpfs", 0, b"size=1m")
+    raw_syscall(SYS_UMOUNT2, os.fsencode(target), MNT_DETACH)
     return "mounted and unmounted"
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 # A new user namespace makes an unprivileged user root in it; root can do
 # without one. Either way the mounts below stay in a private namespace.
 private = (
-    report("unshare-user-ns", lambda: call(SYS_UNSHARE, CLONE_NEWUSER | CLONE_NEWNS)) is not None
-    or report("unshare-ns", lambda: call(SYS_UNSHARE, CLONE_NEWNS)) is not None
+    report("unshare-user-ns", lambda: raw_syscall(SYS_UNSHARE, CLONE_NEWUSER | CLONE_NEWNS))
+    is not None
+    or report("unshare-ns", lambda: raw_syscall(SYS_UNSHARE, CLONE_NEWNS)) is not None
 )
 if private:
     made = report(
-        "make-private", lambda: call(SYS_MOUNT, None, b"/", None, MS_REC | MS_PRIVATE, None)
+        "make-private", lambda: raw_syscall(SYS_MOUNT, None, b"/", None, MS_REC | MS_PRIVATE, None)
     )
     private = made is not None
 os.makedirs("mnt", exist_ok=True)
 target = os.path.abspath("mnt") if private else "/nonexistent-agentsh-escape"
 report("mount", lambda: mount_tmpfs(target))
-report("fsopen", lambda: os.close(call(SYS_FSOPEN, b"tmpfs", 0)))
+report("fsopen", lambda: os.close(raw_syscall(SYS_FSOPEN, b"tmpfs", 0)))
 sys.exit(DONE)

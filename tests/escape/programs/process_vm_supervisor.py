@@ -10,18 +10,14 @@ Prints "supervisor=PID", "readv: ..." or "writev: ...", "probe: ERRNO".
 
 import ctypes
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import find_supervisor, probe, report
+from _hostile import find_supervisor, probe, raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_PROCESS_VM_READV = 310
 SYS_PROCESS_VM_WRITEV = 311
-
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
 
 
 class Iovec(ctypes.Structure):
@@ -43,24 +39,10 @@ def vm(nr, pid, addr):
     buf = ctypes.create_string_buffer(8)
     local = Iovec(ctypes.cast(buf, ctypes.c_void_p), 8)
     remote = Iovec(addr, 8)
-    n = libc.syscall(
-        ctypes.c_long(nr),
-        ctypes.c_long(pid),
-        ctypes.byref(local),
-        ctypes.c_long(1),
-        ctypes.byref(remote),
-        ctypes.c_long(1),
-        ctypes.c_long(0),
-    )
-    if n < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return n
+    return raw_syscall(nr, pid, ctypes.byref(local), 1, ctypes.byref(remote), 1, 0)
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 sup = find_supervisor()
 print(f"supervisor={sup}", flush=True)
 addr = stack_start(sup)

@@ -9,13 +9,11 @@ agentsh_ipy.cli (else the parent), prints "supervisor=PID", and ends with
 (x86_64 syscall numbers)
 """
 
-import ctypes
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import find_supervisor, probe, report
+from _hostile import find_supervisor, probe, raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_PTRACE = 101
@@ -24,18 +22,9 @@ PTRACE_DETACH = 17
 PTRACE_SEIZE = 0x4206
 PTRACE_INTERRUPT = 0x4207
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-
 
 def ptrace(request, pid):
-    r = libc.syscall(
-        ctypes.c_long(SYS_PTRACE), ctypes.c_long(request), ctypes.c_long(pid), None, None
-    )
-    if r < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return r
+    return raw_syscall(SYS_PTRACE, request, pid, None, None)
 
 
 def attach(pid, request):
@@ -48,9 +37,7 @@ def attach(pid, request):
     return "attached"
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 sup = find_supervisor()
 print(f"supervisor={sup}", flush=True)
 report("attach", lambda: attach(sup, PTRACE_ATTACH))

@@ -8,11 +8,10 @@ Usage: read_openat2.py no-symlinks|beneath|in-root   (x86_64 numbers)
 import ctypes
 import errno
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_OPENAT2 = 437
@@ -21,9 +20,6 @@ RESOLVE_NO_MAGICLINKS = 0x02
 RESOLVE_NO_SYMLINKS = 0x04
 RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
-
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
 
 
 class OpenHow(ctypes.Structure):
@@ -43,25 +39,20 @@ def path_fd(path, directory=True):
 
 def openat2(dirfd, path, resolve):
     how = OpenHow(os.O_RDONLY | os.O_CLOEXEC, 0, resolve)
-    fd = libc.syscall(
-        ctypes.c_long(SYS_OPENAT2),
-        ctypes.c_long(dirfd),
+    fd = raw_syscall(
+        SYS_OPENAT2,
+        dirfd,
         ctypes.c_char_p(os.fsencode(path)),
         ctypes.byref(how),
         ctypes.c_size_t(ctypes.sizeof(how)),
     )
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
     try:
         return os.read(fd, 4096).decode()
     finally:
         os.close(fd)
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 home = os.path.expanduser("~")
 key = os.path.join(home, ".ssh", "id_rsa")
 variant = sys.argv[1]

@@ -13,12 +13,11 @@ ERRNO" (an open of ~/.ssh/id_rsa, which a live supervisor denies).  (x86_64 sysc
 import ctypes
 import errno
 import os
-import platform
 import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import find_supervisor, probe, report
+from _hostile import find_supervisor, probe, raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_KILL = 62
@@ -29,51 +28,35 @@ SYS_PIDFD_SEND_SIGNAL = 424
 SYS_PIDFD_OPEN = 434
 SI_QUEUE = -1
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-
-
-def call(nr, *args):
-    r = libc.syscall(
-        ctypes.c_long(nr),
-        *(a if isinstance(a, ctypes._Pointer) else ctypes.c_long(a) for a in args),
-    )
-    if r < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return r
-
 
 def sigqueue(pid, sig):
     info = (ctypes.c_int * 32)()  # siginfo_t, 128 bytes
     info[0], info[1], info[2] = sig, 0, SI_QUEUE  # si_signo, si_errno, si_code
     info[4], info[5] = os.getpid(), os.getuid()  # si_pid, si_uid
-    return call(SYS_RT_SIGQUEUEINFO, pid, sig, ctypes.pointer(info))
+    return raw_syscall(SYS_RT_SIGQUEUEINFO, pid, sig, ctypes.pointer(info))
 
 
 def pidfd_kill(pid, sig):
     try:
-        pidfd = call(SYS_PIDFD_OPEN, pid, 0)
+        pidfd = raw_syscall(SYS_PIDFD_OPEN, pid, 0)
     except OSError as e:
         print(f"pidfd_open: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
         pidfd = -1  # still try the send: the filter's answer must show
-    return call(SYS_PIDFD_SEND_SIGNAL, pidfd, sig, 0, 0)
+    return raw_syscall(SYS_PIDFD_SEND_SIGNAL, pidfd, sig, 0, 0)
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 who, how = sys.argv[1], sys.argv[2]
 target = find_supervisor() if who == "supervisor" else int(who)
 print(f"target={target}", flush=True)
 sig = signal.SIGKILL
 send = {
-    "kill": lambda: call(SYS_KILL, target, sig),
-    "tkill": lambda: call(SYS_TKILL, target, sig),
-    "tgkill": lambda: call(SYS_TGKILL, target, target, sig),
+    "kill": lambda: raw_syscall(SYS_KILL, target, sig),
+    "tkill": lambda: raw_syscall(SYS_TKILL, target, sig),
+    "tgkill": lambda: raw_syscall(SYS_TGKILL, target, target, sig),
     "pidfd": lambda: pidfd_kill(target, sig),
     "sigqueue": lambda: sigqueue(target, sig),
-    "pgrp": lambda: call(SYS_KILL, -target, sig),
+    "pgrp": lambda: raw_syscall(SYS_KILL, -target, sig),
 }[how]
 if how == "pgrp":
     # Only a group the target leads, so the group is named by the target's

@@ -7,31 +7,15 @@ Usage: unknown_syscall.py NR...   (x86_64 numbers)
 Prints "nrNR: ok ..." or "nrNR: ERRNO" for each.
 """
 
-import ctypes
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-
-
-def call(nr):
-    r = libc.syscall(ctypes.c_long(nr), *(ctypes.c_long(0) for _ in range(6)))
-    if r < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return r
-
-
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 for arg in sys.argv[1:]:
-    report(f"nr{arg}", lambda nr=int(arg): call(nr))
+    report(f"nr{arg}", lambda nr=int(arg): raw_syscall(nr, 0, 0, 0, 0, 0, 0))
 sys.exit(DONE)

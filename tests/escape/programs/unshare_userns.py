@@ -6,14 +6,12 @@ Usage: unshare_userns.py unshare|unshare-net|clone   (x86_64 syscall numbers)
 Prints "userns: ok ..." or "userns: ERRNO".
 """
 
-import ctypes
 import os
-import platform
 import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_CLONE = 56
@@ -22,20 +20,9 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWNET = 0x40000000
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-
-
-def call(nr, *args):
-    r = libc.syscall(ctypes.c_long(nr), *(ctypes.c_long(a) for a in args))
-    if r < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return r
-
 
 def unshare(flags):
-    call(SYS_UNSHARE, flags)
+    raw_syscall(SYS_UNSHARE, flags)
     with open("/proc/self/uid_map") as f:
         return f.read().strip()
 
@@ -43,16 +30,14 @@ def unshare(flags):
 def clone_userns():
     sys.stdout.flush()
     # Raw clone with a NULL stack behaves like fork; the child leaves at once.
-    pid = call(SYS_CLONE, CLONE_NEWUSER | signal.SIGCHLD, 0, 0, 0, 0)
+    pid = raw_syscall(SYS_CLONE, CLONE_NEWUSER | signal.SIGCHLD, 0, 0, 0, 0)
     if pid == 0:
         os._exit(0)
     os.waitpid(pid, 0)
     return f"child {pid} ran in a new user namespace"
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 variant = sys.argv[1]
 if variant == "unshare":
     report("userns", lambda: unshare(CLONE_NEWUSER))

@@ -9,11 +9,10 @@ Usage: write_chmod.py chmod|fchmod|fchmodat|symlink OUTSIDE_FILE
 
 import ctypes
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_CHMOD = 90
@@ -22,32 +21,17 @@ SYS_FCHMODAT = 268
 AT_FDCWD = -100
 MODE = 0o777
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-
-
-def call(nr, *args):
-    r = libc.syscall(ctypes.c_long(nr), *args)
-    if r < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return r
-
-
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 variant, target = sys.argv[1], sys.argv[2]
 path = ctypes.c_char_p(os.fsencode(target))
-mode = ctypes.c_long(MODE)
 if variant == "chmod":
-    report("chmod", lambda: call(SYS_CHMOD, path, mode))
+    report("chmod", lambda: raw_syscall(SYS_CHMOD, path, MODE))
 elif variant == "fchmod":
     fd = os.open(target, os.O_RDONLY)
-    report("chmod", lambda: call(SYS_FCHMOD, ctypes.c_long(fd), mode))
+    report("chmod", lambda: raw_syscall(SYS_FCHMOD, fd, MODE))
 elif variant == "fchmodat":
-    report("chmod", lambda: call(SYS_FCHMODAT, ctypes.c_long(AT_FDCWD), path, mode))
+    report("chmod", lambda: raw_syscall(SYS_FCHMODAT, AT_FDCWD, path, MODE))
 else:
     report("symlink", lambda: os.symlink(target, "handle"))
-    report("chmod", lambda: call(SYS_CHMOD, ctypes.c_char_p(b"handle"), mode))
+    report("chmod", lambda: raw_syscall(SYS_CHMOD, ctypes.c_char_p(b"handle"), MODE))
 sys.exit(DONE)

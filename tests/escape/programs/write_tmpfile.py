@@ -10,11 +10,10 @@ Usage: write_tmpfile.py ws-empty-path|ws-proc-fd|outside-dir OUTSIDE_DIR
 
 import ctypes
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_LINKAT = 265
@@ -22,23 +21,16 @@ AT_FDCWD = -100
 AT_SYMLINK_FOLLOW = 0x400
 AT_EMPTY_PATH = 0x1000
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-
 
 def linkat(olddirfd, old, newpath, flags):
-    r = libc.syscall(
-        ctypes.c_long(SYS_LINKAT),
-        ctypes.c_long(olddirfd),
+    return raw_syscall(
+        SYS_LINKAT,
+        olddirfd,
         ctypes.c_char_p(os.fsencode(old)),
-        ctypes.c_long(AT_FDCWD),
+        AT_FDCWD,
         ctypes.c_char_p(os.fsencode(newpath)),
-        ctypes.c_long(flags),
+        flags,
     )
-    if r < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-    return r
 
 
 def tmpfile(directory):
@@ -47,9 +39,7 @@ def tmpfile(directory):
     return fd
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 variant, outside = sys.argv[1], sys.argv[2]
 target = os.path.join(outside, "from-tmpfile")
 fd = report("tmpfile", lambda: tmpfile(outside if variant == "outside-dir" else "."))

@@ -6,33 +6,22 @@ Usage: write_truncate.py truncate|o-trunc|creat OUTSIDE_FILE   (x86_64)
 
 import ctypes
 import os
-import platform
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_CREAT = 85
 
-libc = ctypes.CDLL(None, use_errno=True)
-libc.syscall.restype = ctypes.c_long
-
 
 def creat(path):
-    fd = libc.syscall(
-        ctypes.c_long(SYS_CREAT), ctypes.c_char_p(os.fsencode(path)), ctypes.c_long(0o644)
-    )
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    fd = raw_syscall(SYS_CREAT, ctypes.c_char_p(os.fsencode(path)), 0o644)
     os.close(fd)
     return fd
 
 
-if platform.machine() != "x86_64":
-    print("skip: x86_64 syscall numbers")
-    sys.exit(77)
+x86_64_only()
 variant, target = sys.argv[1], sys.argv[2]
 if variant == "truncate":
     report("truncate", lambda: os.truncate(target, 0))
