@@ -13,6 +13,7 @@ import ctypes
 import errno
 import os
 import random
+import shutil
 import socket
 import stat
 import subprocess
@@ -27,6 +28,17 @@ import pytest
 from tests.conftest import Area, User, sandbox_env
 
 TOKEN_NAME = "MY_SERVICE_TOKEN"  # hidden by the default env_policy ("*_TOKEN")
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+
+
+def program_copy(area: Area, name: str) -> Path:
+    """The hostile program NAME in a copy of programs/ in the scratch area
+    (made on first use): the checkout may sit where uid 65534 cannot read (a
+    clone under /root), the area is readable by design."""
+    copy = area.root / "programs"
+    if not copy.exists():
+        shutil.copytree(PROGRAMS, copy)
+    return copy / name
 
 
 @pytest.fixture(params=["notify", "ptrace"])

@@ -29,7 +29,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import struct
 import subprocess
 import sys
@@ -42,12 +41,11 @@ from typing import Any
 import pytest
 
 from tests.conftest import Run, linux_only, sandbox, write_policy
-from tests.escape.conftest import TOKEN_NAME, Ctx
+from tests.escape.conftest import TOKEN_NAME, Ctx, program_copy
 
 pytestmark = linux_only
 
 DONE = 42  # every program's exit status when it ran to its end
-PROGRAMS = Path(__file__).resolve().parent / "programs"
 FORGED = "FORGED-BY-SANDBOX"
 X86_64 = platform.machine() == "x86_64"
 
@@ -254,7 +252,7 @@ def victim_untouched(c: Ctx, r: Run) -> None:
 
 
 def _untraced_program(c: Ctx) -> str:
-    return str(c.area.root / "programs" / "clone_untraced.py")
+    return str(program_copy(c.area, "clone_untraced.py"))
 
 
 def nothing_outlived(c: Ctx, r: Run) -> None:
@@ -1275,12 +1273,8 @@ def _prepare(case: Case, ctx: Ctx) -> tuple[Path | None, list[str]]:
         else:
             policy = write_policy(ctx.area, text)
         ctx.policy_path = policy
-    # A copy in the scratch area: the checkout may sit where uid 65534
-    # cannot read (a clone under /root), the area is readable by design.
-    copy = ctx.area.root / "programs"
-    if not copy.exists():
-        shutil.copytree(PROGRAMS, copy)
-    return policy, [sys.executable, "-I", str(copy / case.program), *case.argv(ctx)]
+    program = program_copy(ctx.area, case.program)
+    return policy, [sys.executable, "-I", str(program), *case.argv(ctx)]
 
 
 def _effects(case: Case, ctx: Ctx, run: Run, before: dict[str, Any]) -> None:

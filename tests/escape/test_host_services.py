@@ -27,21 +27,16 @@ import pytest
 
 from agentsh_ipy.policy import NOT_OWN, default_policy_text
 from tests.conftest import IS_ROOT, Run, linux_only, read_audit, sandbox, write_policy
-from tests.escape.conftest import Ctx, _has_ipv6_loopback
+from tests.escape.conftest import Ctx, _has_ipv6_loopback, program_copy
 
 pytestmark = linux_only
 
 DONE = 42
-PROGRAMS = Path(__file__).resolve().parent / "programs"
 
 
 def program(ctx: Ctx, name: str, *argv: str) -> list[str]:
-    """The program, from a copy in the scratch area (uid 65534 may not be
-    able to read the checkout)."""
-    copy = ctx.area.root / "programs"
-    if not copy.exists():
-        shutil.copytree(PROGRAMS, copy)
-    return [sys.executable, "-I", str(copy / name), *argv]
+    """The program, from a copy in the scratch area."""
+    return [sys.executable, "-I", str(program_copy(ctx.area, name)), *argv]
 
 
 def exec_argv(ctx: Ctx, mode: str, audit: Path, policy: Path | None = None) -> list[str]:

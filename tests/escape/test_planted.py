@@ -45,11 +45,11 @@ import agentsh_ipy
 from agentsh_ipy.kernelspec import kernel_argv
 from agentsh_ipy.run import sandboxed_kernel_argv
 from tests.conftest import Area, Run, User, linux_only, read_audit, sandbox_env
+from tests.escape.conftest import program_copy
 
 pytestmark = linux_only
 
 DONE = 42
-PLANT = Path(__file__).resolve().parent / "programs" / "plant.py"
 VERSION = f"python{sys.version_info[0]}.{sys.version_info[1]}"
 MARK = "PLANTED-BY-SANDBOX"
 # the supervisor's own writes in the home directory: its cache home
@@ -97,11 +97,7 @@ class World:
         attempts = self.area.root / "attempts.json"
         attempts.write_text(json.dumps([a[:3] for a in self.attempts]))
         attempts.chmod(0o644)
-        # A copy in the scratch area: the checkout may sit where uid 65534
-        # cannot read (a clone under /root), the area is readable by design.
-        plant = self.area.root / "programs" / PLANT.name
-        if not plant.exists():
-            shutil.copytree(PLANT.parent, plant.parent)
+        plant = program_copy(self.area, "plant.py")
         argv = [*cmd_prefix, str(self.python), "-I", "-S", "-B", str(plant)]
         argv += [str(attempts), str(self.scratch)]
         start = time.monotonic()
