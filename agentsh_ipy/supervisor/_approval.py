@@ -68,4 +68,9 @@ def ask_async(
             granted, how = False, f"denied: approver failed ({e.strerror})"
         done(granted, how)
 
-    threading.Thread(target=run, name="agentsh-approval", daemon=True).start()
+    try:
+        threading.Thread(target=run, name="agentsh-approval", daemon=True).start()
+    except RuntimeError:
+        # The sandbox may have spent the process limit it shares with us:
+        # nobody can be asked, so the answer is no (never an unanswered call).
+        done(False, "denied: the supervisor could not start a thread to ask")

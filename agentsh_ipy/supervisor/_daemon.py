@@ -380,7 +380,12 @@ class Daemon:
                 conn, _ = self.listen.accept()
             except OSError:
                 return
-            self.handshakes.submit(functools.partial(self.handshake, conn))
+            try:
+                self.handshakes.submit(functools.partial(self.handshake, conn))
+            except OSError as e:  # no thread (the sandbox spent the user's limit)
+                self._emit("sandbox", op="error", decision="deny",
+                           reason=f"a launch was refused: {e}")  # fmt: skip
+                conn.close()
 
     def handshake(self, conn: socket.socket) -> None:
         """One wrapper, from its hello to GO (the attach itself is the main
@@ -427,7 +432,7 @@ class Daemon:
             if result:
                 raise result[0]
             hs.go()
-        except (LaunchError, OSError) as e:
+        except (LaunchError, OSError, RuntimeError) as e:  # RuntimeError: no thread
             reason = e.reason if isinstance(e, LaunchError) else f"sandbox setup failed: {e}"
             tree._emit("sandbox", op="error", pid=pid, reason=reason)
             # Not attached: it has not run the command, and must not.
@@ -437,7 +442,10 @@ class Daemon:
             tree._emit("sandbox", op="end", exit_code=code, reason=reason)
             tree.close()
             return
-        threading.Thread(target=tree.finish, name="agentsh-finish", daemon=True).start()
+        try:
+            threading.Thread(target=tree.finish, name="agentsh-finish", daemon=True).start()
+        except RuntimeError:
+            tree.finish()  # no thread to be had: this handshake thread waits instead
 
     def _config_message(self) -> tuple[list[bytes], list[tuple[int, int, bytes]]]:
         """The launch options every wrapper gets (sendmsg's arguments)."""

@@ -18,7 +18,7 @@ from .. import policy as pol
 from .._linux import files, seccomp
 from .._linux.arch import Arch
 from ._decoder import O_CREAT, OPEN_FLAGS, Decoder
-from ._request import CONTINUE, Request, unreadable
+from ._request import CONTINUE, Request, unreadable, unserved
 from ._workers import Workers
 
 
@@ -206,21 +206,34 @@ class NotifyLoop(threading.Thread):
             delivered = self._emulate_open(nid, req, *req.open_spec)
         elif req.action is not None and req.run_async:
             self._begin_answer()  # ended by _answer_later
-            self._workers.submit(lambda: self._answer_later(nid, req))
-            return
+            try:
+                self._workers.submit(lambda: self._answer_later(nid, req))
+                return
+            except OSError as e:
+                self._end_answer()
+                delivered = self._unserved(nid, req, e)
         elif req.action is not None:
-            result = req.action()
-            if result == CONTINUE:
-                delivered = seccomp.notif_send(self.listener, nid, cont=True)
+            try:
+                result = req.action()
+            except Exception as e:  # a bug or a resource we lack: refuse, keep serving
+                delivered = self._unserved(nid, req, e)
             else:
-                val, err = (result, 0) if result >= 0 else (0, -result)
-                delivered = seccomp.notif_send(self.listener, nid, val=val, error=err)
+                delivered = self._send_result(nid, result)
         elif allowed:
             delivered = seccomp.notif_send(self.listener, nid, cont=True)
         else:
             delivered = seccomp.notif_send(self.listener, nid, error=req.errno)
         if delivered and not req.quiet:
             self.on_request(req)
+
+    def _send_result(self, nid: int, result: int) -> bool:
+        if result == CONTINUE:
+            return seccomp.notif_send(self.listener, nid, cont=True)
+        val, err = (result, 0) if result >= 0 else (0, -result)
+        return seccomp.notif_send(self.listener, nid, val=val, error=err)
+
+    def _unserved(self, nid: int, req: Request, error: BaseException) -> bool:
+        return seccomp.notif_send(self.listener, nid, error=unserved(req, error))
 
     def _answer_later(self, nid: int, req: Request) -> None:
         """An action that may block (a connect), on its own thread."""

@@ -26,7 +26,7 @@ from .. import policy as pol
 from .._linux import ptracer, syscalls
 from .._linux.arch import Arch
 from ._decoder import Decoder
-from ._request import CONTINUE, Request, unreadable
+from ._request import CONTINUE, Request, unreadable, unserved
 from ._tracer import Tracer
 
 # Calls whose path or address the kernel re-reads after the decision (exec is
@@ -105,7 +105,12 @@ class PtraceDecider:
     def _apply(self, regs: ptracer.SyscallRegs, req: Request) -> None:
         try:
             if req.action is not None:
-                result = req.action()
+                try:
+                    result = req.action()
+                except OSError:
+                    raise
+                except Exception as e:  # a failure of ours: refuse, keep tracing
+                    result = -unserved(req, e)
                 if result != CONTINUE:
                     regs.skip(result)
             elif req.decision.decision not in ("allow", "audit"):

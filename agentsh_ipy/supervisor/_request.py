@@ -61,6 +61,7 @@ CONTINUE = 1 << 62
 BLOCKED_RULE = "seccomp-blocklist"
 PROC_RULE = "proc-outside"
 LIMIT_RULE = "limits.max_processes"
+UNSERVED_RULE = "supervisor-unable"  # a request the supervisor could not carry out
 
 
 def kind_of(syscall: str) -> str:
@@ -78,3 +79,17 @@ def unreadable(syscall: str, tid: int, error: Exception) -> Request:
     return Request(
         kind_of(syscall), "unreadable", syscall, tid, tid, denied, {"reason": str(error)}
     )
+
+
+def unserved(req: Request, error: BaseException) -> int:
+    """Turn ``req`` into the denial of a call the supervisor could not carry
+    out (no thread to run it on, a failure of its own) and return the errno
+    to answer: a trapped call is answered, never left waiting."""
+    err = error.errno if isinstance(error, OSError) and error.errno else errno.EAGAIN
+    req.decision = pol.Decision(
+        "deny", UNSERVED_RULE, f"the supervisor could not carry it out: {error}"
+    )
+    req.fields["result"] = errno.errorcode.get(err, str(err))
+    req.err = err
+    req.quiet = False
+    return err

@@ -8,6 +8,7 @@ others), and an exception in a job stays in a future nobody reads.
 
 from __future__ import annotations
 
+import errno
 import queue
 import threading
 from collections.abc import Callable
@@ -36,7 +37,14 @@ class Workers:
                 self._jobs.put(job)
                 return
             self._live += 1
-        threading.Thread(target=self._work, args=(job,), name=self._name, daemon=True).start()
+        try:
+            threading.Thread(target=self._work, args=(job,), name=self._name, daemon=True).start()
+        except RuntimeError as e:
+            # No thread to be had: the user's process limit, which the sandbox
+            # shares, is spent. The caller answers without one (OSError).
+            with self._lock:
+                self._live -= 1
+            raise OSError(errno.EAGAIN, f"no thread for the job ({e})") from None
 
     def _work(self, job: Callable[[], None] | None) -> None:
         try:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import threading
+from typing import Any
 
+import pytest
+
+from agentsh_ipy import policy as pol
+from agentsh_ipy.supervisor._approval import NoApprover, ask_async
+from agentsh_ipy.supervisor._request import UNSERVED_RULE, Request, unserved
 from agentsh_ipy.supervisor._workers import Workers
 
 
@@ -64,3 +71,33 @@ def test_close_ends_idle_workers_and_idle_ones_time_out() -> None:
             break
         threading.Event().wait(0.01)
     assert kept._live == 0, "close left a worker running"
+
+
+def _no_threads(self: threading.Thread) -> None:
+    raise RuntimeError("can't start new thread")
+
+
+def test_no_thread_to_be_had_is_an_oserror_and_no_live_worker(monkeypatch: Any) -> None:
+    workers = Workers()
+    monkeypatch.setattr(threading.Thread, "start", _no_threads)
+    with pytest.raises(OSError) as e:
+        workers.submit(lambda: None)
+    assert e.value.errno == errno.EAGAIN
+    assert workers._live == 0  # nothing counted that never ran
+
+
+def test_an_approval_without_a_thread_is_denied_not_left_waiting(monkeypatch: Any) -> None:
+    answers: list[tuple[bool, str]] = []
+    monkeypatch.setattr(threading.Thread, "start", _no_threads)
+    ask_async(NoApprover(), "allow?", 5, lambda granted, how: answers.append((granted, how)))
+    assert answers == [(False, "denied: the supervisor could not start a thread to ask")]
+
+
+def test_an_action_that_cannot_be_carried_out_becomes_an_audited_denial() -> None:
+    req = Request("net", "connect", "connect", 1, 1, pol.Decision("allow", "lo"))
+    assert unserved(req, OSError(errno.EAGAIN, "no thread")) == errno.EAGAIN
+    assert (req.decision.decision, req.decision.rule) == ("deny", UNSERVED_RULE)
+    assert (req.fields["result"], req.errno, req.quiet) == ("EAGAIN", errno.EAGAIN, False)
+    other = Request("file", "write", "rename", 1, 1, pol.Decision("allow", "ws"))
+    assert unserved(other, ValueError("a bug")) == errno.EAGAIN
+    assert "a bug" in other.decision.message
