@@ -182,7 +182,7 @@ _add(
 _add(
     D,
     "files",
-    "the file rules (delete, rename, link, mkdir)",
+    "the file rules (delete, rename, link, mkdir); done by the supervisor in the pinned parents",
     "unlink unlinkat rename renameat renameat2 link linkat symlink symlinkat mkdir mkdirat rmdir",
 )
 _add(
@@ -194,7 +194,8 @@ _add(
 _add(
     D,
     "files",
-    "a `create` under the file rules: a FIFO, socket or regular file; device nodes are refused",
+    "a `create` under the file rules: a FIFO, socket or regular file, done by the supervisor; "
+    "device nodes are refused",
     "mknod mknodat",
 )
 _add(

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from .. import policy as pol
 from .._linux import files, procfs, sockets, syscalls
 from .._linux.arch import Arch
+from . import _pinned
 from ._hosts import HostServices
 from ._redirect import Redirector
 from ._request import (
@@ -337,19 +338,40 @@ class Decoder:
             req, True, lambda p: os.truncate(p, length), os.O_WRONLY | os.O_NONBLOCK
         )
 
+    # Name operations: an allowed one is done by the supervisor on the names
+    # it decided, in their pinned parent directories (see _pinned.py).
     def _h_unlink(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._file(name, pid, tid, ["delete"], self._path(pid, tid, AT_FDCWD, a[0]), False)
+        path = self._path(pid, tid, AT_FDCWD, a[0])
+        req = self._file(name, pid, tid, ["delete"], path, False)
+        flags = _pinned.AT_REMOVEDIR if name == "rmdir" else 0
+        return _pinned.unlink(req, _pinned.target(path, req.fields.get("resolved", path)), flags)
 
     _h_rmdir = _h_unlink
 
     def _h_unlinkat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._file(name, pid, tid, ["delete"], self._path(pid, tid, a[0], a[1]), False)
+        path = self._path(pid, tid, a[0], a[1])
+        req = self._file(name, pid, tid, ["delete"], path, False)
+        return _pinned.unlink(req, _pinned.target(path, req.fields.get("resolved", path)), a[2])
 
-    def _two(self, name: str, pid: int, tid: int, op: str, old: str, new: str) -> Request:
-        a = self._file(name, pid, tid, [op], old, False)
+    def _two(
+        self, name: str, pid: int, tid: int, op: str, old: str, new: str, flags: int = 0,
+        fd_of: tuple[int, int] | None = None,
+    ) -> Request:  # fmt: skip
+        """A rename or a link (``flags``: the call's; AT_SYMLINK_FOLLOW
+        decides the link on what the old name leads to)."""
+        a = self._file(name, pid, tid, [op], old, bool(flags & _pinned.AT_SYMLINK_FOLLOW))
         b = self._file(name, pid, tid, [op], new, False)
         d = worst([a.decision, b.decision])
-        return Request("file", op, name, pid, tid, d, {"path": old, "dest": new})
+        req = Request("file", op, name, pid, tid, d, {"path": old, "dest": new})
+        real_old = a.fields.get("resolved", old)
+        t_old = _pinned.target(old, real_old)
+        t_new = _pinned.target(new, b.fields.get("resolved", new))
+        if op == "rename":
+            return _pinned.rename(req, t_old, t_new, flags)
+        if flags & _pinned.AT_SYMLINK_FOLLOW:
+            fd_of = _pinned.proc_fd(_resolve(old, pid, tid, False)) or fd_of
+            t_old = _pinned.Target(*os.path.split(real_old))
+        return _pinned.link(req, t_old, t_new, flags, fd_of, real_old)
 
     def _h_rename(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._two(
@@ -369,6 +391,7 @@ class Decoder:
             "rename",
             self._path(pid, tid, a[0], a[1]),
             self._path(pid, tid, a[2], a[3]),
+            a[4] & 0xFFFFFFFF if name == "renameat2" else 0,
         )
 
     _h_renameat2 = _h_renameat
@@ -391,23 +414,30 @@ class Decoder:
             "link",
             self._path(pid, tid, a[0], a[1], a[4]),
             self._path(pid, tid, a[2], a[3]),
+            a[4] & 0xFFFFFFFF,
+            (pid, _s32(a[0])) if a[4] & AT_EMPTY_PATH else None,
         )
 
     def _h_symlink(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        target = self._str(tid, a[0])
-        path = self._path(pid, tid, AT_FDCWD, a[1])
-        return self._file(name, pid, tid, ["link"], path, False, target=target)
+        return self._symlink(name, pid, tid, self._str(tid, a[0]), AT_FDCWD, a[1])
+
+    def _symlink(self, name: str, pid: int, tid: int, text: str, dirfd: int, addr: int) -> Request:
+        path = self._path(pid, tid, dirfd, addr)
+        req = self._file(name, pid, tid, ["link"], path, False, target=text)
+        return _pinned.symlink(req, text, _pinned.target(path, req.fields.get("resolved", path)))
 
     def _h_symlinkat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        target = self._str(tid, a[0])
-        path = self._path(pid, tid, a[1], a[2])
-        return self._file(name, pid, tid, ["link"], path, False, target=target)
+        return self._symlink(name, pid, tid, self._str(tid, a[0]), a[1], a[2])
+
+    def _mkdir(self, name: str, pid: int, tid: int, path: str, mode: int) -> Request:
+        req = self._file(name, pid, tid, ["mkdir"], path, False)
+        return _pinned.mkdir(req, _pinned.target(path, req.fields.get("resolved", path)), mode)
 
     def _h_mkdir(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._file(name, pid, tid, ["mkdir"], self._path(pid, tid, AT_FDCWD, a[0]), False)
+        return self._mkdir(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1])
 
     def _h_mkdirat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._file(name, pid, tid, ["mkdir"], self._path(pid, tid, a[0], a[1]), False)
+        return self._mkdir(name, pid, tid, self._path(pid, tid, a[0], a[1]), a[2])
 
     def _mknod(self, name: str, pid: int, tid: int, path: str, mode: int) -> Request:
         """A FIFO, a socket or a regular file is a create; a device node
@@ -416,7 +446,8 @@ class Decoder:
             return self._refuse(
                 name, pid, tid, (), message="a device node", path=path, mode=oct(mode)
             )
-        return self._file(name, pid, tid, ["create"], path, False)
+        req = self._file(name, pid, tid, ["create"], path, False)
+        return _pinned.mknod(req, _pinned.target(path, req.fields.get("resolved", path)), mode)
 
     def _h_mknod(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._mknod(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1])
