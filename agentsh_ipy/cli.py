@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--audit",
         metavar="FILE",
-        help="append the audit (JSON Lines) here (default: ~/.local/state/agentsh-ipy/audit/)",
+        help="append the audit (JSON Lines) here (default: agentsh-ipy/audit/ under "
+        "$XDG_STATE_HOME or ~/.local/state, else under the temp dir: README, Audit)",
     )
     ex.add_argument(
         "--report", action="store_true", help="print the audit table on stderr at the end"
@@ -186,12 +187,15 @@ def _exec(args: argparse.Namespace) -> int:
         _err(f"workspace {args.workspace!r} is not a directory; not running {cmd[0]}")
         return EXIT_SETUP
     session = sup.new_session_id()
-    audit_path = os.path.abspath(args.audit or sup.default_audit_path(session))
     try:
+        audit_path = os.path.abspath(args.audit or sup.default_audit_path(session))
         policy = sup.load_policy(args.policy, args.workspace, protect=(audit_path,))
     except pol.PolicyError as e:
         for line in str(e).splitlines():
             _err(f"policy error: {line}")
+        return EXIT_SETUP
+    except sup.NoStateDir as e:
+        _err(f"{e.strerror}; not running {cmd[0]}")
         return EXIT_SETUP
     try:
         log = sup.open_audit(audit_path, session)

@@ -275,11 +275,13 @@ def _sandboxed(
     mode: str,
 ) -> int:
     session_id = sup.new_session_id()
-    audit_path = os.path.abspath(args.audit or sup.default_audit_path(session_id))
     try:
+        audit_path = os.path.abspath(args.audit or sup.default_audit_path(session_id))
         policy = sup.load_policy(args.policy, workspace, protect=(audit_path,))
     except pol.PolicyError as e:
         return _fail(f"policy error:\n{e}")
+    except sup.NoStateDir as e:
+        return _fail(str(e.strerror))
     # The frontend's key: not even readable inside. The inner file: readable.
     policy = policy.hide([conn_path]).protect([inner_path])
     # The inner kernel binds its channels on loopback, whatever the policy

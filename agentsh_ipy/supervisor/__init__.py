@@ -22,7 +22,8 @@ from . import _cache, _protect
 from ._approval import Approver, NoApprover, TerminalApprover
 from ._launch import EXIT_SETUP, LaunchError, Timeouts
 from ._session import Result, Session, exit_status
-from ._trash import TRASH_DIR, Trash, TrashError, state_dir
+from ._state import NoStateDir, state_dir
+from ._trash import TRASH_DIR, Trash, TrashError
 from ._trash import key_path as trash_key_path
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ __all__ = [
     "Approver",
     "LaunchError",
     "NoApprover",
+    "NoStateDir",
     "Result",
     "SandboxClient",
     "Session",

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from ._state import cache_base
+
 RULE = "sandbox-cache"
 
 # variable -> its directory under the cache home
@@ -33,13 +35,10 @@ VARIABLES: dict[str, str] = {
 
 
 def cache_home(env: Mapping[str, str] | None = None) -> str:
-    """``$XDG_CACHE_HOME/agentsh-ipy/sandbox`` (``~/.cache/...``), from the
-    supervisor's environment, not the sandbox's."""
-    env = os.environ if env is None else env
-    base = env.get("XDG_CACHE_HOME") or os.path.join(
-        env.get("HOME") or os.path.expanduser("~"), ".cache"
-    )
-    return os.path.join(os.path.realpath(base), "agentsh-ipy", "sandbox")
+    """``$XDG_CACHE_HOME/agentsh-ipy/sandbox`` (``~/.cache/...``, else under
+    the temp dir: see _state), from the supervisor's environment, not the
+    sandbox's."""
+    return os.path.join(os.path.realpath(cache_base(env)), "sandbox")
 
 
 def cache_env(home: str) -> dict[str, str]:

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping
 
 from .. import policy as pol
+from ._state import state_candidates
 
 
 def _real(paths: Iterable[str | None], cwd: str | None = None) -> tuple[str, ...]:
@@ -41,7 +42,6 @@ def gather(home: str, env: Mapping[str, str] | None = None) -> pol.ProtectedHost
     env = os.environ if env is None else env
     config = env.get("XDG_CONFIG_HOME")
     data = env.get("XDG_DATA_HOME")
-    state = env.get("XDG_STATE_HOME") or os.path.join(home, ".local", "state")
     prefixes = [sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix]
     user_base = env.get("PYTHONUSERBASE") or os.path.join(home, ".local")
     version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
@@ -68,7 +68,7 @@ def gather(home: str, env: Mapping[str, str] | None = None) -> pol.ProtectedHost
         home=home,
         config_homes=_real([config]),
         data_homes=_real([data]),
-        state_dirs=_real([os.path.join(state, "agentsh-ipy")]),
+        state_dirs=_real(state_candidates({**env, "HOME": home})),
         ipython_dirs=_real([env.get("IPYTHONDIR"), os.path.join(home, ".config", "ipython")]),
         jupyter_config=_real(jupyter_config),
         jupyter_data=_real(jupyter_data),

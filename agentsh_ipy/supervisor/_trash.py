@@ -31,20 +31,13 @@ from typing import Any
 
 from .. import policy as pol
 from .._linux import files
+from ._state import state_dir
 
 TRASH_DIR = ".agentsh-trash"
 KEY_BYTES = 32
 # What of the item's lstat is signed: a different inode, or one written,
 # renamed, chmod'ed or linked since (ctime moves), is not what was moved.
 _INODE = ("st_dev", "st_ino", "st_mode", "st_size", "st_ctime_ns", "st_nlink")
-
-
-def state_dir() -> str:
-    """agentsh-ipy's state directory: the audit logs, the trash's key."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return os.path.join(state, "agentsh-ipy")
 
 
 def key_path() -> str:

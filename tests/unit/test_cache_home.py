@@ -3,6 +3,8 @@ opening it comes after the policy's own (its denials still apply)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agentsh_ipy import policy as pol
 from agentsh_ipy.supervisor import _cache
 
@@ -15,9 +17,10 @@ file_rules:
 """
 
 
-def test_home_follows_the_supervisors_environment() -> None:
-    assert _cache.cache_home({"HOME": "/h"}) == "/h/.cache/agentsh-ipy/sandbox"
-    assert _cache.cache_home({"HOME": "/h", "XDG_CACHE_HOME": "/c"}) == "/c/agentsh-ipy/sandbox"
+def test_home_follows_the_supervisors_environment(tmp_path: Path) -> None:
+    h, c = str(tmp_path / "h"), str(tmp_path / "c")
+    assert _cache.cache_home({"HOME": h}) == f"{h}/.cache/agentsh-ipy/sandbox"
+    assert _cache.cache_home({"HOME": h, "XDG_CACHE_HOME": c}) == f"{c}/agentsh-ipy/sandbox"
 
 
 def test_every_variable_points_inside_the_home() -> None:
