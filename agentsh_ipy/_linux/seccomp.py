@@ -67,7 +67,7 @@ IOCTL_NOTIF_ADDFD = _ioc(_IOC_WRITE, 3, ADDFD_SIZE)
 @dataclass
 class _Insn:
     code: int
-    k: int
+    k: int | str
     jt: str | int = 0
     jf: str | int = 0
 
@@ -79,7 +79,7 @@ class _Asm:
         self.prog: list[_Insn] = []
         self.labels: dict[str, int] = {}
 
-    def emit(self, code: int, k: int, jt: str | int = 0, jf: str | int = 0) -> None:
+    def emit(self, code: int, k: int | str, jt: str | int = 0, jf: str | int = 0) -> None:
         self.prog.append(_Insn(code, k, jt, jf))
 
     def label(self, name: str) -> None:
@@ -94,12 +94,16 @@ class _Asm:
                 if not 0 <= off <= 255:
                     raise ValueError(f"BPF jump out of range at {i}: {off}")
                 jumps.append(off)
-            out += struct.pack("<HBBI", insn.code, jumps[0], jumps[1], insn.k)
+            k = insn.k
+            if isinstance(k, str):  # BPF_JA to a label
+                k = self.labels[k] - i - 1
+            out += struct.pack("<HBBI", insn.code, jumps[0], jumps[1], k)
         return bytes(out)
 
 
 RET_TRACE = 0x7FF00000
 _JGT_K = 0x25
+_JA = 0x05  # BPF_JMP | BPF_JA: k is the offset (32 bits), jt and jf unused
 
 # The hottest argument-checked calls first: every one not cached as
 # "always allow" walks the blocks in this order.
@@ -175,10 +179,17 @@ def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
 def _block(a: _Asm, nr: int, entry: syscalls.Syscall, decide: int) -> None:
     """One argument-checked syscall: its rules in order, each a run of tests
     that falls to the next rule on the first that fails; then its
-    ``otherwise``. Entered only with its number loaded; always returns."""
+    ``otherwise``. Entered only with its number loaded; always returns.
+
+    A rule's last test returns from right after it, so no jump grows with
+    the number of rules (an allowlist of ioctl requests has a hundred), and
+    the block is skipped with BPF_JA, whose offset has 32 bits. A rule that
+    tests the word the rule before it tested alone does not load it again:
+    on that rule's failure the accumulator still holds it."""
     p = f"{entry.name}:"
-    a.emit(_JEQ_K, nr, 0, p + "after")
-    target = {syscalls.ALLOW: p + "allow", syscalls.TRAP: p + "trap"}
+    a.emit(_JEQ_K, nr, 1, 0)
+    a.emit(_JA, p + "after")
+    held: int | None = None  # the offset whose word the accumulator holds, unmasked
     for i, rule in enumerate(entry.rules):
         fail = f"{p}rule{i + 1}"
         words: list[tuple[int, int | None, int, int]] = []  # (offset, mask, opcode, k)
@@ -193,16 +204,19 @@ def _block(a: _Asm, nr: int, entry: syscalls.Syscall, decide: int) -> None:
                 assert t.op == "eq", "a wide test compares equal"
                 words.append((_arg_hi(t.arg), None, _JEQ_K, t.value >> 32))
         for j, (offset, mask, op, k) in enumerate(words):
-            a.emit(_LD_W_ABS, offset)
+            if not (j == 0 and mask is None and offset == held):
+                a.emit(_LD_W_ABS, offset)
             if mask is not None:
                 a.emit(_AND_K, mask)
-            a.emit(op, k, target[rule.action] if j == len(words) - 1 else 0, fail)
+            if j < len(words) - 1:
+                a.emit(op, k, 0, fail)
+            else:
+                a.emit(op, k, 0, 1)
+                a.emit(_RET_K, RET_ALLOW if rule.action == syscalls.ALLOW else decide)
         a.label(fail)
+        single = len(words) == 1 and words[0][1] is None
+        held = words[0][0] if single else None
     a.emit(_RET_K, RET_ALLOW if entry.otherwise == syscalls.ALLOW else decide)
-    a.label(p + "allow")
-    a.emit(_RET_K, RET_ALLOW)
-    a.label(p + "trap")
-    a.emit(_RET_K, decide)
     a.label(p + "after")
 
 

@@ -27,6 +27,8 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from . import subcommands as sc
+
 
 class Kind(enum.Enum):
     DECIDED = "decided"
@@ -83,6 +85,20 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Sub:
+    """One class of a call's sub-commands (ioctl requests, fcntl commands,
+    prctl options, setsockopt levels): one row of the table. Its rules come
+    before the next class's; a sub-command no class names is refused with
+    the call's ``errno``."""
+
+    what: str  # the row's name, e.g. "terminal"
+    kind: Kind  # HARMLESS: the filter allows; DECIDED: the decoder; REFUSED
+    reason: str
+    rules: tuple[Rule, ...]
+    errno: int = errno.EPERM  # what a refused class answers
+
+
+@dataclass(frozen=True)
 class Syscall:
     name: str
     kind: Kind
@@ -94,6 +110,18 @@ class Syscall:
     errno: int = errno.EPERM  # what a refusal answers
     filter_errno: int | None = None  # answered by the filter itself, unaudited
     aliases: tuple[str, ...] = ()  # the same call under another ABI's name
+    subs: tuple[Sub, ...] = ()  # sub-command classes; ``rules`` is made of theirs
+    sub_key: str = ""  # the audit field naming the sub-command ("request", ...)
+
+    def sub(self, args: Sequence[int]) -> tuple[Sub | None, str]:
+        """The class of this call's sub-command and the sub-command's name
+        (hex when unknown), decided as the filter decides: first rule wins."""
+        for sub in self.subs:
+            for rule in sub.rules:
+                if all(t.holds(args) for t in rule.tests):
+                    named = [t for t in rule.tests if t.label] or list(rule.tests)
+                    return sub, named[-1].value_text()
+        return None, hex(args[self.subs[0].rules[0].tests[-1].arg] & 0xFFFFFFFF)
 
     def action(self, args: Sequence[int]) -> str:
         """What the filter does with this call and these arguments."""
@@ -162,12 +190,37 @@ def _add(
     err: int = errno.EPERM,
     filter_errno: int | None = None,
     aliases: tuple[str, ...] = (),
+    subs: tuple[Sub, ...] = (),
+    sub_key: str = "",
 ) -> None:
-    """Entries for ``names`` (space-separated) sharing one reason."""
+    """Entries for ``names`` (space-separated) sharing one reason. With
+    ``subs``, the filter's rules are the classes' in order, and a
+    sub-command none names goes to the supervisor, which refuses it."""
+    if subs:
+        rules = tuple(r for sub in subs for r in sub.rules)
+        otherwise = TRAP
     for name in names.split():
         _CATALOG.append(
-            Syscall(name, kind, group, reason, rules, otherwise, args, err, filter_errno, aliases)
+            Syscall(
+                name,
+                kind,
+                group,
+                reason,
+                rules,
+                otherwise,
+                args,
+                err,
+                filter_errno,
+                aliases,
+                subs,
+                sub_key,
+            )
         )
+
+
+def _one_of(arg: int, values: dict[str, int], action: str = ALLOW) -> tuple[Rule, ...]:
+    """One rule per named value of ``arg`` (a sub-command number)."""
+    return tuple(Rule(action, (_t(arg, "eq", v, k),)) for k, v in values.items())
 
 
 D, H, U, R = Kind.DECIDED, Kind.HARMLESS, Kind.UNCHECKED, Kind.REFUSED
@@ -232,13 +285,14 @@ _add(D, "processes", "counted against limits.max_processes", "fork vfork")
 _add(
     D,
     "processes",
-    "a new thread needs no decision; a process is counted; a new user "
-    "namespace and CLONE_UNTRACED (a child the tracer never sees, which would outlive the "
-    "command) are refused",
+    "a new thread needs no decision; a process is counted; a new namespace "
+    "(a thread may ask for one too) and CLONE_UNTRACED (a child the tracer never sees, "
+    "which would outlive the command) are refused",
     "clone",
     rules=(
         Rule(
-            TRAP, (_t(0, "any", CLONE_NEWUSER | CLONE_UNTRACED, "CLONE_NEWUSER or CLONE_UNTRACED"),)
+            TRAP,
+            (_t(0, "any", sc.CLONE_NEW_CLONE | CLONE_UNTRACED, "CLONE_NEW* or CLONE_UNTRACED"),),
         ),
         Rule(ALLOW, (_t(0, "any", CLONE_THREAD, "CLONE_THREAD"),)),
     ),
@@ -248,10 +302,11 @@ _add(
 _add(
     D,
     "processes",
-    "a new user namespace is refused; other namespaces are allowed (root "
-    "may unshare a network namespace: a known gap)",
+    "the caller's own fd table, fs context and semaphore undo list; every new namespace "
+    "(mount, UTS, IPC, network, pid, cgroup, time, user) is refused, for root too: one "
+    "would change what paths, addresses and host names the decisions are about",
     "unshare",
-    rules=(Rule(TRAP, (_t(0, "any", CLONE_NEWUSER, "CLONE_NEWUSER"),)),),
+    rules=(Rule(TRAP, (_t(0, "any", sc.NEW_NAMESPACES, "CLONE_NEW*"),)),),
     otherwise=ALLOW,
     args=("flags",),
 )
@@ -304,19 +359,82 @@ _add(
 _add(
     D,
     "ioctl requests",
-    "typing into the terminal (an approval prompt, the user's shell) and setting inode "
-    "flags or project ids (`chattr`, on any file the caller can open, read-only too) are "
-    "refused; other requests are allowed unchecked (a known gap)",
+    "any other request (a device's, a file system's, a driver's) is refused with ENOTTY, "
+    "what a program expects of a file that does not support it",
     "ioctl",
-    rules=(
-        Rule(TRAP, (_t(1, "eq", TIOCSTI, "TIOCSTI"),)),
-        Rule(TRAP, (_t(1, "eq", TIOCLINUX, "TIOCLINUX"),)),
-        Rule(TRAP, (_t(1, "eq", FS_IOC_SETFLAGS, "FS_IOC_SETFLAGS"),)),
-        Rule(TRAP, (_t(1, "eq", FS_IOC32_SETFLAGS, "FS_IOC32_SETFLAGS"),)),
-        Rule(TRAP, (_t(1, "eq", FS_IOC_FSSETXATTR, "FS_IOC_FSSETXATTR"),)),
+    subs=(
+        Sub(
+            "refused",
+            R,
+            "typing into a terminal (an approval prompt, the user's shell), the console, a "
+            "pty's peer opened past the file rules on `/dev/pts`",
+            _one_of(1, sc.IOCTL_REFUSED, TRAP),
+        ),
+        Sub(
+            "controlling terminal",
+            D,
+            "`TIOCSCTTY` 1 with `CAP_SYS_ADMIN` steals the terminal from the session that "
+            "has it (the user's shell outside): refused to a caller that has it; without it "
+            "the 1 means nothing (`script` passes it) and the call is allowed",
+            (Rule(TRAP, (_t(1, "eq", sc.TIOCSCTTY, "TIOCSCTTY"), _t(2, "eq", 1))),),
+        ),
+        Sub(
+            "terminal",
+            H,
+            "modes, size, foreground group, locks, breaks and the pty number of a terminal "
+            "the caller holds (`stty`, `script`, job control, readline)",
+            (
+                *_one_of(1, sc.IOCTL_TERMINAL),
+                Rule(ALLOW, (_t(1, "eq", sc.TIOCSCTTY, "TIOCSCTTY"),)),
+            ),
+        ),
+        Sub(
+            "fds",
+            H,
+            "the caller's own fds: bytes waiting, non-blocking, close-on-exec, async mode and "
+            "its owner's reading",
+            _one_of(1, sc.IOCTL_FD),
+        ),
+        Sub(
+            "sockets",
+            H,
+            "reads of the caller's socket and of the interfaces' names, addresses and flags "
+            "(`ip addr`, `if_nameindex`)",
+            _one_of(1, sc.IOCTL_SOCKET),
+        ),
+        Sub(
+            "files",
+            H,
+            "reads of a file's flags, extents, block size and file system's label, and "
+            "clones or dedupes between fds the caller opened (`cp --reflink`)",
+            _one_of(1, sc.IOCTL_FILE),
+        ),
+        Sub(
+            "seccomp listener",
+            H,
+            "the wrapper's check of the listener it hands over, made with the filter on and "
+            "no supervisor yet; the command never holds a listener (it is closed before the "
+            "command runs, and a filter with its own listener is refused)",
+            _one_of(1, sc.IOCTL_LISTENER),
+        ),
+        Sub(
+            "signal owner",
+            D,
+            "who gets SIGIO/SIGURG, as `F_SETOWN`: a process or group of the sandbox, else "
+            "refused; the pid is read once and set by the supervisor on its copy of the socket",
+            _one_of(1, sc.IOCTL_OWNER, TRAP),
+        ),
+        Sub(
+            "inode flags",
+            D,
+            "setting inode flags or project ids (`chattr`) is a `chmod` of the fd's file, "
+            "done by the supervisor on its copy of the fd",
+            _one_of(1, sc.IOCTL_INODE, TRAP),
+        ),
     ),
-    otherwise=ALLOW,
-    args=("fd", "request"),
+    sub_key="request",
+    err=errno.ENOTTY,
+    args=("fd", "request", "arg"),
 )
 _add(
     D,
@@ -413,6 +531,21 @@ _add(
     "io_getevents io_pgetevents mq_timedsend mq_timedreceive mq_notify mq_getsetattr",
 )
 _add(
+    R,
+    "file metadata",
+    "xattrs and ACLs of any file the caller can name (an ACL changes "
+    "who may read it); EOPNOTSUPP, so `cp -a` and `tar` fall back to chmod as on a file "
+    "system without xattrs. Issue 17 item 2 makes them file decisions",
+    "setxattr lsetxattr fsetxattr setxattrat removexattr lremovexattr fremovexattr removexattrat",
+    err=errno.EOPNOTSUPP,
+)
+_add(
+    R,
+    "file metadata",
+    "inode flags and project ids by path (`chattr`); issue 17 item 2",
+    "file_setattr",
+)
+_add(
     H,
     "fds",
     "a listening socket on an address its bind decided (without a bind the "
@@ -501,21 +634,111 @@ _add(
     "uretprobe uprobe",
 )
 
-# -- unchecked: allowed, not proven harmless for every argument ----------------
 _add(
-    U,
-    "sub-commands",
-    "option levels are not sorted yet (`SO_BINDTODEVICE`, `IP_PKTINFO`, ...)",
-    "setsockopt",
-)
-_add(
-    U,
-    "sub-commands",
-    "`F_SETOWN` + `F_SETSIG` + `O_ASYNC` signal a process the caller "
-    "names, outside the sandbox too; commands are not sorted yet",
+    D,
+    "fcntl commands",
+    "any other command is refused with EINVAL, as the kernel answers one it does not know",
     "fcntl",
+    subs=(
+        Sub(
+            "the caller's",
+            H,
+            "duplicating, flags, locks (a lock only delays others' lock calls), pipe sizes, "
+            "seals, hints, directory notices and reading or choosing the signal of SIGIO",
+            (
+                *_one_of(1, sc.FCNTL_OWN),
+                Rule(ALLOW, (_t(1, "eq", sc.F_SETOWN, "F_SETOWN"), _t(2, "eq", 0))),
+            ),
+        ),
+        Sub(
+            "signal owner",
+            D,
+            "`F_SETOWN` other than 0: a process of the sandbox, or a process group whose "
+            "members are all inside (as `kill` of a group); anything else, the supervisor "
+            "first, is refused (with `F_SETSIG` and `O_ASYNC` it would be a signal to it)",
+            (Rule(TRAP, (_t(1, "eq", sc.F_SETOWN, "F_SETOWN"),)),),
+        ),
+        Sub(
+            "refused",
+            R,
+            "`F_SETOWN_EX` (its target is in memory a racing thread can change after the "
+            "decision: `F_SETOWN` does the same for a process), `F_SETLEASE` (a lease makes "
+            "every other process's open of the file wait, outside ones too)",
+            _one_of(1, sc.FCNTL_REFUSED, TRAP),
+        ),
+    ),
+    sub_key="command",
+    err=errno.EINVAL,
+    args=("fd", "cmd", "arg"),
 )
-_add(U, "sub-commands", "options are not sorted yet (most touch only the caller)", "prctl")
+_add(
+    D,
+    "prctl options",
+    "any other option is refused with EINVAL, as the kernel answers one it does not know",
+    "prctl",
+    subs=(
+        Sub(
+            "the caller's",
+            H,
+            "the caller's own name, signals, dumpability, capabilities (only lowered), "
+            "securebits, no_new_privs, seccomp (only narrowed; prctl cannot ask for a "
+            "listener), timer slack, THP, subreaper, memory names and merging, MDWE, "
+            "speculation and CPU features, perf counters, machine-check policy, user "
+            "dispatch (it turns the caller's own calls into signals to itself before seccomp "
+            "runs: the call is then not made at all, and what its handler calls meets the "
+            "filter), futex hash",
+            _one_of(0, sc.PRCTL_OWN),
+        ),
+        Sub(
+            "refused",
+            R,
+            "`PR_SET_MM` (rewrites /proc/self/exe and the command line: exec is decided by "
+            "what runs), `PR_SET_PTRACER` (invites a process outside to ptrace this one; the "
+            "wrapper sets it before the filter exists), `PR_SET_IO_FLUSHER`, `PR_SCHED_CORE` "
+            "(acts on other processes)",
+            _one_of(0, sc.PRCTL_REFUSED, TRAP),
+        ),
+    ),
+    sub_key="option",
+    err=errno.EINVAL,
+    args=("option", "arg2"),
+)
+_add(
+    D,
+    "setsockopt levels",
+    "any other level (SCTP, raw, packet, ...) or option is refused with ENOPROTOOPT, as "
+    "for a level the socket does not have",
+    "setsockopt",
+    subs=(
+        Sub(
+            "refused",
+            R,
+            "options that change where traffic goes or who sees it: an interface "
+            "(`SO_BINDTODEVICE`, `SO_BINDTOIFINDEX`, `IP_UNICAST_IF`, `IPV6_UNICAST_IF`), "
+            "a firewall mark (`SO_MARK`: policy routing), eBPF and reuseport steering, source "
+            "routes and next hops (`IP_OPTIONS`, `IPV6_RTHDR`, `IPV6_2292RTHDR`, "
+            "`IPV6_NEXTHOP`, `IPV6_2292PKTOPTIONS`), a sticky source and interface "
+            "(`IPV6_PKTINFO`), transparent proxying, raw headers",
+            tuple(
+                Rule(TRAP, (_t(1, "eq", level, lname), _t(2, "eq", v, k)))
+                for lname, level in sc.LEVELS.items()
+                for k, v in sc.SOCKOPT_REFUSED.get(level, {}).items()
+            ),
+            errno.ENOPROTOOPT,
+        ),
+        Sub(
+            "levels",
+            H,
+            "the socket's own behaviour: buffers, timeouts, keepalive, reuse, TCP and UDP "
+            "tuning, IP TTL, TOS, multicast, error queues, packet info to receive, hop-by-hop "
+            "and destination options (they carry no route), netlink groups and kTLS keys",
+            _one_of(1, sc.LEVELS),
+        ),
+    ),
+    sub_key="option",
+    err=errno.ENOPROTOOPT,
+    args=("fd", "level", "optname"),
+)
 
 # -- refused -------------------------------------------------------------------
 _add(
@@ -531,21 +754,6 @@ _add(
     "changes what paths mean, for the caller or everyone (decisions are made on paths)",
     "mount umount2 pivot_root chroot fsopen fsmount "
     "fsconfig fspick move_mount open_tree open_tree_attr mount_setattr setns",
-)
-_add(
-    R,
-    "file metadata",
-    "xattrs and ACLs of any file the caller can name (an ACL changes "
-    "who may read it); EOPNOTSUPP, so `cp -a` and `tar` fall back to chmod as on a file "
-    "system without xattrs. Issue 17 item 2 makes them file decisions",
-    "setxattr lsetxattr fsetxattr setxattrat removexattr lremovexattr fremovexattr removexattrat",
-    err=errno.EOPNOTSUPP,
-)
-_add(
-    R,
-    "file metadata",
-    "inode flags and project ids by path (`chattr`); issue 17 item 2",
-    "file_setattr",
 )
 _add(
     R,
@@ -662,23 +870,48 @@ def _filter_text(s: Syscall) -> str:
         return f"`{errno.errorcode[s.filter_errno]}` (the filter)"
     if not s.rules:
         return "allowed" if s.action([0] * 6) == ALLOW else "supervisor"
+    parts = _rules_text(s.rules, s.args)
+    parts.append(f"else {'allowed' if s.otherwise == ALLOW else 'supervisor'}")
+    return "; ".join(parts)
+
+
+def _rules_text(rules: Iterable[Rule], args: Sequence[str]) -> list[str]:
     parts: list[str] = []
     prev: Rule | None = None
-    for rule in s.rules:
+    for rule in rules:
         verb = "allowed" if rule.action == ALLOW else "supervisor"
         if prev is not None and _one_more_value(prev, rule):
             parts[-1] += f", {rule.tests[-1].value_text()}"  # one of several values
         else:
-            parts.append(f"{verb} when " + " and ".join(t.text(s.args) for t in rule.tests))
+            parts.append(f"{verb} when " + " and ".join(t.text(args) for t in rule.tests))
         prev = rule
-    parts.append(f"else {'allowed' if s.otherwise == ALLOW else 'supervisor'}")
-    return "; ".join(parts)
+    return parts
+
+
+def _errno_text(err: int) -> str:
+    return f"`{_ERRNO_NAME.get(err, errno.errorcode[err])}`"
+
+
+def _sub_rows(s: Syscall) -> Iterator[str]:
+    """A call with sub-command classes: a row for each, and one for the rest."""
+    for sub in s.subs:
+        ftext = "; ".join(_rules_text(sub.rules, s.args))
+        if sub.kind is Kind.REFUSED:
+            ftext += f": the supervisor answers {_errno_text(sub.errno)}"
+        label, what = _LABEL[sub.kind], f"{s.group}: {sub.what}"
+        yield f"| {label} | {what} | `{s.name}` | {ftext} | {sub.reason} |"
+    yield (
+        f"| refused | {s.group}: any other | `{s.name}` | supervisor, {_errno_text(s.errno)} "
+        f"| {s.reason} |"
+    )
 
 
 def _rows(entries: Iterable[Syscall]) -> Iterator[tuple[Kind, str, list[str], str, str]]:
     """Consecutive entries sharing kind, group, reason and filter action: one row."""
     rows: dict[tuple[Kind, str, str, str, int], list[str]] = {}
     for s in entries:
+        if s.subs:
+            continue  # rows of their own: _sub_rows
         rows.setdefault((s.kind, s.group, s.reason, _filter_text(s), s.errno), []).append(s.name)
     order = list(Kind)
     for (kind, group, reason, ftext, err), members in sorted(
@@ -697,7 +930,11 @@ def markdown() -> str:
         "| class | what | syscalls | the filter | why |",
         "|---|---|---|---|---|",
     ]
+    subs_done = False
     for kind, group, members, ftext, reason in _rows(_CATALOG):
+        if kind is not Kind.DECIDED and not subs_done:  # after the decided rows
+            lines += [row for s in _CATALOG if s.subs for row in _sub_rows(s)]
+            subs_done = True
         calls = ", ".join(f"`{m}`" for m in members)
         lines.append(f"| {_LABEL[kind]} | {group} | {calls} | {ftext} | {reason} |")
     lines.append(

@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from .. import policy as pol
-from .._linux import files, procfs, sockets, syscalls
+from .._linux import files, procfs, sockets, subcommands, syscalls
 from .._linux.arch import Arch
-from . import _pinned
+from . import _pinned, _subcmds
 from ._hosts import HostServices
 from ._redirect import Redirector
 from ._request import (
@@ -648,8 +648,11 @@ class Decoder:
     # persona other than a query, TIOCSTI/TIOCLINUX and inode flags,
     # CLONE_NEWUSER, hardware poisoning, a filter with its own listener.
     _h_personality = _blocked
-    _h_ioctl = _blocked
-    _h_unshare = _blocked
+    _h_ioctl = _subcmds.ioctl
+    _h_unshare = _subcmds.namespaces  # any CLONE_NEW*
+    # sub-commands no allowed class names (see _subcmds.py)
+    _h_prctl = _h_setsockopt = _subcmds.sub_command
+    _h_fcntl = _subcmds.fcntl_cmd
     _h_madvise = _blocked
     _h_seccomp = _blocked
 
@@ -731,8 +734,8 @@ class Decoder:
     _h_vfork = _h_fork
 
     def _h_clone(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        if a[0] & syscalls.CLONE_NEWUSER:
-            return self._blocked(name, pid, tid, a)
+        if a[0] & subcommands.CLONE_NEW_CLONE:
+            return _subcmds.namespaces(self, name, pid, tid, a)
         if a[0] & syscalls.CLONE_UNTRACED:
             # ptrace would not follow the child: it would run unseen and
             # outlive the command (seccomp cannot strip the flag).
@@ -864,8 +867,9 @@ class Decoder:
     # again, which a racing thread may have changed. Unix socket paths are
     # pinned through an O_PATH fd opened without following symlinks.
     def _net(
-        self, req: Request | None, fd: int, send: tuple[bytes, int] | None = None
-    ) -> Request | None:
+        self, req: Request | None, fd: int, send: tuple[bytes, int] | None = None,
+        control: bytes = b"",
+    ) -> Request | None:  # fmt: skip
         if req is None or not self.emulate_net or req.decision.decision not in ("allow", "audit"):
             return req
         pid, op, raw = req.pid, req.op, req.sockaddr
@@ -900,6 +904,8 @@ class Decoder:
                         sockets.bind(sfd, addr)
                         return 0
                     assert send is not None
+                    if control:
+                        return sockets.sendmsg(sfd, send[0], send[1], addr, control)
                     return sockets.sendto(sfd, send[0], send[1], addr)
                 finally:
                     os.close(sfd)
@@ -956,14 +962,25 @@ class Decoder:
         return data[:_SEND_MAX], controllen != 0
 
     def _h_sendmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        fd = _s32(a[0])
+        control = _subcmds.read_control(self, tid, a[1])
+        refusal = _subcmds.control_refusal(self, name, pid, tid, fd, control) if control else None
+        if refusal:
+            return refusal
         req = self._msghdr(name, pid, tid, a[1])
-        if req is None or not self.emulate_net:
+        if not self.emulate_net or (req is None and not control):
             return req
-        data, ancillary = self._message(tid, a[1])
-        if ancillary:  # fds or credentials travel with it: the kernel must do it
-            req.fields["unemulated"] = "ancillary data"
-            return req
-        return self._net(req, _s32(a[0]), (data, _s32(a[2])))
+        data, _ancillary = self._message(tid, a[1])
+        if control:
+            # Sent by the supervisor with the control bytes checked, unless
+            # a unix socket's fds or credentials travel with it.
+            if not _subcmds.emulable(pid, fd):
+                if req is not None:
+                    req.fields["unemulated"] = "ancillary data"
+                return req
+            if req is None:  # a connected socket: no address to decide, but the control
+                req = Request("net", "send", name, pid, tid, pol.Decision("allow", ""), quiet=True)
+        return self._net(req, fd, (data, _s32(a[2])), control)
 
     def _h_sendmmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
         """Every message's destination must pass; the worst decision decides.
@@ -971,28 +988,41 @@ class Decoder:
         writes each msg_len back, unless one carries ancillary data."""
         found: Request | None = None
         count = min(a[2] & 0xFFFFFFFF, 1024)
+        fd, flags = _s32(a[0]), _s32(a[3])
+        decided = []  # each message's header, decision and control bytes, read once
         for i in range(count):
-            r = self._msghdr(name, pid, tid, a[1] + _MMSGHDR * i)
+            hdr = a[1] + _MMSGHDR * i
+            control = _subcmds.read_control(self, tid, hdr)
+            refusal = (
+                _subcmds.control_refusal(self, name, pid, tid, fd, control) if control else None
+            )
+            if refusal:
+                return refusal
+            r = self._msghdr(name, pid, tid, hdr)
+            decided.append((hdr, r, control))
             if r is not None and (
                 found is None or RANK[r.decision.decision] > RANK[found.decision.decision]
             ):
                 found = r
+        controls = any(c for _h, _r, c in decided)
+        if found is None and controls and self.emulate_net:
+            found = Request("net", "send", name, pid, tid, pol.Decision("allow", ""), quiet=True)
         if (
             found is None
             or not self.emulate_net
             or found.decision.decision not in ("allow", "audit")
         ):
             return found
+        if controls and not _subcmds.emulable(pid, fd):
+            found.fields["unemulated"] = "ancillary data on a unix socket"
+            return found
         messages = []
-        for i in range(count):
-            hdr = a[1] + _MMSGHDR * i
-            r = self._msghdr(name, pid, tid, hdr)
-            data, ancillary = self._message(tid, hdr)
-            if ancillary or (r is not None and r.kind == "unix"):
-                found.fields["unemulated"] = "ancillary data or a unix socket path"
+        for hdr, r, control in decided:
+            data, _ancillary = self._message(tid, hdr)
+            if r is not None and r.kind == "unix":
+                found.fields["unemulated"] = "a unix socket path"
                 return found
-            messages.append((hdr, r.sockaddr if r is not None else b"", data))
-        fd, flags = _s32(a[0]), _s32(a[3])
+            messages.append((hdr, r.sockaddr if r is not None else b"", data, control))
 
         def send_all() -> int:
             sent = 0
@@ -1001,9 +1031,9 @@ class Decoder:
             except OSError as e:
                 return -(e.errno or errno.EBADF)
             try:
-                for hdr, addr, data in messages:
+                for hdr, addr, data, control in messages:
                     try:
-                        n = sockets.sendto(sfd, data, flags, addr)
+                        n = sockets.sendmsg(sfd, data, flags, addr, control)
                     except OSError as e:
                         return sent if sent else -(e.errno or errno.EIO)
                     procfs.write_memory(tid, hdr + 56, struct.pack("<I", n))  # msg_len

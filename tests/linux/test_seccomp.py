@@ -45,6 +45,9 @@ def run_bpf(
             acc &= k
             pc += 1
             continue
+        if code == 0x05:  # ja +k
+            pc += 1 + k
+            continue
         tests = {0x15: acc == k, 0x25: acc > k, 0x35: acc >= k, 0x45: bool(acc & k)}
         if code not in tests:
             raise AssertionError(f"unknown BPF opcode {code:#x} at {pc}")
@@ -98,7 +101,9 @@ def test_filter_starts_with_the_arch_check_and_ends_in_returns() -> None:
 def test_every_jump_lands_inside_the_program() -> None:
     insns = _insns(seccomp.build_filter(arch.current()))
     for i, (code, jt, jf, _k) in enumerate(insns):
-        if code & 0x07 == 0x05:  # BPF_JMP
+        if code == 0x05:  # BPF_JA
+            assert i + 1 + _k < len(insns)
+        elif code & 0x07 == 0x05:  # BPF_JMP
             assert i + 1 + max(jt, jf) < len(insns)
 
 
@@ -207,6 +212,47 @@ def _nr(name: str) -> int:
         ("personality", (0x0040000,), False),
         ("unshare", (0x200,), True),  # CLONE_FS
         ("unshare", (syscalls.CLONE_NEWUSER,), False),
+        ("unshare", (0x40000000,), False),  # CLONE_NEWNET: root too
+        ("unshare", (0x04000000 | 0x200,), False),  # CLONE_NEWUTS with CLONE_FS
+        ("unshare", (0x80,), False),  # CLONE_NEWTIME
+        ("unshare", (0x400 | 0x40000,), True),  # CLONE_FILES | CLONE_SYSVSEM
+        ("clone", (syscalls.CLONE_THREAD | 0x3D0F00 | 0x40000000,), False),  # a thread's NEWNET
+        ("clone", (0x01200011 | 0x04000000,), False),  # fork with CLONE_NEWUTS
+        ("clone", (0x01200000 | 0x80 | 17,), False),  # 0x80 is the exit signal's byte: a fork
+        ("ioctl", (1, 0x5413), True),  # TIOCGWINSZ
+        ("ioctl", (3, 0x40049409), True),  # FICLONE
+        ("ioctl", (3, 0x8927), True),  # SIOCGIFHWADDR
+        ("ioctl", (3, 0x891C), False),  # SIOCSIFNETMASK: unknown, refused
+        ("ioctl", (3, 0x8901), False),  # FIOSETOWN: decided
+        ("ioctl", (1, 0x5441), False),  # TIOCGPTPEER
+        ("ioctl", (1, 0x540E, 0), True),  # TIOCSCTTY 0
+        ("ioctl", (1, 0x540E, 1), False),  # TIOCSCTTY 1: decided on the caller's capabilities
+        ("ioctl", (1, 0x5437), False),  # TIOCVHANGUP: unknown
+        ("fcntl", (3, 4, 0o4000), True),  # F_SETFL
+        ("fcntl", (3, 1030, 3), True),  # F_DUPFD_CLOEXEC
+        ("fcntl", (3, 8, 0), True),  # F_SETOWN 0: no owner
+        ("fcntl", (3, 8, 1234), False),  # F_SETOWN: decided
+        ("fcntl", (3, 8, 0xFFFFFF00), False),  # F_SETOWN -256: a group, decided
+        ("fcntl", (3, 15, 0x1000), False),  # F_SETOWN_EX: refused
+        ("fcntl", (3, 1024, 1), False),  # F_SETLEASE: refused
+        ("fcntl", (3, 999, 0), False),  # unknown
+        ("prctl", (15, 0x1000), True),  # PR_SET_NAME
+        ("prctl", (38, 1), True),  # PR_SET_NO_NEW_PRIVS
+        ("prctl", (35, 13), False),  # PR_SET_MM
+        ("prctl", (0x59616D61, 1), False),  # PR_SET_PTRACER
+        ("prctl", (62, 0), False),  # PR_SCHED_CORE
+        ("prctl", (1000, 0), False),  # unknown
+        ("setsockopt", (3, 1, 2), True),  # SOL_SOCKET SO_REUSEADDR
+        ("setsockopt", (3, 6, 1), True),  # TCP_NODELAY
+        ("setsockopt", (3, 0, 1), True),  # IP_TOS
+        ("setsockopt", (3, 41, 26), True),  # IPV6_V6ONLY
+        ("setsockopt", (3, 270, 11), True),  # NETLINK_EXT_ACK
+        ("setsockopt", (3, 1, 25), False),  # SO_BINDTODEVICE
+        ("setsockopt", (3, 1, 36), False),  # SO_MARK
+        ("setsockopt", (3, 0, 4), False),  # IP_OPTIONS
+        ("setsockopt", (3, 41, 57), False),  # IPV6_RTHDR
+        ("setsockopt", (3, 41, 50), False),  # IPV6_PKTINFO (sticky source and interface)
+        ("setsockopt", (3, 132, 1), False),  # SOL_SCTP: not on the list
     ],
 )
 def test_argument_checks(name: str, args: tuple[int, ...], allowed: bool) -> None:
@@ -325,3 +371,37 @@ def test_a_refused_socket_is_audited_by_name(
     assert req.decision.rule == BLOCKED_RULE and req.errno == errno.EPERM
     assert (req.fields["family"], req.fields["sock_type"], req.fields["protocol"]) == fields
     assert message in req.decision.message
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "kind", "label"),
+    [
+        ("ioctl", (1, syscalls.TIOCSTI), syscalls.Kind.REFUSED, "TIOCSTI"),
+        ("ioctl", (1, 0x540E, 1), syscalls.Kind.DECIDED, "TIOCSCTTY"),
+        ("ioctl", (1, 0x1234_5678), None, "0x12345678"),
+        ("fcntl", (3, 1024, 1), syscalls.Kind.REFUSED, "F_SETLEASE"),
+        ("fcntl", (3, 8, 55), syscalls.Kind.DECIDED, "F_SETOWN"),
+        ("prctl", (35, 0), syscalls.Kind.REFUSED, "PR_SET_MM"),
+        ("prctl", (15, 0), syscalls.Kind.HARMLESS, "PR_SET_NAME"),
+        ("setsockopt", (3, 0, 4), syscalls.Kind.REFUSED, "IP_OPTIONS"),
+        ("setsockopt", (3, 6, 1), syscalls.Kind.HARMLESS, "IPPROTO_TCP"),
+    ],
+)
+def test_sub_commands_are_named_as_the_filter_sorts_them(
+    name: str, args: tuple[int, ...], kind: syscalls.Kind | None, label: str
+) -> None:
+    """The decoder names a trapped sub-command (for the audit) by the class
+    whose rule the filter matched first."""
+    full = (*args, *(0,) * (6 - len(args)))
+    sub, got = syscalls.CATALOG[name].sub(full)
+    assert (sub.kind if sub else None, got) == (kind, label)
+
+
+def test_sub_command_classes_become_the_filters_rules() -> None:
+    for name in ("ioctl", "fcntl", "prctl", "setsockopt"):
+        entry = syscalls.CATALOG[name]
+        assert entry.subs and entry.sub_key, name
+        assert entry.rules == tuple(r for sub in entry.subs for r in sub.rules), name
+        assert entry.otherwise == syscalls.TRAP, name
+        row = [x for x in syscalls.markdown().splitlines() if f"| `{name}` |" in x]
+        assert len(row) == len(entry.subs) + 1, name  # a row per class, and the rest
