@@ -1,0 +1,107 @@
+"""Races on answers the kernel used to carry out after the decision (issue 17
+item 7): a thread flips the path buffer of a rename, link, symlink, mkdir,
+mknod or unlink between an allowed name and a forbidden one. The supervisor
+now carries out the name operations itself, in pinned parent directories,
+so the forbidden name is never reached. The forbidden names are ones only
+the supervisor's decision holds (Landlock grants the tree they are in): a
+shell startup file in a writable HOME, the trash in the workspace, the key
+in a writable HOME.
+
+The cases and the checks are test_escape's: each program first escapes
+without the sandbox (test_program_escapes_unsandboxed), then fails inside
+it, as root and as uid 65534, in notify and ptrace mode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Run
+from tests.escape import test_escape as te
+from tests.escape.conftest import Ctx
+
+pytestmark = te.pytestmark
+
+
+def done_not_won(c: Ctx, r: Run) -> None:
+    assert te.number(r, "done") > 0, "the allowed name never worked: the race never ran"
+    assert te.number(r, "won") == 0, r.stdout
+
+
+def _race(
+    op: str, allowed: Callable[[Ctx], Path], forbidden: Callable[[Ctx], Path]
+) -> Callable[[Ctx], Sequence[str]]:
+    return lambda c: (op, str(allowed(c)), str(forbidden(c)), "2")
+
+
+def _bashrc(c: Ctx) -> Path:
+    return c.home / ".bashrc"
+
+
+def _trash(c: Ctx) -> Path:
+    return c.ws / ".agentsh-trash"
+
+
+def _ok(c: Ctx) -> Path:
+    return c.ws / "race-ok"
+
+
+def _about(path: Callable[[Ctx], Path]) -> Callable[[Ctx, Run], Path]:
+    return lambda c, r: path(c)
+
+
+SHELL = "protected:shell-startup"
+STATE = "protected:agentsh-state"
+
+RACES: list[te.Case] = [
+    *[
+        te.Case(
+            f"race-{op}-onto-bashrc",
+            "race_names.py",
+            _race(op, _ok, _bashrc),
+            policy=lambda c: te.HOME_RW,
+            effect=[done_not_won, te.missing(_bashrc)],
+            audit=[te.denied_file(_about(_bashrc), op=audit_op, rule=SHELL)],
+            slow=True,
+        )
+        for op, audit_op in (
+            ("rename", "rename"),
+            ("link", "link"),
+            ("symlink", "link"),
+            ("mknod", "create"),
+        )
+    ],
+    *[
+        te.Case(
+            f"race-{op}-into-trash",
+            "race_names.py",
+            _race(op, _ok, _trash),
+            effect=[done_not_won, te.missing(_trash)],
+            audit=[te.denied_file(_about(_trash), op=audit_op, rule=STATE)],
+            slow=True,
+        )
+        for op, audit_op in (("rename", "rename"), ("mkdir", "mkdir"))
+    ],
+    te.Case(
+        "race-unlink-key",
+        "race_names.py",
+        lambda c: ("unlink", str(_ok(c)), str(c.key), "2"),
+        policy=lambda c: te.HOME_RW,
+        effect=[done_not_won, te.present(lambda c: c.key)],
+        audit=[te.denied_file(te._key, op="delete", rule="credentials")],
+        slow=True,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", te._params(RACES))
+def test_race(case: te.Case, world: Ctx, mode: str) -> None:
+    te.test_escape(case, world, mode)
+
+
+@pytest.mark.parametrize("case", te._params(RACES))
+def test_race_wins_unsandboxed(case: te.Case, world: Ctx) -> None:
+    te.test_program_escapes_unsandboxed(case, world)
