@@ -81,6 +81,20 @@ _LANDLOCK_ERRORS = {
 
 EXIT_SETUP = 125
 
+# The capabilities a sandboxed root keeps (docs/security.md, "Capabilities",
+# says why each): CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID,
+# SETPCAP, NET_BIND_SERVICE. Every other one guards something the sandbox
+# does not decide (interfaces, mounts, inode flags, limits, raw devices).
+KEPT_CAPS = (0, 1, 3, 4, 5, 6, 7, 8, 10)
+KEPT_MASK = sum(1 << c for c in KEPT_CAPS)
+CAP_SETPCAP = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_IS_SET = 1
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+_CAP_VERSION_3 = 0x20080522
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 _libc.prctl.argtypes = [
@@ -106,6 +120,18 @@ class NotifyUnavailable(SetupError):
 
 class _Fprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
 
 
 def _check(result: int, what: str) -> int:
@@ -147,6 +173,74 @@ def install_filter(program: bytes, seccomp_nr: int, listener: bool = True) -> in
         if err != errno.EINVAL or flags == FLAG_NEW_LISTENER:
             raise OSError(err, f"seccomp(SET_MODE_FILTER): {os.strerror(err)}")
     raise AssertionError("unreachable")
+
+
+def _capsets() -> tuple[int, int, int]:
+    """This thread's (effective, permitted, inheritable) sets, 64 bits each."""
+    header = _CapHeader(_CAP_VERSION_3, 0)
+    data = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(header), data), "capget")
+    return (
+        data[0].effective | data[1].effective << 32,
+        data[0].permitted | data[1].permitted << 32,
+        data[0].inheritable | data[1].inheritable << 32,
+    )
+
+
+def _bounding() -> int:
+    """This thread's bounding set (PR_CAPBSET_READ up to the kernel's last cap)."""
+    out = 0
+    for cap in range(64):
+        res = _libc.prctl(PR_CAPBSET_READ, cap, 0, 0, 0)
+        if res == -1:
+            break  # EINVAL: past CAP_LAST_CAP
+        out |= res << cap
+    return out
+
+
+def drop_capabilities() -> None:
+    """Keep at most KEPT_CAPS, in every set, before the filter exists.
+
+    Ambient first (no capability needed), then the bounding set (needs
+    CAP_SETPCAP, which is kept), then effective/permitted/inheritable with
+    capset (lowering needs nothing). For root, exec grants the bounding set,
+    so it must shrink too; without CAP_SETPCAP it cannot, and no_new_privs
+    still limits an exec to the permitted set set here. An unprivileged
+    process holds nothing: this changes nothing for it. Any step failing, or
+    a set still holding more afterwards, is a setup failure: the command
+    never runs with the rest. Capabilities are per thread: this runs on the
+    thread that execs, before the handoff thread exists."""
+    try:
+        res = _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+        if res == -1 and ctypes.get_errno() != errno.EINVAL:  # EINVAL: before Linux 4.3
+            _check(-1, "prctl(PR_CAP_AMBIENT_CLEAR_ALL)")
+        effective, permitted, inheritable = _capsets()
+        bounding = _bounding()
+        if effective >> CAP_SETPCAP & 1:
+            for cap in range(bounding.bit_length()):
+                if bounding >> cap & 1 and not KEPT_MASK >> cap & 1:
+                    _check(_libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), f"PR_CAPBSET_DROP({cap})")
+            bounding = _bounding()
+        if (effective | permitted | inheritable) & ~KEPT_MASK:
+            header = _CapHeader(_CAP_VERSION_3, 0)
+            data = (_CapData * 2)()
+            for i in (0, 1):
+                data[i].effective = (effective & KEPT_MASK) >> 32 * i & 0xFFFFFFFF
+                data[i].permitted = (permitted & KEPT_MASK) >> 32 * i & 0xFFFFFFFF
+                data[i].inheritable = (inheritable & KEPT_MASK) >> 32 * i & 0xFFFFFFFF
+            _check(_libc.capset(ctypes.byref(header), data), "capset")
+        left = bounding if effective >> CAP_SETPCAP & 1 else 0
+        for held in _capsets():
+            left |= held
+    except OSError as e:
+        raise SetupError(EXIT_SETUP, f"cannot drop capabilities: {e}") from None
+    for cap in range(64):
+        res = _libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_IS_SET, cap, 0, 0)
+        if res == -1:
+            break  # past CAP_LAST_CAP, or no ambient set at all
+        left |= res << cap
+    if left & ~KEPT_MASK:
+        raise SetupError(EXIT_SETUP, f"cannot drop capabilities: {left & ~KEPT_MASK:#x} still held")
 
 
 def restrict_self(ruleset: int) -> None:
@@ -472,6 +566,8 @@ def _setup(
         and ctypes.get_errno() != errno.EINVAL
     ):
         _check(-1, "prctl(PR_SET_PTRACER)")
+    # 3b. Capabilities down to KEPT_CAPS, before the filter (and the thread).
+    drop_capabilities()
     # 4. The sender thread must exist before the filter so it is not filtered.
     sender = _Sender(sock, handoff_timeout)
     sender.start()

@@ -52,7 +52,7 @@ from typing import Any
 
 from .. import policy as pol
 from .._linux import arch as arch_mod
-from .._linux import detect, procfs, ptracer, seccomp
+from .._linux import caps, detect, procfs, ptracer, seccomp
 from . import _cache, _landlock, _mechanism
 from ._approval import Approver, ask_async
 from ._decoder import Decoder
@@ -411,7 +411,8 @@ class Daemon:
         conn.settimeout(None)
         tree._emit("sandbox", op="start", pid=pid, argv=tree.argv, policy=self.policy.name,
                    policy_source=self.policy.source, mode="notify",
-                   hidden_env=tree.hidden or None, cache_home=self.cache_home)  # fmt: skip
+                   hidden_env=tree.hidden or None, cache_home=self.cache_home,
+                   capabilities=caps.kept(pid) or None)  # fmt: skip
         tree._emit_unprotected()
         hs = tree.handshake = Handshake(conn, pid, self.timeouts, "notify")
         try:
@@ -468,6 +469,7 @@ class Daemon:
 
     # -- the main thread: seize and wait -----------------------------------
     def serve(self) -> None:
+        caps.lower_effective()  # before the threads that act for the sandbox
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: self._stop_soon())
         signal.signal(signal.SIGINT, signal.SIG_IGN)

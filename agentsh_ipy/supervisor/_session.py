@@ -23,7 +23,7 @@ from typing import Any
 from .. import audit as aud
 from .. import policy as pol
 from .._linux import arch as arch_mod
-from .._linux import procfs, ptracer, seccomp
+from .._linux import caps, procfs, ptracer, seccomp
 from .._linux.tty import Foreground
 from . import _cache, _landlock
 from ._approval import Approver, NoApprover, ask_async
@@ -133,6 +133,7 @@ class Session(TreeAudit):
         """Run argv sandboxed and wait for it. Never runs it unsandboxed."""
         if not argv:
             raise ValueError("empty command")
+        caps.lower_effective()  # before the threads that act for the sandbox
         kept, hidden = self.policy.filter_env(os.environ if env is None else env)
         cache = _cache.cache_home()
         _cache.ensure(cache)
@@ -147,6 +148,7 @@ class Session(TreeAudit):
             weaker=self.weaker or None,
             hidden_env=hidden,
             cache_home=cache,
+            capabilities=caps.kept() or None,  # root's, the rest dropped
         )
         self._emit_unprotected()
         if hidden:

@@ -40,6 +40,7 @@ from typing import Any
 
 import pytest
 
+from agentsh_ipy._linux import caps, wrapper
 from tests.conftest import Run, linux_only, sandbox, write_policy
 from tests.escape.conftest import TOKEN_NAME, Ctx, program_copy
 
@@ -406,6 +407,51 @@ def hidden_token(c: Ctx, r: Run, e: Event) -> bool:
     if TOKEN_NAME in (e.get("hidden_env") or []):
         return True
     return e.get("decision") == "deny" and TOKEN_NAME in json.dumps(e)
+
+
+def _cap_sets(r: Run) -> dict[str, int]:
+    return {k: int(v, 16) for k, v in results(r).items() if k.startswith("Cap")}
+
+
+def _own_bounding() -> int:
+    """The bounding set of this (unsandboxed) test process: what any
+    process the test starts gets, and what root keeps from it is the kept set."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(x for x in status.splitlines() if x.startswith("CapBnd:")).split()[1], 16)
+
+
+def only_kept_capabilities(c: Ctx, r: Run) -> None:
+    """Root holds exactly the kept set in every set but the inheritable and
+    ambient ones (empty); uid 65534 holds what it holds without the sandbox:
+    nothing, and the bounding set it started with (no_new_privs keeps an
+    exec from using it)."""
+    got = _cap_sets(r)
+    assert len(got) == 5, f"the program did not report its capability sets:\n{r.stdout}"
+    if c.user.name == "root":
+        kept = wrapper.KEPT_MASK & _own_bounding()
+        want = {"CapInh": 0, "CapPrm": kept, "CapEff": kept, "CapBnd": kept, "CapAmb": 0}
+    else:
+        want = {"CapInh": 0, "CapPrm": 0, "CapEff": 0, "CapBnd": _own_bounding(), "CapAmb": 0}
+    wrong = {k: f"{got[k]:#x}, not {v:#x}" for k, v in want.items() if got[k] != v}
+    assert not wrong, f"capability sets in the sandbox: {wrong}"
+
+
+def kept_capabilities_named(c: Ctx, r: Run, e: Event) -> bool:
+    """The start event names root's kept capabilities, and none for uid 65534."""
+    if e.get("op") != "start":
+        return False
+    if c.user.name == "root":
+        return e.get("capabilities") == caps.kept()
+    return "capabilities" not in e
+
+
+def not_immutable(c: Ctx, r: Run) -> None:
+    fd = os.open(c.allowed, os.O_RDONLY)
+    try:
+        flags = struct.unpack("l", fcntl.ioctl(fd, 0x80086601, bytes(8)))[0]  # FS_IOC_GETFLAGS
+    finally:
+        os.close(fd)
+    assert not flags & 0x10, f"{c.allowed} became immutable ({flags:#x})"  # FS_IMMUTABLE_FL
 
 
 # ---------------------------------------------------------------------------
@@ -1241,6 +1287,23 @@ CASES: list[Case] = [
         )
         for x, calls in SIGNAL_METHODS.items()
     ],
+    # -- what root's capabilities open (issue 17): only the kept set remains --
+    Case(
+        "capabilities-dropped",
+        "capabilities.py",
+        effect=[only_kept_capabilities],
+        audit=[Expect(("sandbox",), decision=None, where=kept_capabilities_named)],
+        baseline=("root",),
+        no_baseline="uid 65534 holds no capability: the sandbox has nothing to drop",
+    ),
+    Case(
+        "chattr-immutable-in-workspace",
+        "immutable.py",
+        lambda c: (str(c.allowed),),
+        effect=[refused("chattr"), not_immutable],
+        audit=[Expect(("file", "syscall_blocked"), decision=None, syscalls=("ioctl",))],
+        baseline=("root",),  # CAP_LINUX_IMMUTABLE
+    ),
 ]
 
 

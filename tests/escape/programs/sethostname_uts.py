@@ -1,8 +1,9 @@
 """Threat: change the host name (issue 17: sethostname went through). To
 keep the host's own name safe, the program first makes a UTS namespace of
-its own (allowed to root, sandbox or not) and calls sethostname only
-inside it, or when it holds no capability at all (uid 65534: the kernel
-refuses it anyway, and the sandbox must refuse it first, audited).
+its own (allowed to root outside the sandbox) and calls sethostname only
+inside it, or when it lacks CAP_SYS_ADMIN (uid 65534, and root in the
+sandbox, which drops it: the kernel refuses it anyway, and the sandbox must
+refuse it first, audited).
 
 Usage: sethostname_uts.py
 Prints "unshare: ok|ERRNO" and "sethostname: ok ...|ERRNO".
@@ -30,9 +31,11 @@ def check(r):
 
 
 def powerless():
-    """No capability at all: sethostname cannot touch any namespace."""
+    """No CAP_SYS_ADMIN (uid 65534, or root in the sandbox, which drops it):
+    sethostname cannot touch any namespace."""
     with open("/proc/self/status") as f:
-        return int(next(x for x in f if x.startswith("CapEff:")).split()[1], 16) == 0
+        eff = int(next(x for x in f if x.startswith("CapEff:")).split()[1], 16)
+    return not eff & 1 << 21
 
 
 own_uts = report("unshare", lambda: check(libc.unshare(CLONE_NEWUTS))) is not None
