@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import socket
 import struct
 import subprocess
 import sys
@@ -175,6 +176,23 @@ def udp_untouched(name: str, control: str = "allowed") -> Check:
 def unix_untouched(c: Ctx, r: Run) -> None:
     assert c.unix("denied").connections() == 0, "the denied unix socket got a connection"
     assert c.unix("allowed").connections() == 1, "the control connection did not arrive"
+
+
+HOSTNAME = socket.gethostname()
+
+
+def hostname_kept(c: Ctx, r: Run) -> None:
+    assert socket.gethostname() == HOSTNAME, f"the host name is now {socket.gethostname()}"
+
+
+def _event_has(name: str, value: Any) -> Callable[[Ctx, Run, Event], bool]:
+    """The event names the sub-command (or cmsg, namespaces) refused."""
+    return lambda c, r, e: e.get(name) == value
+
+
+def blocked_as(syscall: str, field: str, value: Any) -> Expect:
+    """A refused sub-command, named in its event (e.g. "command": "F_SETLEASE")."""
+    return Expect(("syscall_blocked",), syscalls=(syscall,), where=_event_has(field, value))
 
 
 def victim_alive(c: Ctx, r: Run) -> None:
@@ -1158,6 +1176,72 @@ CASES: list[Case] = [
         effect=[said("mount", "EPERM"), said("fsopen", "EPERM")],
         audit=[blocked("mount"), blocked("fsopen")],
         raw=True,
+    ),
+    # -- sub-commands that reach outside (issue 17 item 1) --------------------
+    *[
+        Case(
+            f"sigio-owner-{x}",
+            "subcommands.py",
+            lambda c, x=x: (x, str(c.victim().pid)),
+            effect=[said("owner", "EPERM"), victim_alive],
+            audit=[
+                Expect(
+                    ("syscall_blocked",),
+                    syscalls=(call,),
+                    about=lambda c, r: c.victim().pid,
+                    where=_event_has(key, value),
+                )
+            ],
+        )
+        for x, call, key, value in (
+            ("setown", "fcntl", "command", "F_SETOWN"),
+            ("setown-group", "fcntl", "command", "F_SETOWN"),
+            ("fiosetown", "ioctl", "request", "FIOSETOWN"),
+        )
+    ],
+    Case(
+        "lease-outside",
+        "subcommands.py",
+        lambda c: ("setlease", str(c.existing)),
+        effect=[said("setlease", "EPERM")],
+        audit=[blocked_as("fcntl", "command", "F_SETLEASE")],
+    ),
+    Case(
+        "reroute-by-options",  # loopback only: 127.0.0.1, through 127.0.0.2
+        "subcommands.py",
+        args("reroute"),
+        effect=[
+            said("ip_options", "ENOPROTOOPT"),
+            said("retopts", "EINVAL"),
+            said("pktinfo", "EINVAL"),
+        ],
+        audit=[
+            blocked_as("setsockopt", "option", "IP_OPTIONS"),
+            blocked_as("sendmsg", "cmsg", "IP_RETOPTS"),
+            blocked_as("sendmsg", "cmsg", "IP_PKTINFO"),
+        ],
+    ),
+    *[
+        Case(
+            f"namespace-{x}",  # the program's own namespace: the host is never touched
+            "subcommands.py",
+            args(x),
+            effect=[said("unshare", "EPERM"), hostname_kept],
+            audit=[blocked_as("unshare", "namespaces", [ns])],
+            baseline=("root",),  # CAP_SYS_ADMIN, sandbox or not
+        )
+        for x, ns in (("unshare-net", "CLONE_NEWNET"), ("unshare-uts", "CLONE_NEWUTS"))
+    ],
+    Case(
+        "unknown-ioctl-and-prctl",
+        "subcommands.py",
+        args("unknown"),
+        effect=[said("ethtool", "ENOTTY"), said("prctl-unknown", "EINVAL")],
+        audit=[
+            blocked_as("ioctl", "request", "0x8946"),
+            blocked_as("prctl", "option", "0x7fff0000"),
+            blocked_as("prctl", "option", "PR_SET_PTRACER"),
+        ],
     ),
     # -- network: loopback listeners only; the policy names one port --------
     # (the others are this host's services: closed, rule host-local)
