@@ -19,6 +19,7 @@ from .. import policy as pol
 from .._linux import files, procfs, sockets, subcommands, syscalls
 from .._linux.arch import Arch
 from . import _pinned, _subcmds
+from ._exec_identity import for_policy as exec_identity_for
 from ._hosts import HostServices
 from ._redirect import Redirector
 from ._request import (
@@ -154,6 +155,7 @@ class Decoder:
         self.tree = tree
         self.tgid_ppid = tree.tgid_ppid
         self.hosts = HostServices(sandbox or tree.members)
+        self.exec_identity = exec_identity_for(policy)
         # The dispatch comes from the syscall catalog: a decided call has its
         # handler (a missing one is a bug, found here at once); any other
         # call that reaches us is refused with the catalog's errno, as is a
@@ -575,8 +577,9 @@ class Decoder:
 
     # -- exec ---------------------------------------------------------------
     def _exec(
-        self, name: str, pid: int, tid: int, path: str, argv_addr: int, path_addr: int = 0
-    ) -> Request:
+        self, name: str, pid: int, tid: int, path: str, argv_addr: int, path_addr: int = 0,
+        empty_fd: int | None = None,
+    ) -> Request:  # fmt: skip
         try:
             argv = [
                 os.fsdecode(self.mem.read_cstring(tid, p, 131072))
@@ -585,8 +588,12 @@ class Decoder:
         except OSError as e:
             raise Unreadable(f"argv: {e.strerror}") from None
         real = _resolve(path, pid, tid, True)
-        decision = worst([self.policy.check_command(p, argv) for p in {path, real}])
-        fields: dict[str, Any] = {"path": path, "argv": argv}
+        # What runs besides the path: ld.so's program, a script's interpreter,
+        # a copy of a named program, a file with none on disk.
+        found = self.exec_identity.judge(pid, tid, path, real, argv, empty_fd)
+        names = [self.policy.check_command(p, argv) for p in {path, real}]
+        decision = worst(names + found.decisions)
+        fields: dict[str, Any] = {"path": path, "argv": argv, **found.fields}
         if real != path:
             fields["resolved"] = real
         req = Request("exec", "exec", name, pid, tid, decision, fields)
@@ -624,7 +631,8 @@ class Decoder:
         return self._exec(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1], a[0])
 
     def _h_execveat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._exec(name, pid, tid, self._path(pid, tid, a[0], a[1], a[4]), a[2])
+        empty = _s32(a[0]) if a[4] & AT_EMPTY_PATH else None
+        return self._exec(name, pid, tid, self._path(pid, tid, a[0], a[1], a[4]), a[2], 0, empty)
 
     # -- refused outright ---------------------------------------------------
     def _refuse(

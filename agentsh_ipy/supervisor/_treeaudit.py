@@ -11,7 +11,8 @@ from typing import Any
 
 from .. import audit as aud
 from .. import policy as pol
-from ._request import Request
+from ._exec_identity import for_policy as exec_identity_for
+from ._request import Request, worst
 from ._tracer import ProcessTable
 
 
@@ -101,11 +102,14 @@ class TreeAudit:
             exe = os.readlink(f"/proc/{pid}/exe")
         except OSError:
             return True  # already gone
-        d = self.policy.check_command(exe, argv)
+        # By name, then by what the file is (a copy, ld.so's program, no file).
+        found = exec_identity_for(self.policy).at_exec(pid, argv)
+        d = worst([self.policy.check_command(exe, argv), *found.decisions])
         if d.decision != "deny":
             return True
         self._emit(
             "exec", op="exec", pid=pid, path=exe, argv=argv, decision="deny", rule=d.rule,
-            enforced="exec_event", message="killed before it ran: denied on the loaded binary",
+            enforced="exec_event", checked="at exec", **found.fields,
+            message="killed before it ran: denied on the loaded binary",
         )  # fmt: skip
         return False
