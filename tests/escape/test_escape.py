@@ -199,6 +199,10 @@ def victim_alive(c: Ctx, r: Run) -> None:
     assert c.victim().poll() is None, f"the outside process died ({c.victim().returncode})"
 
 
+def exec_race_ran(c: Ctx, r: Run) -> None:
+    assert number(r, "ran") > 0, "no exec of the benign copy ran: the race never ran"
+
+
 def race_lost(c: Ctx, r: Run) -> None:
     assert number(r, "opened") > 0, "the allowed file never opened: the race never ran"
     assert number(r, "leaked") == 0, r.stdout
@@ -403,6 +407,15 @@ def _socket_of(family: str, protocol: str | None) -> Callable[[Ctx, Run, Event],
         return named and (protocol is None or e.get("protocol") == protocol)
 
     return where
+
+
+def _field(name: str, value: Any) -> Callable[[Ctx, Run, Event], bool]:
+    return lambda c, r, e: e.get(name) == value
+
+
+def _runs_id_via_ldso(c: Ctx, r: Run, e: Event) -> bool:
+    """ld.so was exec'd, and /usr/bin/id is what it would run."""
+    return e.get("via") == "ld.so" and str(e.get("runs", "")).endswith("/id")
 
 
 def _key(c: Ctx, r: Run) -> Path:
@@ -920,22 +933,70 @@ CASES: list[Case] = [
         audit=[Expect(("exec",), rule="no-id", about=lambda c, r: c.ws / "id")],
     ),
     Case(
-        # What a policy of names cannot decide: a renamed copy of /usr/bin/id
-        # in the workspace matches neither "id" nor "/usr/bin/id" (the policy
-        # does not hash binaries), so it runs. What the sandbox does promise
-        # is the record: the exec under its real path, and where the binary
-        # came from (the read of /usr/bin/id, the creation of the copy).
+        # A renamed copy matches neither "id" nor "/usr/bin/id": it is
+        # decided by its content, as the program it is a copy of.
         "exec-copy-renamed",
         "exec_copy.py",
         args("innocent"),
         policy=lambda c: NO_ID,
+        effect=[absent("uid="), refused("exec")],
         audit=[
-            Expect(("exec",), decision=None, about=lambda c, r: c.ws / "innocent"),
-            Expect(("file",), decision=None, op="read", about=lambda c, r: "/usr/bin/id"),
-            Expect(("file",), decision=None, op="create", about=lambda c, r: c.ws / "innocent"),
+            Expect(
+                ("exec",),
+                rule="no-id",
+                about=lambda c, r: c.ws / "innocent",
+                where=_field("same_content_as", "/usr/bin/id"),
+            )
         ],
-        baseline=(),
-        no_baseline="not an escape: the policy has no name for a renamed copy",
+    ),
+    *[
+        Case(
+            f"exec-ldso-{x}",
+            "exec_ldso.py",
+            args(x),
+            policy=lambda c: NO_ID,
+            effect=[absent("uid="), refused("exec")],
+            audit=[Expect(("exec",), rule="no-id", where=_runs_id_via_ldso)],
+        )
+        for x in ("plain", "options", "relative", "loader-copy")
+    ],
+    *[
+        Case(
+            f"exec-memfd-{x}",
+            "exec_memfd.py",
+            args(x),
+            policy=lambda c: NO_ID,
+            effect=[absent("uid="), absent("ran-from-memfd"), refused("exec")],
+            audit=[Expect(("exec",), rule=rule, where=where)],
+        )
+        for x, rule, where in (
+            ("id", "no-id", _field("same_content_as", "/usr/bin/id")),
+            ("id-proc-fd", "no-id", _field("same_content_as", "/usr/bin/id")),
+            ("id-link", "no-id", _field("same_content_as", "/usr/bin/id")),
+            ("echo", "exec-no-file", _field("no_file", True)),
+        )
+    ],
+    *[
+        Case(
+            f"exec-script-{x}",
+            "exec_script.py",
+            args(x),
+            policy=lambda c: NO_ID,
+            effect=[absent("uid="), refused("exec")],
+            audit=[Expect(("exec",), rule="no-id", where=lambda c, r, e: "interpreter" in e)],
+        )
+        for x in ("direct", "nested", "copy")
+    ],
+    Case(
+        # The copy is swapped between the decision and the exec: what the
+        # kernel mapped is checked again at the exec event, and killed.
+        "exec-race-rewritten-copy",
+        "exec_race.py",
+        args("2"),
+        policy=lambda c: NO_ID,
+        effect=[absent("uid="), exec_race_ran],
+        audit=[Expect(("exec",), rule="no-id")],
+        slow=True,
     ),
     # -- attacking the supervisor (found as the agentsh_ipy.cli ancestor) ----
     Case(
