@@ -296,16 +296,19 @@ class Decoder:
         req = self._file(name, pid, tid, ops, path, follow, real, flags=flags)
         # Emulate (open here, inject the fd) so the kernel never re-reads a
         # path buffer that a racing thread may have changed since we decided.
-        # Never openat2 (RESOLVE semantics) or O_TMPFILE; not /proc, /dev or
-        # /sys, whose files mean something else when we open them.
-        # O_PATH: NOTIF_ADDFD cannot pass such an fd (EBADF); it grants no
-        # data access by itself, and what is opened through it is decided.
+        # openat2 too: its path was resolved with its RESOLVE semantics and
+        # the open starts where the caller's did (_pinned.open_decided).
+        # /proc, /dev and /sys where the supervisor's open means the same
+        # (_pinned.emulable_open). Not O_TMPFILE (an unnamed file in a
+        # directory: it has no path to race). O_PATH: NOTIF_ADDFD cannot
+        # pass such an fd (EBADF); it reads and writes nothing, and what is
+        # done through it (an open of /proc/self/fd/N, *at calls, fchdir,
+        # execveat) is decided on the fd's real path.
         if (
-            name in ("open", "openat", "creat")
+            name in ("open", "openat", "creat", "openat2")
             and flags & O_TMPFILE != O_TMPFILE
             and not flags & os.O_PATH
-            and not real.startswith(("/proc/", "/dev/", "/sys/"))
-            and real not in ("/proc", "/dev", "/sys")
+            and _pinned.emulable_open(real, flags, tid)
         ):
             req.open_spec = (real, flags, mode & 0o7777)
         return req
@@ -321,13 +324,25 @@ class Decoder:
             flags, mode, resolve = struct.unpack("<QQQ", self.mem.read_exact(tid, a[2], 24))
         except OSError as e:
             raise Unreadable(f"open_how: {e.strerror}") from None
+        raw = self._str(tid, a[1])
+        start = self._cwd(tid) if _s32(a[0]) == AT_FDCWD else self._fd(tid, _s32(a[0]))
         if resolve & (files.RESOLVE_IN_ROOT | files.RESOLVE_BENEATH):
             # The path lives under dirfd, absolute or not, and so do links.
-            root = self._cwd(tid) if _s32(a[0]) == AT_FDCWD else self._fd(tid, _s32(a[0]))
-            path = os.path.join(root, self._str(tid, a[1]).lstrip("/"))
-            real = _resolve(path, pid, tid, not flags & O_NOFOLLOW, root)
-            return self._open(name, pid, tid, path, flags, mode, real)
-        return self._open(name, pid, tid, self._path(pid, tid, a[0], a[1]), flags, mode)
+            path = os.path.join(start, raw.lstrip("/"))
+            real = _resolve(path, pid, tid, not flags & O_NOFOLLOW, start)
+            req = self._open(name, pid, tid, path, flags, mode, real)
+        else:
+            path = os.path.join(start, raw) if raw else start
+            req = self._open(name, pid, tid, path, flags, mode)
+            start = "/" if raw.startswith("/") else start
+        req.open_at = (start, resolve)
+        # The kernel reads open_how again after a CONTINUE: what it would
+        # refuse is refused here, not continued.
+        bad = flags & ~OPEN_FLAGS or resolve & ~0x3F or (mode and not flags & (O_CREAT | O_TMPFILE))
+        if bad or (resolve & files.RESOLVE_BENEATH and raw.startswith("/")):
+            err = errno.EINVAL if bad else errno.EXDEV
+            req.open_spec, req.action = None, lambda: -err
+        return req
 
     def _h_creat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         path = self._path(pid, tid, AT_FDCWD, a[0])

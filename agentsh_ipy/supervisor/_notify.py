@@ -17,6 +17,7 @@ from collections.abc import Callable
 from .. import policy as pol
 from .._linux import files, seccomp
 from .._linux.arch import Arch
+from . import _pinned
 from ._decoder import O_CREAT, OPEN_FLAGS, Decoder
 from ._request import CONTINUE, Request, unreadable, unserved
 from ._workers import Workers
@@ -254,22 +255,23 @@ class NotifyLoop(threading.Thread):
 
         RESOLVE_NO_SYMLINKS: a component swapped for a symlink since we
         resolved it fails the open instead of leading elsewhere. O_NONBLOCK
-        until we know it is a regular file or a directory: a FIFO would block
-        this thread; anything else falls back to CONTINUE (Landlock's field).
+        until we know what it is: a FIFO would block this thread. Only a
+        FIFO whose open blocks (it waits for its other end) falls back to
+        CONTINUE (see _pinned.same_meaning).
         """
         flags &= OPEN_FLAGS  # open(2) ignores other bits; openat2 would refuse them
         ours = flags | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
         try:
             umask = files.umask_of(req.tid) if flags & O_CREAT else 0  # only creation uses it
-            fd = files.openat2(path, ours, mode & ~umask, files.RESOLVE_NO_SYMLINKS)
+            fd = _pinned.open_decided(path, ours, mode & ~umask, req.open_at)
         except OSError as e:
-            if e.errno in (errno.ENXIO, errno.ENODEV):  # a FIFO without a reader, a socket
-                return seccomp.notif_send(self.listener, nid, cont=True)
+            if e.errno == errno.ENXIO and not flags & os.O_NONBLOCK and _fifo(path):
+                return seccomp.notif_send(self.listener, nid, cont=True)  # waits for a reader
             req.fields["result"] = errno.errorcode.get(e.errno or 0, str(e.errno))
             return seccomp.notif_send(self.listener, nid, error=e.errno or errno.EACCES)
         try:
             st = os.fstat(fd)
-            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            if not _pinned.same_meaning(st.st_mode, flags):
                 return seccomp.notif_send(self.listener, nid, cont=True)
             if not flags & os.O_NONBLOCK:
                 fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
@@ -288,3 +290,10 @@ class NotifyLoop(threading.Thread):
             return seccomp.notif_send(self.listener, nid, val=newfd)
         finally:
             os.close(fd)
+
+
+def _fifo(path: str) -> bool:
+    try:
+        return stat.S_ISFIFO(os.lstat(path).st_mode)
+    except OSError:
+        return False

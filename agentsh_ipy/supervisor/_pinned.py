@@ -243,3 +243,60 @@ def proc_fd(path: str) -> tuple[int, int] | None:
     """(pid, fd) of a /proc/PID/fd/N path, else None."""
     m = _PROC_FD.fullmatch(path)
     return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+# -- opens the supervisor emulates (notify mode: the fd is injected) ----------
+_NAMESPACES = ("net", "uts", "ipc", "mnt", "pid", "user", "cgroup")
+_TTY_OF_OPENER = ("/dev/tty",)  # the opener's controlling terminal: not ours
+_PROC_ATTR = re.compile(r"/proc/\d+/(task/\d+/)?attr(/|$)")
+
+
+def _namespaces(pid: int | str) -> tuple[int, ...]:
+    return tuple(os.stat(f"/proc/{pid}/ns/{n}").st_ino for n in _NAMESPACES)
+
+
+def emulable_open(real: str, flags: int, tid: int) -> bool:
+    """Whether the supervisor opening ``real`` gets what the caller's open
+    would: /dev/tty is the opener's terminal; /proc and /sys files resolve
+    some entries by the opener's namespaces (/proc/sys/net, /sys/class/net),
+    so they are emulated only when the caller's are the supervisor's; an LSM
+    attribute (/proc/PID/attr) may be written only by its own task."""
+    if real in _TTY_OF_OPENER:
+        return False
+    if real.startswith(("/proc/", "/sys/")) or real in ("/proc", "/sys"):
+        if flags & os.O_ACCMODE and _PROC_ATTR.match(real):
+            return False
+        try:
+            return _namespaces(tid) == _namespaces("thread-self")
+        except OSError:
+            return False
+    return True
+
+
+def same_meaning(mode: int, flags: int) -> bool:
+    """Whether an fd the supervisor opened (O_NONBLOCK, O_NOCTTY) means what
+    the caller's open would: files, directories, devices (a terminal then
+    never becomes the caller's controlling one: it calls TIOCSCTTY, as
+    login_tty does); a FIFO only where its open would not block."""
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode) or stat.S_ISCHR(mode):
+        return True
+    if stat.S_ISFIFO(mode):
+        return bool(flags & os.O_NONBLOCK) or flags & os.O_ACCMODE == os.O_RDWR
+    return False
+
+
+def open_decided(path: str, flags: int, mode: int, at: tuple[str, int] | None) -> int:
+    """Open the decided real ``path`` without following any symlink. ``at``
+    (openat2): (the directory the caller's path starts from, its RESOLVE
+    flags): the open then starts there, with RESOLVE_BENEATH where the
+    caller confined it (the path was resolved inside already) and its
+    RESOLVE_NO_XDEV."""
+    if at is None:
+        return files.openat2(path, flags, mode, files.RESOLVE_NO_SYMLINKS)
+    base, resolve = at
+    rel = os.path.relpath(path, base)
+    extra = resolve & files.RESOLVE_NO_XDEV
+    if resolve & (files.RESOLVE_BENEATH | files.RESOLVE_IN_ROOT):
+        extra |= files.RESOLVE_BENEATH
+    with _pinned(base) as (fd,):
+        return files.openat2(rel, flags, mode, files.RESOLVE_NO_SYMLINKS | extra, fd)
