@@ -428,6 +428,8 @@ class ExecIdentity:
             return found  # the kernel will not find it either (or the exec event will)
         try:
             self._judge_fd(fd, real, list(argv), pid, tid, found, 0)
+        except OSError:
+            pass  # unreadable midway: the exec event looks again at what is mapped
         finally:
             os.close(fd)
         return found
@@ -447,6 +449,10 @@ class ExecIdentity:
             # or a decoy created under that name), the fd itself does.
             target = self._magic_link(pid, tid, path) or real
         try:
+            # Only a regular file runs; opening anything else (a device)
+            # could act on it.
+            if not stat.S_ISREG(os.stat(target).st_mode):
+                return None
             return os.open(target, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError as e:
             if e.errno in (errno.EACCES, errno.EPERM):
@@ -652,6 +658,8 @@ class ExecIdentity:
             except OSError:
                 return found
             self._judge_fd(fd, real, list(argv), pid, pid, found, 0)
+        except OSError:
+            pass  # the file failed us midway: its name was decided all the same
         finally:
             os.close(fd)
         return found
