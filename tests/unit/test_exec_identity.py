@@ -307,3 +307,30 @@ def test_at_exec_sees_what_the_kernel_mapped(tmp_path: Path) -> None:
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/id"), reason="no /usr/bin/id")
+def test_interpreter_chains_end_where_the_kernel_stops(tmp_path: Path) -> None:
+    identity = ei.ExecIdentity(NO_ID, path="/usr/bin")
+    me = os.getpid()
+
+    def chain(n: int) -> Path:
+        interp = "/usr/bin/id"
+        for i in range(n):
+            script = tmp_path / f"s{n}-{i}"
+            script.write_text(f"#!{interp}\n")
+            interp = str(script)
+        return Path(interp)
+
+    # Three scripts deep, each an interpreter of the next: id is found.
+    top = chain(3)
+    f = identity.judge(me, me, str(top), str(top), [str(top)])
+    assert any(d.rule == "no-id" for d in f.decisions)
+    # Deeper than the kernel follows (it fails with ELOOP): the walk ends.
+    top = chain(ei.MAX_DEPTH + 3)
+    f = identity.judge(me, me, str(top), str(top), [str(top)])
+    assert not any(d.rule == "no-id" for d in f.decisions)
+    # A script that names itself ends too.
+    loop = tmp_path / "loop"
+    loop.write_text(f"#!{loop}\n")
+    identity.judge(me, me, str(loop), str(loop), [str(loop)])
