@@ -1,7 +1,7 @@
 """What several hostile programs share: reporting a step's outcome, finding
-the supervisor (only from inside a sandbox), and the probe that must keep
-failing, and raw syscalls. Imported from the programs' own folder (they
-run with python -I)."""
+the supervisor (only from inside a sandbox), the probe that must keep
+failing, raw syscalls and O_PATH fds. Imported from the programs' own
+folder (they run with python -I)."""
 
 import ctypes
 import errno
@@ -29,6 +29,17 @@ def x86_64_only():
     if platform.machine() != "x86_64":
         print("skip: x86_64 syscall numbers")
         sys.exit(77)
+
+
+def path_fd(path, directory=True):
+    """An O_PATH fd (it reads nothing, so a sandbox may let it pass); where
+    O_PATH itself fails, a plain read-only fd, so the next step still runs."""
+    extra = os.O_DIRECTORY if directory else 0
+    try:
+        return os.open(path, os.O_PATH | extra)
+    except OSError as e:
+        print(f"o_path {path}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
+        return os.open(path, os.O_RDONLY | extra)
 
 
 def report(label, fn):

@@ -12,22 +12,11 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import raw_syscall, x86_64_only
+from _hostile import path_fd, raw_syscall, x86_64_only
 
 DONE = 42
 SYS_EXECVEAT = 322
 AT_EMPTY_PATH = 0x1000
-
-
-def path_fd(path, directory=True):
-    """An O_PATH fd (it reads nothing, so a sandbox may let it pass); where
-    O_PATH itself fails, a plain read-only fd, so the next step still runs."""
-    extra = os.O_DIRECTORY if directory else 0
-    try:
-        return os.open(path, os.O_PATH | extra)
-    except OSError as e:
-        print(f"o_path {path}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return os.open(path, os.O_RDONLY | extra)
 
 
 def execveat(dirfd, path, flags):

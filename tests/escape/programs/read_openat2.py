@@ -6,12 +6,11 @@ Usage: read_openat2.py no-symlinks|beneath|in-root   (x86_64 numbers)
 """
 
 import ctypes
-import errno
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import raw_syscall, report, x86_64_only
+from _hostile import path_fd, raw_syscall, report, x86_64_only
 
 DONE = 42
 SYS_OPENAT2 = 437
@@ -24,17 +23,6 @@ RESOLVE_IN_ROOT = 0x10
 
 class OpenHow(ctypes.Structure):
     _fields_ = (("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64))
-
-
-def path_fd(path, directory=True):
-    """An O_PATH fd (it reads nothing, so a sandbox may let it pass); where
-    O_PATH itself fails, a plain read-only fd, so the next step still runs."""
-    extra = os.O_DIRECTORY if directory else 0
-    try:
-        return os.open(path, os.O_PATH | extra)
-    except OSError as e:
-        print(f"o_path {path}: {errno.errorcode.get(e.errno, e.errno)}", flush=True)
-        return os.open(path, os.O_RDONLY | extra)
 
 
 def openat2(dirfd, path, resolve):
