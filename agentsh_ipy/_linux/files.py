@@ -62,3 +62,44 @@ def unshare_fs() -> None:
     nr = arch.current().nr("unshare")
     assert nr is not None
     _syscall.syscall(nr, CLONE_FS, what="unshare(CLONE_FS)")
+
+
+_NR_PIDFD_GETFD = 438  # the same on every architecture
+_NR_FILE_SETATTR = 469  # the same on every architecture (Linux 6.17+)
+PIDFD_THREAD = os.O_EXCL  # pidfd_open: this thread, not its thread group (Linux 6.9+)
+
+
+def fd_copy(pid: int, tid: int, fd: int) -> int:
+    """A copy of thread ``tid``'s fd ``fd`` in this process (pidfd_getfd,
+    CLOEXEC): the same open file description. By the thread's own pidfd
+    where the kernel has them, since a thread may have unshared its fd table;
+    before Linux 6.9, by its process's."""
+    try:
+        pidfd = os.pidfd_open(tid, PIDFD_THREAD)
+    except OSError:
+        pidfd = os.pidfd_open(pid)
+    try:
+        return _syscall.syscall(_NR_PIDFD_GETFD, pidfd, fd, 0, what=f"pidfd_getfd({tid}, {fd})")
+    finally:
+        os.close(pidfd)
+
+
+_futimens = _syscall.libc.futimens  # glibc's utimensat refuses a NULL path
+_futimens.restype = ctypes.c_int
+_futimens.argtypes = [ctypes.c_int, ctypes.c_void_p]
+
+
+def futimens(fd: int, times: bytes | None) -> None:
+    """utimensat(fd, NULL, times, 0): ``times`` as for utimensat."""
+    buf = None if times is None else ctypes.create_string_buffer(times, 32)
+    _syscall.check(_futimens(fd, buf), f"futimens({fd})")
+
+
+def file_setattr(dirfd: int, path: str, attr: bytes, flags: int) -> None:
+    """file_setattr(2): inode flags and project id from a struct file_attr."""
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    _syscall.syscall(
+        _NR_FILE_SETATTR, dirfd, ctypes.create_string_buffer(os.fsencode(path)), buf, len(attr),
+        flags,
+        what=f"file_setattr({path!r})",
+    )  # fmt: skip

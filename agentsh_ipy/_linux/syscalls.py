@@ -241,8 +241,24 @@ _add(
 _add(
     D,
     "files",
-    "the file rules (chmod, chown); by path done by the supervisor",
+    "the file rules (chmod, chown), done by the supervisor: by path on the decided path, "
+    "by fd on its copy of the fd (pidfd_getfd), whose file is the one decided",
     "chmod fchmod fchmodat fchmodat2 chown fchown lchown fchownat",
+)
+_add(
+    D,
+    "files",
+    "xattrs by name: a POSIX ACL (`system.posix_acl_*`) is a `chmod`, a `user.*` "
+    "attribute a `write`; `security.*` (file capabilities, LSM labels), `trusted.*` and "
+    "other `system.*` are refused with EOPNOTSUPP. Done by the supervisor with the name "
+    "and value read once, on the decided path or its copy of the fd",
+    "setxattr lsetxattr fsetxattr setxattrat removexattr lremovexattr fremovexattr removexattrat",
+)
+_add(
+    D,
+    "files",
+    "inode flags and project ids by path (`chattr`): a `chmod`, done by the supervisor",
+    "file_setattr",
 )
 _add(
     D,
@@ -254,8 +270,8 @@ _add(
 _add(
     D,
     "files",
-    "times are a `write` under the file rules (by path done by the supervisor); "
-    "issue 17 item 2 may give metadata its own operation",
+    "times are a `write` under the file rules, done by the supervisor: by path on the "
+    "decided path, by fd (`futimens`) on its copy of the fd",
     "utime utimes futimesat utimensat",
 )
 _add(D, "exec", "the command rules, on the path and argv", "execve execveat")
@@ -529,21 +545,6 @@ _add(
     "getdents getdents64 recvfrom recvmsg recvmmsg accept accept4 shutdown getsockname "
     "getpeername getsockopt cachestat io_setup io_destroy io_submit io_cancel "
     "io_getevents io_pgetevents mq_timedsend mq_timedreceive mq_notify mq_getsetattr",
-)
-_add(
-    R,
-    "file metadata",
-    "xattrs and ACLs of any file the caller can name (an ACL changes "
-    "who may read it); EOPNOTSUPP, so `cp -a` and `tar` fall back to chmod as on a file "
-    "system without xattrs. Issue 17 item 2 makes them file decisions",
-    "setxattr lsetxattr fsetxattr setxattrat removexattr lremovexattr fremovexattr removexattrat",
-    err=errno.EOPNOTSUPP,
-)
-_add(
-    R,
-    "file metadata",
-    "inode flags and project ids by path (`chattr`); issue 17 item 2",
-    "file_setattr",
 )
 _add(
     H,

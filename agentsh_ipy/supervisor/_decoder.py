@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from .. import policy as pol
 from .._linux import files, procfs, sockets, subcommands, syscalls
 from .._linux.arch import Arch
-from . import _pinned, _subcmds
+from . import _metadata, _pinned, _subcmds
 from ._exec_identity import for_policy as exec_identity_for
 from ._hosts import HostServices
 from ._redirect import Redirector
@@ -479,10 +479,13 @@ class Decoder:
     ) -> Request:  # fmt: skip
         """``times``: two struct timespec as the kernel takes them (None: now).
         By path, done by the supervisor (utimensat through an O_PATH fd);
-        without a path (futimens), on the fd's file, in the kernel, as
-        fchmod is."""
+        without a path (futimens), on the supervisor's copy of the fd."""
         if path_addr == 0:
-            return self._file(name, pid, tid, ["write"], self._fd(tid, _s32(dirfd)))
+            return _metadata.on_fd(
+                self, name, pid, tid, dirfd, "write",
+                lambda c: files.futimens(c.fd, times) if c.shared
+                else files.utimensat(str(c.target), times),
+            )  # fmt: skip
         path = self._path(pid, tid, dirfd, path_addr, flags)
         follow = not flags & AT_SYMLINK_NOFOLLOW
         req = self._file(name, pid, tid, ["write"], path, follow)
@@ -530,13 +533,18 @@ class Decoder:
     def _on_path(
         self, req: Request, follow: bool, act: Callable[[str], None], flags: int = os.O_PATH
     ) -> Request:
-        if req.decision.decision not in ("allow", "audit"):
+        if req.decision.decision not in ("allow", "audit", "approve"):
             return req
         real = req.fields.get("resolved", req.fields["path"])
         nofollow = 0 if follow else os.O_NOFOLLOW
 
         def run() -> int:
+            if req.decision.decision not in ("allow", "audit"):  # an approval refused
+                return -req.errno
             try:
+                refused = _metadata.not_as_caller(req)
+                if refused is not None:
+                    return refused
                 fd = files.openat2(
                     real, flags | nofollow | os.O_CLOEXEC, 0, files.RESOLVE_NO_SYMLINKS
                 )
@@ -561,7 +569,10 @@ class Decoder:
         return self._chmod(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1], True)
 
     def _h_fchmod(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._file(name, pid, tid, ["chmod"], self._fd(tid, _s32(a[0])))
+        mode = a[1] & 0o7777
+        return _metadata.on_fd(
+            self, name, pid, tid, a[0], "chmod", lambda c: os.chmod(c.target, mode)
+        )
 
     def _h_fchmodat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         flags = a[3] if name == "fchmodat2" else 0
@@ -584,7 +595,10 @@ class Decoder:
     _h_lchown = _h_chown
 
     def _h_fchown(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
-        return self._file(name, pid, tid, ["chown"], self._fd(tid, _s32(a[0])))
+        u, g = _id(a[1]), _id(a[2])
+        return _metadata.on_fd(
+            self, name, pid, tid, a[0], "chown", lambda c: os.chown(c.target, u, g)
+        )
 
     def _h_fchownat(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         path = self._path(pid, tid, a[0], a[1], a[4])
@@ -671,13 +685,23 @@ class Decoder:
     # persona other than a query, TIOCSTI/TIOCLINUX and inode flags,
     # CLONE_NEWUSER, hardware poisoning, a filter with its own listener.
     _h_personality = _blocked
-    _h_ioctl = _subcmds.ioctl
     _h_unshare = _subcmds.namespaces  # any CLONE_NEW*
     # sub-commands no allowed class names (see _subcmds.py)
     _h_prctl = _h_setsockopt = _subcmds.sub_command
     _h_fcntl = _subcmds.fcntl_cmd
     _h_madvise = _blocked
     _h_seccomp = _blocked
+
+    def _h_ioctl(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
+        if a[1] & 0xFFFFFFFF in _metadata.INODE_FLAG_REQUESTS:  # a chmod decision
+            return _metadata.inode_flags_ioctl(self, name, pid, tid, a)
+        return _subcmds.ioctl(self, name, pid, tid, a)
+
+    # xattrs and inode flags by path: file decisions (see _metadata.py)
+    _h_setxattr = _h_lsetxattr = _h_fsetxattr = _h_setxattrat = _metadata.set_xattr
+    _h_removexattr = _h_lremovexattr = _h_fremovexattr = _metadata.remove_xattr
+    _h_removexattrat = _metadata.remove_xattr
+    _h_file_setattr = _metadata.file_setattr
 
     # -- socket families: only the refused ones reach us (the catalog's rules)
     def _h_socket(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:

@@ -259,6 +259,11 @@ def no_nodump_flag(c: Ctx, r: Run) -> None:
     assert not flags & 0x40, f"{c.existing} got FS_NODUMP_FL ({flags:#x})"
 
 
+def changed_some(c: Ctx, r: Run) -> None:
+    """The racing change ran (on the workspace file)."""
+    assert number(r, "changed") > 0, f"no change went through: the race never ran\n{r.stdout}"
+
+
 def mtime_kept(c: Ctx, r: Run) -> None:
     mtime = c.existing.stat().st_mtime
     assert mtime > 86400 * 365, f"the times of {c.existing} were set ({mtime})"
@@ -431,6 +436,14 @@ def openat2_denied(c: Ctx, r: Run, e: Event) -> bool:
 
 
 OPENAT2_DENIED = Expect(("file", "syscall_blocked"), syscalls=("openat2",), where=openat2_denied)
+
+
+def _capability(c: Ctx, r: Run, e: Event) -> bool:
+    return e.get("xattr") == "security.capability" and e.get("path") == str(c.ws / "capable")
+
+
+def _workspace(c: Ctx, r: Run, e: Event) -> bool:
+    return str(e.get("path", "")).startswith(f"{c.ws}/")
 
 
 def hidden_token(c: Ctx, r: Run, e: Event) -> bool:
@@ -1074,27 +1087,70 @@ CASES: list[Case] = [
         no_baseline=SUPERVISOR_ONLY,
     ),
     # -- what no rule looked at (issue 17): metadata, mknod, host IPC -------
-    Case(
-        "metadata-acl-on-the-key",
-        "metadata_outside.py",
-        lambda c: ("acl", str(c.key)),
-        effect=[said("setxattr", *NOT_SUPPORTED), no_xattr(lambda c: c.key, ACL)],
-        audit=[blocked("setxattr")],
+    # An ACL is a chmod, a user xattr a write, inode flags a chmod: decided
+    # by the file rules (HOME_RW: no Landlock rule covers xattrs anyway).
+    *and_home_rw(
+        Case(
+            "metadata-acl-on-the-key",
+            "metadata_outside.py",
+            lambda c: ("acl", str(c.key)),
+            effect=[said("setxattr", "EACCES"), no_xattr(lambda c: c.key, ACL)],
+            audit=[denied_file(_key, op="chmod", rule="credentials", syscalls=("setxattr",))],
+        )
     ),
     Case(
         "metadata-user-xattr-by-readonly-fd",
         "metadata_outside.py",
         with_existing("fd-user"),
-        effect=[said("setxattr", *NOT_SUPPORTED), no_xattr(lambda c: c.existing, USER_XATTR)],
-        audit=[blocked("fsetxattr")],
+        effect=[said("setxattr", "EACCES"), no_xattr(lambda c: c.existing, USER_XATTR)],
+        audit=[denied_file(_existing, op="write", rule="default:file", syscalls=("fsetxattr",))],
     ),
     Case(
         "metadata-inode-flags-by-readonly-fd",
         "inode_flags.py",
         lambda c: (str(c.existing),),
-        effect=[said("setflags", "EPERM"), no_nodump_flag],
-        audit=[blocked("ioctl")],
+        effect=[said("setflags", "EACCES"), no_nodump_flag],
+        audit=[denied_file(_existing, op="chmod", rule="default:file", syscalls=("ioctl",))],
     ),
+    Case(
+        "metadata-file-capability-in-workspace",
+        "metadata_workspace.py",
+        args("capability"),
+        effect=[
+            said("capability", *NOT_SUPPORTED),
+            no_xattr(lambda c: c.ws / "capable", "security.capability"),
+        ],
+        audit=[Expect(("syscall_blocked",), syscalls=("setxattr",), where=_capability)],
+        baseline=("root",),  # CAP_SETFCAP
+        no_baseline="only root may set a file capability, sandbox or not",
+    ),
+    Case(
+        "metadata-workspace-still-allowed",
+        "metadata_workspace.py",
+        args("control"),
+        effect=[works("user-xattr", "user-xattr-fd", "acl", "noatime", "chattr", "by-fd", "cp-a")],
+        audit=[
+            Expect(("file",), "allow", "chmod", ("setxattr",), where=_workspace),
+            Expect(("file",), "allow", "write", ("setxattr",), where=_workspace),
+            Expect(("file",), "allow", "write", ("fsetxattr",), where=_workspace),
+            Expect(("file",), "allow", "chmod", ("ioctl",), where=_workspace),
+            Expect(("file",), "allow", "chmod", ("fchmod",), where=_workspace),
+            Expect(("file",), "allow", "write", ("utimensat",), where=_workspace),
+        ],
+        baseline=(),
+        no_baseline="a control: these changes are allowed, sandbox or not",
+    ),
+    *[
+        Case(
+            f"race-fd-swap-{x}",
+            "race_fd_swap.py",
+            lambda c, x=x: (x, str(c.allowed), str(c.existing), "2"),
+            effect=[changed_some, no_xattr(lambda c: c.existing, USER_XATTR)],
+            audit=[denied_file(_existing, op=op, rule="default:file", syscalls=(x,))],
+            slow=True,
+        )
+        for x, op in (("fchmod", "chmod"), ("fsetxattr", "write"))
+    ],
     *[
         Case(
             f"metadata-times-{x}",
