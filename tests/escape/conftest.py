@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Area, User, sandbox_env
+from tests.escape import _survivors
 
 TOKEN_NAME = "MY_SERVICE_TOKEN"  # hidden by the default env_policy ("*_TOKEN")
 PROGRAMS = Path(__file__).resolve().parent / "programs"
@@ -39,6 +40,24 @@ def program_copy(area: Area, name: str) -> Path:
     if not copy.exists():
         shutil.copytree(PROGRAMS, copy)
     return copy / name
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "unsandboxed: runs hostile programs WITHOUT the sandbox (a baseline): "
+        "what they leave running is killed, not a failure",
+    )
+
+
+@pytest.fixture(autouse=True)
+def nothing_outlives_the_run(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test here: no process started during it is alive after it
+    (the worker is a subreaper meanwhile; see _survivors). Set up before,
+    torn down after, the fixtures that own long-lived processes."""
+    with _survivors.watched() as watch:
+        yield
+        watch.check(fail=request.node.get_closest_marker("unsandboxed") is None)
 
 
 @pytest.fixture(params=["notify", "ptrace"])

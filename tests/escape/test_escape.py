@@ -1606,6 +1606,7 @@ def test_escape(case: Case, world: Ctx, mode: str) -> None:
         )
 
 
+@pytest.mark.unsandboxed
 @pytest.mark.parametrize("case", _params(CASES))
 def test_program_escapes_unsandboxed(case: Case, world: Ctx) -> None:
     """The same program WITHOUT the sandbox must trip the effect checks:

@@ -303,6 +303,7 @@ def _denied(events: list[dict[str, Any]], path: str, rule: str) -> bool:
     return False
 
 
+@pytest.mark.unsandboxed
 @pytest.mark.slow
 def test_planting_works_without_the_sandbox(world: World) -> None:
     before = world.snapshot()
