@@ -24,7 +24,7 @@ from ._launch import EXIT_SETUP, LaunchError, Timeouts
 from ._session import Result, Session, exit_status
 from ._state import NoStateDir, state_dir
 from ._trash import TRASH_DIR, Trash, TrashError
-from ._trash import key_path as trash_key_path
+from ._trash import key_candidates as trash_key_candidates
 
 if TYPE_CHECKING:
     from ._client import SandboxClient, SupervisorError, Wrapped
@@ -128,7 +128,7 @@ def load_policy(path: str | None, workspace: str, protect: tuple[str, ...] = ())
     p = p.hide([], jupyter_runtime_dirs(), "Jupyter's runtime files hold its tokens and keys")
     # the key that signs trash entries: a sandbox holding it could forge one
     # that the user's `trash restore` would write anywhere
-    p = p.hide([trash_key_path()], (), "the trash's signing key")
+    p = p.hide(trash_key_candidates(), (), "the trash's signing key")
     return p.protect([os.path.realpath(x) for x in protect], trees=[trash])
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from .. import policy as pol
 from .._linux import files
-from ._state import state_dir
+from ._state import state_candidates, state_dir
 
 TRASH_DIR = ".agentsh-trash"
 KEY_BYTES = 32
@@ -43,6 +43,11 @@ _INODE = ("st_dev", "st_ino", "st_mode", "st_size", "st_ctime_ns", "st_nlink")
 def key_path() -> str:
     """The trash's signing key: the sandbox may neither read nor write it."""
     return os.path.join(state_dir(), "trash.key")
+
+
+def key_candidates() -> list[str]:
+    """Everywhere the key may be (see _state), without making any directory."""
+    return [os.path.join(d, "trash.key") for d in state_candidates()]
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,16 @@ def _inode(st: os.stat_result) -> list[int]:
 class Trash:
     def __init__(self, workspace: str, key_file: str | None = None) -> None:
         self.root = os.path.join(os.path.realpath(workspace), TRASH_DIR)
-        self.key_file = key_file or key_path()
+        self._key_file = key_file
         self._key: bytes | None = None
+
+    @property
+    def key_file(self) -> str:
+        # Chosen when first needed: picking the state dir makes it, and a
+        # session that never soft-deletes must leave the home as it was.
+        if self._key_file is None:
+            self._key_file = key_path()
+        return self._key_file
 
     # -- the key -----------------------------------------------------------
     def _load_key(self, create: bool) -> bytes | None:
