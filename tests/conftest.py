@@ -8,9 +8,11 @@ variant is skipped there with that reason.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -67,6 +69,40 @@ def _check_nobody_can_run() -> None:
             "that other users can read, as .ci/run does (/opt/agentsh-ipy-venv)"
         )
     _nobody_checked.append("ok")
+
+
+# Host files every test must leave as it found them: a sandbox that failed
+# open (or a test that aimed at the wrong path) shows here, named by test.
+# /dev/null was once found 0755 after a run.
+_HOST_FILES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty",
+               "/dev/ptmx", "/tmp", "/etc/passwd", "/etc/hostname")  # fmt: skip
+
+
+def _host_state() -> dict[str, tuple[int, int, int]]:
+    out = {}
+    for path in _HOST_FILES:
+        with contextlib.suppress(OSError):
+            st = os.lstat(path)
+            out[path] = (st.st_mode, st.st_uid, st.st_gid)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def host_files_unchanged() -> Iterator[None]:
+    before = _host_state()
+    yield
+    after = _host_state()
+    changed = [p for p in before if after.get(p) != before[p]]
+    for path in changed:  # put them back, so one failure does not spread
+        with contextlib.suppress(OSError):
+            mode, uid, gid = before[path]
+            os.chown(path, uid, gid, follow_symlinks=False)
+            os.chmod(path, stat.S_IMODE(mode))
+    if changed:
+        pytest.fail(
+            "the test changed host files: "
+            + ", ".join(f"{p} {oct(before[p][0])} -> {oct(after.get(p, (0,))[0])}" for p in changed)
+        )
 
 
 @pytest.fixture(params=["root", "nobody"])
