@@ -314,6 +314,13 @@ class ContentIndex:
                 return o, sha
         return None, sha
 
+    def itself(self, st: os.stat_result, real: str) -> Original | None:
+        """The original this file is, at its own path."""
+        for o in self.by_size.get(st.st_size, ()):
+            if (st.st_dev, st.st_ino) == (o.dev, o.ino) and real == o.real:
+                return o
+        return None
+
 
 class Loaders:
     """This host's dynamic loaders: the PT_INTERP of the programs the
@@ -532,10 +539,26 @@ class ExecIdentity:
         if sha is not None and st.st_nlink == 0:
             found.fields["sha256"] = sha
         if original is None:
+            self._alias(st, real, argv, found)
             return False
         found.fields[key or "runs_same_content_as"] = original.real
         found.decisions.extend(self.policy.check_command(n, argv) for n in sorted(original.names))
         return True
+
+    def _alias(self, st: os.stat_result, real: str, argv: list[str], found: Finding) -> None:
+        """A multi-call program (systemctl, busybox, xz) does what its
+        argv[0] names: run under a name the rules found it by (systemctl
+        as "reboot"), it is decided under that name too."""
+        if not argv or st.st_size not in self.index.by_size:
+            return
+        alias = os.path.basename(argv[0])
+        o = self.index.itself(st, real)
+        if o is None or alias == os.path.basename(real):
+            return
+        names = sorted(n for n in o.names if os.path.basename(n) == alias)
+        if names:
+            found.fields["argv0_is"] = names[0]
+            found.decisions.extend(self.policy.check_command(n, argv) for n in names)
 
     def _no_file(
         self, fd: int, st: os.stat_result, real: str, argv: list[str], found: Finding

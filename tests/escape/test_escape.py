@@ -418,6 +418,10 @@ def _field(name: str, value: Any) -> Callable[[Ctx, Run, Event], bool]:
     return lambda c, r, e: e.get(name) == value
 
 
+def _argv0_is(name: str) -> Callable[[Ctx, Run, Event], bool]:
+    return lambda c, r, e: str(e.get("argv0_is", "")).endswith("/" + name)
+
+
 def _runs_id_via_ldso(c: Ctx, r: Run, e: Event) -> bool:
     """ld.so was exec'd, and /usr/bin/id is what it would run."""
     return e.get("via") == "ld.so" and str(e.get("runs", "")).endswith("/id")
@@ -1000,6 +1004,14 @@ CASES: list[Case] = [
         )
         for x in ("direct", "nested", "copy")
     ],
+    Case(
+        # xz run as "unxz": a multi-call program does what argv[0] names.
+        "exec-argv0-multi-call",
+        "exec_argv0.py",
+        policy=lambda c: "command_rules:\n  - {name: no-unxz, commands: [unxz], decision: deny}\n",
+        effect=[said("data", "absent"), refused("exec")],
+        audit=[Expect(("exec",), rule="no-unxz", where=_argv0_is("unxz"))],
+    ),
     Case(
         # The copy is swapped between the decision and the exec: what the
         # kernel mapped is checked again at the exec event, and killed.

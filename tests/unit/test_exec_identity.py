@@ -334,3 +334,16 @@ def test_interpreter_chains_end_where_the_kernel_stops(tmp_path: Path) -> None:
     loop = tmp_path / "loop"
     loop.write_text(f"#!{loop}\n")
     identity.judge(me, me, str(loop), str(loop), [str(loop)])
+
+
+def test_a_multi_call_program_is_decided_by_the_name_argv0_gives(tmp_path: Path) -> None:
+    real = tmp_path / "systemctl"
+    real.write_bytes(b"z" * 96)
+    (tmp_path / "reboot").symlink_to(real)
+    policy = _policy("  - {name: power, commands: [reboot], decision: deny}\n")
+    identity = ei.ExecIdentity(policy, path=str(tmp_path))
+    me = os.getpid()
+    f = identity.judge(me, me, str(real), str(real), ["reboot"])
+    assert [d.rule for d in f.decisions] == ["power"]
+    assert f.fields["argv0_is"] == str(tmp_path / "reboot")
+    assert identity.judge(me, me, str(real), str(real), ["systemctl", "status"]).decisions == []
