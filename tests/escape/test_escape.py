@@ -50,6 +50,7 @@ pytestmark = linux_only
 DONE = 42  # every program's exit status when it ran to its end
 FORGED = "FORGED-BY-SANDBOX"
 X86_64 = platform.machine() == "x86_64"
+KERNEL = tuple(int(x) for x in re.findall(r"\d+", platform.release())[:2])
 
 Event = dict[str, Any]
 Check = Callable[[Ctx, Run], None]
@@ -605,6 +606,7 @@ class Case:
     # when it cannot (then no_baseline says why).
     baseline: tuple[str, ...] = ("root", "nobody", "self")
     no_baseline: str = ""
+    kernel: tuple[int, int] = (0, 0)  # the oldest Linux that has the calls it makes
 
 
 def args(*fixed: str) -> Callable[[Ctx], Sequence[str]]:
@@ -1163,6 +1165,40 @@ CASES: list[Case] = [
         )
         for x, op in (("fchmod", "chmod"), ("fsetxattr", "write"))
     ],
+    # setxattrat/removexattrat (6.13) and file_setattr (6.17): the same decisions
+    Case(
+        "metadata-setxattrat-outside",
+        "metadata_outside.py",
+        with_existing("at-user"),
+        effect=[said("setxattrat", "EACCES"), no_xattr(lambda c: c.existing, USER_XATTR)],
+        audit=[denied_file(_existing, op="write", rule="default:file", syscalls=("setxattrat",))],
+        raw=True,
+        kernel=(6, 13),
+    ),
+    Case(
+        "metadata-file-setattr-outside",
+        "metadata_outside.py",
+        with_existing("setattr"),
+        effect=[said("setattr", "EACCES"), no_nodump_flag],
+        audit=[denied_file(_existing, op="chmod", rule="default:file", syscalls=("file_setattr",))],
+        raw=True,
+        kernel=(6, 17),
+    ),
+    Case(
+        "metadata-at-forms-in-workspace",
+        "metadata_workspace.py",
+        args("at-forms"),
+        effect=[works("xattrat", "xattrat-fd", "file-setattr")],
+        audit=[
+            Expect(("file",), "allow", "write", ("setxattrat",), where=_workspace, count=2),
+            Expect(("file",), "allow", "write", ("removexattrat",), where=_workspace, count=2),
+            Expect(("file",), "allow", "chmod", ("file_setattr",), where=_workspace, count=2),
+        ],
+        raw=True,
+        kernel=(6, 17),
+        baseline=(),
+        no_baseline="a control: these changes are allowed, sandbox or not",
+    ),
     *[
         Case(
             f"metadata-times-{x}",
@@ -1532,6 +1568,8 @@ def _params(cases: Iterable[Case]) -> list[Any]:
             marks.append(pytest.mark.slow)
         if case.raw and not X86_64:
             marks.append(pytest.mark.skip(reason="the program uses x86_64 syscall numbers"))
+        if case.kernel > KERNEL:
+            marks.append(pytest.mark.skip(reason="needs Linux {}.{}".format(*case.kernel)))
         out.append(pytest.param(case, id=case.name, marks=marks))
     return out
 

@@ -3,16 +3,19 @@ calls the file rules decide (issue 17): an ACL through setxattr turns
 ~/.ssh/id_rsa from 0600 into world-readable (chmod is never called); a
 user xattr is set through an fd opened read-only.
 
-Usage: metadata_outside.py acl|fd-user PATH
-Prints "setxattr: ok" or "setxattr: ERRNO".
+Usage: metadata_outside.py acl|fd-user|at-user|setattr PATH
+Prints "setxattr: ok" or "setxattr: ERRNO". at-user: a user xattr through
+setxattrat (Linux 6.13); setattr: FS_XFLAG_NODUMP through file_setattr
+(6.17), which needs only ownership (x86_64 numbers for both).
 """
 
+import ctypes
 import os
 import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_OTHER = 0x01, 0x04, 0x20
@@ -41,6 +44,33 @@ def set_user_xattr_by_fd(path):
     return os.getxattr(path, "user.agentsh-escape")
 
 
+SYS_SETXATTRAT, SYS_FILE_SETATTR = 463, 469
+AT_FDCWD = -100
+FS_XFLAG_NODUMP = 0x80
+
+
+def set_user_xattr_at(path):
+    value = ctypes.create_string_buffer(b"planted", 7)
+    args = ctypes.create_string_buffer(struct.pack("<QII", ctypes.addressof(value), 7, 0))
+    name = ctypes.c_char_p(b"user.agentsh-escape")
+    raw_syscall(SYS_SETXATTRAT, AT_FDCWD, ctypes.c_char_p(os.fsencode(path)), 0, name, args, 16)
+    return os.getxattr(path, "user.agentsh-escape")
+
+
+def set_nodump_by_path(path):
+    attr = ctypes.create_string_buffer(struct.pack("<QIIII", FS_XFLAG_NODUMP, 0, 0, 0, 0), 24)
+    raw_syscall(SYS_FILE_SETATTR, AT_FDCWD, ctypes.c_char_p(os.fsencode(path)), attr, 24, 0)
+
+
 variant, path = sys.argv[1], sys.argv[2]
-report("setxattr", lambda: set_acl(path) if variant == "acl" else set_user_xattr_by_fd(path))
+if variant == "acl":
+    report("setxattr", lambda: set_acl(path))
+elif variant == "fd-user":
+    report("setxattr", lambda: set_user_xattr_by_fd(path))
+elif variant == "at-user":
+    x86_64_only()
+    report("setxattrat", lambda: set_user_xattr_at(path))
+else:
+    x86_64_only()
+    report("setattr", lambda: set_nodump_by_path(path))
 sys.exit(DONE)

@@ -7,13 +7,17 @@ installed, else its setxattr); FS_NOATIME_FL set and cleared by the owner
 (`chattr +A`, by ioctl and with chattr when installed); fchmod, fchown and
 futimens on an fd; `cp -a` keeping a user xattr. Prints "LABEL: ok ..." each.
 
+at-forms: the same through setxattrat, removexattrat (Linux 6.13) and
+file_setattr (6.17), by path and by fd (AT_EMPTY_PATH); x86_64 numbers.
+
 capability: a file capability (security.capability, cap_setuid) on a file
 in the workspace: privileges any later exec of it would gain, outside the
 sandbox too. Prints "capability: ok" or "capability: ERRNO".
 
-Usage: metadata_workspace.py control|capability   (cwd: the workspace)
+Usage: metadata_workspace.py control|at-forms|capability   (cwd: the workspace)
 """
 
+import ctypes
 import fcntl
 import os
 import shutil
@@ -22,7 +26,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _hostile import report
+from _hostile import raw_syscall, report, x86_64_only
 
 DONE = 42
 FS_IOC_GETFLAGS = 0x80086601
@@ -135,6 +139,76 @@ def copy_keeps_xattr():
     return value
 
 
+SYS_SETXATTRAT, SYS_REMOVEXATTRAT, SYS_FILE_GETATTR, SYS_FILE_SETATTR = 463, 466, 468, 469
+AT_FDCWD, AT_EMPTY_PATH = -100, 0x1000
+FS_XFLAG_NOATIME = 0x40
+
+
+def xattr_args(value):
+    """struct xattr_args: the value's address, its size, flags; and the buffer."""
+    buf = ctypes.create_string_buffer(value, len(value))
+    return ctypes.create_string_buffer(
+        struct.pack("<QII", ctypes.addressof(buf), len(value), 0)
+    ), buf
+
+
+def setxattrat(dirfd, path, flags, name, value):
+    args, _keep = xattr_args(value)
+    raw_syscall(
+        SYS_SETXATTRAT, dirfd, ctypes.c_char_p(path), flags, ctypes.c_char_p(name), args, 16
+    )
+
+
+def xattrat_by_path():
+    path = fresh("at-path.txt")
+    setxattrat(AT_FDCWD, path.encode(), 0, b"user.at", b"by setxattrat")
+    value = os.getxattr(path, "user.at")
+    raw_syscall(SYS_REMOVEXATTRAT, AT_FDCWD, ctypes.c_char_p(path.encode()), 0,
+                ctypes.c_char_p(b"user.at"))  # fmt: skip
+    assert value == b"by setxattrat" and "user.at" not in os.listxattr(path), value
+    return value
+
+
+def xattrat_by_fd():
+    path = fresh("at-fd.txt")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        setxattrat(fd, b"", AT_EMPTY_PATH, b"user.at", b"by fd")
+        value = os.getxattr(path, "user.at")
+        raw_syscall(SYS_REMOVEXATTRAT, fd, ctypes.c_char_p(b""), AT_EMPTY_PATH,
+                    ctypes.c_char_p(b"user.at"))  # fmt: skip
+    finally:
+        os.close(fd)
+    assert value == b"by fd" and "user.at" not in os.listxattr(path), value
+    return value
+
+
+def xflags(dirfd, path, flags):
+    attr = ctypes.create_string_buffer(24)
+    raw_syscall(SYS_FILE_GETATTR, dirfd, ctypes.c_char_p(path), attr, 24, flags)
+    return struct.unpack_from("<Q", attr.raw)[0]
+
+
+def set_xflags(dirfd, path, flags, value):
+    attr = ctypes.create_string_buffer(struct.pack("<QIIII", value, 0, 0, 0, 0), 24)
+    raw_syscall(SYS_FILE_SETATTR, dirfd, ctypes.c_char_p(path), attr, 24, flags)
+
+
+def noatime_by_file_setattr():
+    path = fresh("setattr.txt").encode()
+    before = xflags(AT_FDCWD, path, 0)
+    set_xflags(AT_FDCWD, path, 0, before | FS_XFLAG_NOATIME)
+    got = xflags(AT_FDCWD, path, 0)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        set_xflags(fd, b"", AT_EMPTY_PATH, got & ~FS_XFLAG_NOATIME)  # by fd
+    finally:
+        os.close(fd)
+    after = xflags(AT_FDCWD, path, 0)
+    assert got & FS_XFLAG_NOATIME and not after & FS_XFLAG_NOATIME, (hex(got), hex(after))
+    return hex(got)
+
+
 def capability():
     path = fresh("capable")
     # struct vfs_cap_data, revision 2: magic_etc, then permitted/inheritable
@@ -160,6 +234,11 @@ if sys.argv[1] == "control":
     step("chattr", noatime_by_chattr)
     step("by-fd", by_fd)
     step("cp-a", copy_keeps_xattr)
+elif sys.argv[1] == "at-forms":
+    x86_64_only()
+    step("xattrat", xattrat_by_path)
+    step("xattrat-fd", xattrat_by_fd)
+    step("file-setattr", noatime_by_file_setattr)
 else:
     report("capability", capability)
 sys.exit(DONE)
