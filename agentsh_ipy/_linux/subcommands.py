@@ -60,7 +60,9 @@ IOCTL_INODE = {
     "FS_IOC_SETFLAGS": 0x40086602, "FS_IOC32_SETFLAGS": 0x40046602,
     "FS_IOC_FSSETXATTR": 0x401C5820,
 }  # fmt: skip
-IOCTL_REFUSED = {"TIOCSTI": 0x5412, "TIOCLINUX": 0x541C, "TIOCGPTPEER": 0x5441}
+IOCTL_REFUSED = {"TIOCSTI": 0x5412, "TIOCLINUX": 0x541C}
+# Opening a pty's peer through its master, past the file rules on /dev/pts.
+TIOCGPTPEER = 0x5441
 
 # -- fcntl commands (asm-generic/fcntl.h, linux/fcntl.h) -------------------
 F_SETOWN, F_SETOWN_EX, F_SETLEASE = 8, 15, 1024

@@ -382,9 +382,16 @@ _add(
         Sub(
             "refused",
             R,
-            "typing into a terminal (an approval prompt, the user's shell), the console, a "
-            "pty's peer opened past the file rules on `/dev/pts`",
+            "typing into a terminal (an approval prompt, the user's shell), the console",
             _one_of(1, sc.IOCTL_REFUSED, TRAP),
+        ),
+        Sub(
+            "pty peer",
+            D,
+            "`TIOCGPTPEER` opens a pty's other end without a path: allowed on a master the "
+            "caller opened from `/dev/ptmx` (its own pty, as `openpty` and `pexpect` use it), "
+            "refused on anything else",
+            (Rule(TRAP, (_t(1, "eq", sc.TIOCGPTPEER, "TIOCGPTPEER"),)),),
         ),
         Sub(
             "controlling terminal",

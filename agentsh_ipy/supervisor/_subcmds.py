@@ -102,6 +102,13 @@ def ioctl(d: Decoder, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Requ
             return _allow(name, pid, tid)
         message = "TIOCSCTTY 1 with CAP_SYS_ADMIN: it would steal another session's terminal"
         return d._refuse(name, pid, tid, a, message=message, request="TIOCSCTTY")
+    if request == sc.TIOCGPTPEER:
+        # The peer of a master the caller opened is its own pty; a racing
+        # thread can only put another fd it holds under that number.
+        if _fd_target(tid, _s32(a[0])) in ("/dev/ptmx", "/dev/pts/ptmx"):
+            return _allow(name, pid, tid)
+        message = "TIOCGPTPEER on an fd that is not a /dev/ptmx master"
+        return d._refuse(name, pid, tid, a, message=message, request="TIOCGPTPEER")
     label = next((k for k, v in sc.IOCTL_OWNER.items() if v == request), None)
     if label is None:
         return sub_command(d, name, pid, tid, a)
@@ -131,6 +138,13 @@ def ioctl(d: Decoder, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Requ
 
     req.action = run
     return req
+
+
+def _fd_target(tid: int, fd: int) -> str:
+    try:
+        return procfs.fd_path(tid, fd)
+    except OSError as e:
+        raise Unreadable(f"fd {fd} of {tid}: {e.strerror}") from None
 
 
 def _cap_sys_admin(tid: int) -> bool:

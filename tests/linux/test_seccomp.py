@@ -224,7 +224,7 @@ def _nr(name: str) -> int:
         ("ioctl", (3, 0x8927), True),  # SIOCGIFHWADDR
         ("ioctl", (3, 0x891C), False),  # SIOCSIFNETMASK: unknown, refused
         ("ioctl", (3, 0x8901), False),  # FIOSETOWN: decided
-        ("ioctl", (1, 0x5441), False),  # TIOCGPTPEER
+        ("ioctl", (1, 0x5441), False),  # TIOCGPTPEER: decided on the fd
         ("ioctl", (1, 0x540E, 0), True),  # TIOCSCTTY 0
         ("ioctl", (1, 0x540E, 1), False),  # TIOCSCTTY 1: decided on the caller's capabilities
         ("ioctl", (1, 0x5437), False),  # TIOCVHANGUP: unknown
