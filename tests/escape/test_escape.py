@@ -968,6 +968,22 @@ CASES: list[Case] = [
             )
         ],
     ),
+    Case(
+        # Execute-only: a supervisor that is not root cannot read it to
+        # compare, and refuses a file of a named program's size unread.
+        "exec-copy-execute-only",
+        "exec_copy.py",
+        args("innocent", "111"),
+        policy=lambda c: NO_ID,
+        effect=[absent("uid="), refused("exec")],
+        audit=[
+            Expect(
+                ("exec",),
+                rule=("no-id", "exec-unreadable"),
+                about=lambda c, r: c.ws / "innocent",
+            )
+        ],
+    ),
     *[
         Case(
             f"exec-ldso-{x}",
