@@ -17,7 +17,7 @@ from collections.abc import Callable
 from .. import policy as pol
 from .._linux import files, seccomp
 from .._linux.arch import Arch
-from . import _pinned
+from . import _ctty, _pinned
 from ._decoder import O_CREAT, OPEN_FLAGS, Decoder
 from ._request import CONTINUE, Request, unreadable, unserved
 from ._workers import Workers
@@ -261,9 +261,19 @@ class NotifyLoop(threading.Thread):
         """
         flags &= OPEN_FLAGS  # open(2) ignores other bits; openat2 would refuse them
         ours = flags | os.O_CLOEXEC | os.O_NOCTTY | os.O_NONBLOCK
+        terminal = _ctty.names_opener_terminal(path)
         try:
+            # Opened with the supervisor's credentials: only for a caller
+            # that has the same (a root sandbox's process that changed user
+            # is refused, never served with root's rights).
+            if not _pinned.same_creds(req.tid):
+                req.fields["unemulated"] = "the caller's credentials are not the supervisor's"
+                raise OSError(errno.EACCES, "credentials differ")
             umask = files.umask_of(req.tid) if flags & O_CREAT else 0  # only creation uses it
-            fd = _pinned.open_decided(path, ours, mode & ~umask, req.open_at)
+            if terminal:
+                fd, req.fields["terminal"] = _ctty.open_terminal(req.tid, ours)
+            else:
+                fd = _pinned.open_decided(path, ours, mode & ~umask, req.open_at)
         except OSError as e:
             if e.errno == errno.ENXIO and not flags & os.O_NONBLOCK and _fifo(path):
                 return seccomp.notif_send(self.listener, nid, cont=True)  # waits for a reader
@@ -271,6 +281,9 @@ class NotifyLoop(threading.Thread):
             return seccomp.notif_send(self.listener, nid, error=e.errno or errno.EACCES)
         try:
             st = os.fstat(fd)
+            if not terminal and _ctty.is_opener_terminal(st):  # swapped in since: ours
+                req.fields["result"] = "EACCES"
+                return seccomp.notif_send(self.listener, nid, error=errno.EACCES)
             if not _pinned.same_meaning(st.st_mode, flags):
                 return seccomp.notif_send(self.listener, nid, cont=True)
             if not flags & os.O_NONBLOCK:

@@ -128,6 +128,11 @@ def _umask_zero() -> Iterator[bool]:
         os.umask(old)
 
 
+def same_creds(tid: int) -> bool:
+    """Whether ``tid``'s file credentials are this thread's (see attach)."""
+    return _status(f"/proc/{tid}/status").creds == _own_creds()
+
+
 def attach(req: Request, act: Callable[[int], None]) -> Request:
     """Make ``act(umask)`` the answer of an allowed (or approved) call.
     Raises nothing: a failure is the call's errno, named in the audit."""
@@ -247,7 +252,6 @@ def proc_fd(path: str) -> tuple[int, int] | None:
 
 # -- opens the supervisor emulates (notify mode: the fd is injected) ----------
 _NAMESPACES = ("net", "uts", "ipc", "mnt", "pid", "user", "cgroup")
-_TTY_OF_OPENER = ("/dev/tty",)  # the opener's controlling terminal: not ours
 _PROC_ATTR = re.compile(r"/proc/\d+/(task/\d+/)?attr(/|$)")
 
 
@@ -257,12 +261,11 @@ def _namespaces(pid: int | str) -> tuple[int, ...]:
 
 def emulable_open(real: str, flags: int, tid: int) -> bool:
     """Whether the supervisor opening ``real`` gets what the caller's open
-    would: /dev/tty is the opener's terminal; /proc and /sys files resolve
-    some entries by the opener's namespaces (/proc/sys/net, /sys/class/net),
-    so they are emulated only when the caller's are the supervisor's; an LSM
-    attribute (/proc/PID/attr) may be written only by its own task."""
-    if real in _TTY_OF_OPENER:
-        return False
+    would (/dev/tty is opened as the caller's own terminal, see _ctty):
+    /proc and /sys files resolve some entries by the opener's namespaces
+    (/proc/sys/net, /sys/class/net), so they are emulated only when the
+    caller's are the supervisor's; an LSM attribute (/proc/PID/attr) may be
+    written only by its own task."""
     if real.startswith(("/proc/", "/sys/")) or real in ("/proc", "/sys"):
         if flags & os.O_ACCMODE and _PROC_ATTR.match(real):
             return False
