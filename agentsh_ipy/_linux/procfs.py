@@ -244,3 +244,33 @@ def group_members(pgid: int) -> list[int]:
         if fields[2:3] == [str(pgid).encode()]:
             out.append(pid)
     return out
+
+
+# What a pseudo-terminal master's fd links to (/dev/ptmx, or devpts's own node).
+PTMX = ("/dev/ptmx", "/dev/pts/ptmx")
+
+
+def terminals_held(pid: int) -> tuple[set[int], set[int]]:
+    """(the N of each /dev/pts/N whose master ``pid`` holds, by its fdinfo's
+    ``tty-index``; the N of each /dev/pts/N it has open). ``pid`` may be a
+    thread id: a thread can have a file table of its own. Empty when the
+    process is gone."""
+    masters: set[int] = set()
+    opened: set[int] = set()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return masters, opened
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+            if target.startswith("/dev/pts/") and target[9:].isdigit():
+                opened.add(int(target[9:]))
+            elif target in PTMX:
+                with open(f"/proc/{pid}/fdinfo/{name}", encoding="ascii") as f:
+                    for line in f:
+                        if line.startswith("tty-index:"):
+                            masters.add(int(line.split()[1]))
+        except (OSError, ValueError):
+            continue
+    return masters, opened

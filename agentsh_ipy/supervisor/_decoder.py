@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from .. import policy as pol
 from .._linux import files, procfs, sockets, subcommands, syscalls
 from .._linux.arch import Arch
-from . import _metadata, _pinned, _subcmds
+from . import _metadata, _pinned, _subcmds, _terminals
 from ._exec_identity import for_policy as exec_identity_for
 from ._hosts import HostServices
 from ._redirect import Redirector
@@ -245,6 +245,10 @@ class Decoder:
             decision = pol.Decision("deny", PROC_RULE, "another process's /proc entry")
         else:
             decision = worst([self.policy.check_file(op, p) for op in ops for p in paths])
+            # another terminal's /dev/pts/N, whatever the policy allowed
+            decision = _terminals.check(
+                self.policy, self.hosts.members, pid, tid, ops, paths, decision
+            )
         req = Request("file", ops[0], name, pid, tid, decision, {"path": path, **extra})
         if decision.decision == "soft_delete":
             self._soft_delete(req, real)

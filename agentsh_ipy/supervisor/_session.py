@@ -33,6 +33,7 @@ from ._notify import NotifyLoop
 from ._ptrace_mode import PtraceDecider
 from ._redirect import Redirector
 from ._request import Request
+from ._terminals import OWN_TERMINAL_RULE
 from ._tracer import Tracer
 from ._trash import Trash
 from ._treeaudit import TreeAudit
@@ -54,9 +55,6 @@ def exit_status(wait_status: int) -> int:
     if os.WIFSIGNALED(wait_status):
         return 128 + os.WTERMSIG(wait_status)
     return os.WEXITSTATUS(wait_status)
-
-
-OWN_TERMINAL_RULE = "own-terminal"
 
 
 def own_terminals(fds: Sequence[int] = (0, 1, 2)) -> list[str]:

@@ -214,6 +214,24 @@ class Ctx:
         assert isinstance(res, subprocess.Popen)
         return res
 
+    def terminal(self) -> str:
+        """Another terminal (the user's shell, say): a pty made here, outside
+        the sandbox, its slave owned by the user (so only the sandbox stands
+        between a program and it), the secret waiting in its input as if
+        typed. Its /dev/pts/N path; closed when the case ends."""
+        if "terminal" not in self._res:
+            master, slave = os.openpty()
+            self._stack.callback(os.close, master)
+            self._stack.callback(os.close, slave)
+            path = os.ttyname(slave)
+            os.chown(path, self.user.uid, -1)
+            os.chmod(path, 0o600)
+            os.write(master, self.secret.encode() + b"\n")
+            self._res["terminal"] = path
+        res = self._res["terminal"]
+        assert isinstance(res, str)
+        return res
+
     def shm(self) -> int:
         """A System V shared memory segment of the host, holding the secret,
         open to every user (so only the sandbox stands between a program and

@@ -196,6 +196,11 @@ def blocked_as(syscall: str, field: str, value: Any) -> Expect:
     return Expect(("syscall_blocked",), syscalls=(syscall,), where=_event_has(field, value))
 
 
+def no_terminal_denied(c: Ctx, r: Run) -> None:
+    denied = [e for e in r.events if e.get("rule") == "other-terminal"]
+    assert not denied, f"a pty made inside was refused: {denied}"
+
+
 def victim_alive(c: Ctx, r: Run) -> None:
     assert c.victim().poll() is None, f"the outside process died ({c.victim().returncode})"
 
@@ -1267,6 +1272,26 @@ CASES: list[Case] = [
         effect=[said("sethostname", "EPERM")],
         audit=[blocked("sethostname")],
         baseline=("root",),  # unshare(CLONE_NEWUTS) needs CAP_SYS_ADMIN
+    ),
+    # -- terminals (issue 17): another terminal's input; a pty made inside ---
+    Case(
+        "terminal-of-another-session",
+        "other_terminal.py",
+        lambda c: ("read", c.terminal()),
+        effect=[refused("open")],
+        audit=[denied_file(lambda c, r: c.terminal(), op="read", rule="other-terminal")],
+    ),
+    Case(
+        "terminal-made-inside-still-works",
+        "other_terminal.py",
+        args("own"),
+        effect=[
+            works("openpty", "reopen", "child"),
+            said("script", "ok", "absent"),
+            no_terminal_denied,
+        ],
+        baseline=(),
+        no_baseline="a control: a pty of its own works, sandbox or not",
     ),
     # -- socket families the address decisions never see (refused at socket())
     *[

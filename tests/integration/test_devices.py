@@ -4,8 +4,8 @@ consoles are refused (rule devices-private, with an audit
 event); the devices ordinary programs use still work.
 
 No loop device is made (that needs CAP_SYS_ADMIN): the test opens nodes
-that exist on this host. Another terminal's /dev/pts/N is still open
-(see default.yaml, rule devices).
+that exist on this host. Another terminal's /dev/pts/N is refused by the
+supervisor (rule other-terminal): see the escape suite, other_terminal.py.
 """
 
 from __future__ import annotations
