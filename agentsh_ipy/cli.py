@@ -83,8 +83,17 @@ def _parser() -> argparse.ArgumentParser:
     det = sub.add_parser("detect", help="what this host supports and what the sandbox will use")
     det.add_argument("--json", action="store_true")
 
-    au = sub.add_parser("audit", help="print an audit file as a table")
+    au = sub.add_parser(
+        "audit",
+        help="print an audit file: denials first, the rest folded, then every event",
+        description="Print a JSON Lines audit: the counts, every denied or flagged operation, "
+        "the allowed ones folded by kind and directory, then a table of every event. A "
+        "notebook's audit display names the file and the cell.",
+    )
     au.add_argument("file")
+    au.add_argument("--cell", metavar="N", help="only the events of cell N (its execution count)")
+    au.add_argument("--session", metavar="ID", help="only the events of this session")
+    au.add_argument("--summary", action="store_true", help="no table of every event, the rest only")
 
     rn = sub.add_parser(
         "run",
@@ -365,7 +374,21 @@ def _audit(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as e:
         _err(f"cannot read audit {args.file}: {e}")
         return 1
-    print(aud.render_text(events))
+    if args.session is not None:
+        events = [e for e in events if e.get("session") == args.session]
+    cell: int | str | None = None
+    if args.cell is not None:
+        cell = int(args.cell) if args.cell.isdigit() else args.cell
+        events = [e for e in events if e.get("cell") == cell]
+    if not events:
+        _err(f"no events in {args.file}" + ("" if cell is None else f" for cell {cell}"))
+        return 1
+    sessions = list(dict.fromkeys(str(e.get("session")) for e in events))
+    for session in sessions:
+        mine = [e for e in events if str(e.get("session")) == session]
+        if len(sessions) > 1:
+            print(f"== session {session}")
+        print(aud.render_text(mine, detail=not args.summary, cell=cell))
     return 0
 
 

@@ -41,7 +41,7 @@ from traitlets import Enum, Float, Unicode, default
 
 from . import _hooks
 from . import audit as aud
-from .kernel import KERNEL_SESSION_ENV
+from .kernel import KERNEL_AUDIT_ENV, KERNEL_POLICY_ENV, KERNEL_SESSION_ENV
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult, InteractiveShell
@@ -186,8 +186,11 @@ class AgentshMagics(Magics):
     ).tag(config=True)
     display = Enum(
         _DISPLAY_MODES,
-        default_value="full",
-        help="Per-cell audit: a summary line, the full table, or nothing.",
+        default_value="summary",
+        help="Per-cell audit. summary: the counts, every denial, the allowed operations "
+        "folded, and where the full list is in the JSON Lines log (the notebook keeps "
+        "these and the denied events only); full: the same and every event, folded, kept "
+        "in the notebook; none: nothing.",
     ).tag(config=True)
     audit_dir = Unicode(
         None,
@@ -536,14 +539,26 @@ class AgentshMagics(Magics):
                 print(f"agentsh: cannot wait for the audit to settle: {e}", file=sys.stderr)
         mine = set(launches)
         events = [e for e in self._store.events(cell.count) if e.get("launch") in mine]
-        self._display_bundle(events, cell.count, mode, running)
+        self._display_bundle(events, cell.count, mode, running, cell.cell_id)
 
     def _display_bundle(
-        self, events: list[aud.Event], count: int | None, mode: str, running: Sequence[str] = ()
+        self,
+        events: list[aud.Event],
+        count: int | None,
+        mode: str,
+        running: Sequence[str] = (),
+        cell_id: str | None = None,
     ) -> None:
         display: Any = _ipython_display()
+        with self._lock:
+            client = self._client
+        log = aud.LogRef(
+            getattr(client, "audit_path", None),
+            cell_id,
+            None if count is None else f"%agentsh audit {count}",
+        )
         bundle = aud.mimebundle(
-            events, cell=count, dropped=self._store.dropped(count), detail=mode == "full"
+            events, cell=count, dropped=self._store.dropped(count), detail=mode == "full", log=log
         )
         if running:
             note = (
@@ -680,13 +695,21 @@ class AgentshMagics(Magics):
 
     def _cmd_off(self) -> None:
         self._on = False
-        print("agentsh: off (processes started by later cells are not sandboxed)")
+        print("agentsh: off: from now on only %%agentsh cells run their processes sandboxed")
 
     def _cmd_status(self) -> None:
+        if os.environ.get(KERNEL_SESSION_ENV):
+            print(_whole_kernel_status())
+            return
         enforced, why = self._enforced()
         with self._lock:
             client = self._client
-        lines = [f"agentsh: {'on' if self._on else 'off'}"]
+        if self._on:
+            lines = ["agentsh: every cell's processes run sandboxed (%agentsh on; "
+                     "%agentsh off: only %%agentsh cells)"]  # fmt: skip
+        else:
+            lines = ["agentsh: %%agentsh cells run their processes sandboxed; other cells "
+                     "do not (%agentsh on: every cell)"]  # fmt: skip
         if client is None:
             lines.append("daemon: not running (starts on first use)")
             lines.append(f"audit: next daemon writes to {self._describe_next_log()}")
@@ -749,7 +772,8 @@ class AgentshMagics(Magics):
         if not events:
             print(f"agentsh: no audit events for execution {count}")
             return
-        self._display_bundle(events, count, "full" if self.display == "none" else self.display)
+        # Asked for: every event (folded in the HTML).
+        self._display_bundle(events, count, "full")
 
     def _cmd_log(self, path: str | None = None) -> None:
         if path is None:
@@ -765,6 +789,39 @@ class AgentshMagics(Magics):
             f"agentsh: the next daemon writes its audit to {self._log_path}"
             + (" (the running daemon keeps its own)" if self._client is not None else "")
         )
+
+
+def _confinement() -> dict[str, str]:
+    """Seccomp and NoNewPrivs of this process, as the Linux kernel reports them."""
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return {}
+    return {k: fields[k].strip() for k in ("Seccomp", "NoNewPrivs") if k in fields}
+
+
+def _whole_kernel_status() -> str:
+    """``%agentsh status`` in the sandboxed kernel. The policy and the log
+    are what the supervisor put in the kernel's environment at start; the
+    confinement is what the Linux kernel says of this process now."""
+    state = _confinement()
+    confined = state.get("Seccomp") == "2" and state.get("NoNewPrivs") == "1"
+    seen = ", ".join(f"{k} {v}" for k, v in state.items()) or "no /proc/self/status"
+    if confined:
+        first = ("agentsh: this kernel runs inside the sandbox: its own code and every "
+                 f"process it starts are confined ({seen})")  # fmt: skip
+    else:
+        first = f"agentsh: NOT CONFINED: this process is not under a seccomp filter ({seen})"
+    lines = [
+        first,
+        f"session: {os.environ.get(KERNEL_SESSION_ENV)}",
+        f"policy: {os.environ.get(KERNEL_POLICY_ENV) or 'unknown'}",
+        f"audit: {os.environ.get(KERNEL_AUDIT_ENV) or 'unknown'} (written by the supervisor, "
+        "outside the sandbox; each cell's audit is shown under it)",
+        "%%agentsh cells run as they are here: the kernel's policy applies to them",
+    ]
+    return "\n".join(lines)
 
 
 def load_ipython_extension(ip: InteractiveShell) -> None:

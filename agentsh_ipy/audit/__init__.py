@@ -17,13 +17,16 @@ from ._parse import parse_jsonl
 from ._store import EventStore
 
 if TYPE_CHECKING:
-    from ._render import AUDIT_MIME, mimebundle, render_html, render_json, render_text
+    from ._digest import Digest, digest, is_flagged, note_program
+    from ._render import AUDIT_MIME, LogRef, mimebundle, render_html, render_json, render_text
     from ._summary import Summary, is_denial, summarize, summary_line, target
 
 _LAZY = {
     **dict.fromkeys(
-        ("AUDIT_MIME", "mimebundle", "render_html", "render_json", "render_text"), "_render"
+        ("AUDIT_MIME", "LogRef", "mimebundle", "render_html", "render_json", "render_text"),
+        "_render",
     ),
+    **dict.fromkeys(("Digest", "digest", "is_flagged", "note_program"), "_digest"),
     **dict.fromkeys(("Summary", "is_denial", "summarize", "summary_line", "target"), "_summary"),
 }
 
@@ -42,13 +45,18 @@ __all__ = [
     "EVENT_TYPES",
     "FIELD_ORDER",
     "AuditLog",
+    "Digest",
     "Event",
     "EventStore",
+    "LogRef",
     "Summary",
+    "digest",
     "dumps_event",
     "format_ts",
     "is_denial",
+    "is_flagged",
     "mimebundle",
+    "note_program",
     "parse_jsonl",
     "render_html",
     "render_json",

@@ -92,32 +92,64 @@ def target(event: Event) -> str:
     return ""
 
 
+def successful_execs(events: Sequence[Event]) -> list[Event]:
+    """The exec events that started a program: not denied, and not a PATH
+    probe. A shell or execvp tries each PATH entry in turn, and each try is
+    an exec event; the tries that failed are followed by another exec of the
+    same argv by the same process, so of such a run only the last counts."""
+    out: list[Event] = []
+    last_by_pid: dict[object, int] = {}  # pid -> index in out of its latest exec
+    for event in events:
+        if event.get("type") != "exec" or is_denial(event) or event.get("errno"):
+            continue
+        pid = event.get("pid")
+        i = last_by_pid.get(pid)
+        if i is not None and pid is not None and out[i].get("argv") == event.get("argv"):
+            out[i] = event  # the earlier one was a probe that failed
+            continue
+        last_by_pid[pid] = len(out)
+        out.append(event)
+    return out
+
+
+def _is_connection(event: Event) -> bool:
+    return event.get("type") == "net" and event.get("op") in _CONNECT_OPS
+
+
 @dataclass(frozen=True)
 class Summary:
-    """Counts for one cell's (or one run's) audit."""
+    """Counts for one cell's (or one run's) audit. Files are counted once
+    each, however often they were opened."""
 
     processes: int = 0
     """process_start events."""
     execs: int = 0
-    """exec events that were not denied."""
+    """programs started: exec events not denied, PATH probes not counted."""
     files_read: int = 0
-    """file events with op read that were not denied."""
+    """distinct files read (not denied)."""
     files_written: int = 0
-    """file events with any other op that were not denied."""
+    """distinct files written, created, renamed, deleted... (not denied)."""
     connections: int = 0
-    """net/unix events with op connect (or sendto with an address) not denied."""
+    """network connections attempted (connect, sendto with an address),
+    allowed and denied, DNS lookups included; unix sockets are not counted."""
+    connections_denied: int = 0
+    """... of which denied."""
     denials: int = 0
     """events for which is_denial() holds (deny decisions, syscall_blocked, refused approvals)."""
     approvals: int = 0
     """events that went through a human approval (have an "approval" field)."""
     dropped: int = 0
     """events that the store could not keep."""
+    events: int = 0
+    """events counted (the dropped ones are not)."""
 
 
 def summarize(events: Sequence[Event], dropped: int = 0) -> Summary:
     """Count ``events``. Every non-denied access is counted, whatever its decision
     (allow, audit, or none recorded): the summary must not under-report what happened."""
-    processes = execs = files_read = files_written = connections = denials = approvals = 0
+    processes = connections = connections_denied = denials = approvals = 0
+    read: set[object] = set()
+    written: set[object] = set()
     for event in events:
         kind = event.get("type")
         denied = is_denial(event)
@@ -125,28 +157,26 @@ def summarize(events: Sequence[Event], dropped: int = 0) -> Summary:
             approvals += 1
         if denied:
             denials += 1
+        if _is_connection(event):
+            connections += 1
+            connections_denied += denied
         if kind == "process_start":
             processes += 1
         elif denied:
             continue
-        elif kind == "exec":
-            execs += 1
         elif kind == "file":
-            if event.get("op") == "read":
-                files_read += 1
-            else:
-                files_written += 1
-        elif kind in ("net", "unix") and event.get("op") in _CONNECT_OPS:
-            connections += 1
+            (read if event.get("op") == "read" else written).add(event.get("path"))
     return Summary(
         processes=processes,
-        execs=execs,
-        files_read=files_read,
-        files_written=files_written,
+        execs=len(successful_execs(events)),
+        files_read=len(read),
+        files_written=len(written),
         connections=connections,
+        connections_denied=connections_denied,
         denials=denials,
         approvals=approvals,
         dropped=dropped,
+        events=len(events),
     )
 
 
@@ -157,24 +187,28 @@ def _count(n: int, singular: str, plural: str) -> str:
 def summary_parts(s: Summary) -> list[tuple[str, bool]]:
     """The pieces of :func:`summary_line` as ``(text, alarming)`` pairs; renderers
     emphasize the alarming ones (denials, dropped events)."""
-    parts = [
-        (_count(s.processes, "process", "processes"), False),
-        (_count(s.execs, "exec", "execs"), False),
+    parts = [(f"{s.denials} DENIED", True) if s.denials else ("nothing denied", False)]
+    if s.dropped:
+        parts.append((_count(s.dropped, "event", "events") + " DROPPED (audit store full)", True))
+    if s.processes > s.execs:  # forks that ran no new program
+        parts.append((_count(s.processes, "process", "processes"), False))
+    connections = _count(s.connections, "connection", "connections")
+    if s.connections_denied:
+        connections += f" ({s.connections_denied} denied)"
+    parts += [
+        (_count(s.execs, "program started", "programs started"), False),
         (_count(s.files_read, "file read", "files read"), False),
         (f"{s.files_written} written", False),
-        (_count(s.connections, "connection", "connections"), False),
-        (f"{s.denials} DENIED", True) if s.denials else ("0 denied", False),
+        (connections, False),
     ]
     if s.approvals:
         parts.append((_count(s.approvals, "approval", "approvals"), False))
-    if s.dropped:
-        parts.append((_count(s.dropped, "event", "events") + " DROPPED (audit store full)", True))
     return parts
 
 
 def summary_line(s: Summary) -> str:
-    """One line, e.g. ``agentsh: 3 processes, 2 execs, 14 files read, 1 written,
-    0 connections, 2 DENIED``. Denials and dropped events are in capitals only
-    when there are some, so they stand out; approvals and dropped events are
-    mentioned only when nonzero."""
-    return "agentsh: " + ", ".join(text for text, _ in summary_parts(s))
+    """One line, denials first, e.g. ``agentsh: 2 DENIED · 2 programs
+    started · 14 files read · 1 written · 0 connections``. Denials and
+    dropped events are in capitals only when there are some, so they stand
+    out; approvals are mentioned only when nonzero."""
+    return "agentsh: " + " · ".join(text for text, _ in summary_parts(s))

@@ -9,3 +9,7 @@ with all of its threads and children. See ``_app`` for the process model and
 # Set in the environment of the kernel it confines (the session id): the
 # magic, loaded there, knows the whole kernel is sandboxed already.
 KERNEL_SESSION_ENV = "AGENTSH_IPY_KERNEL_SESSION"
+# Also set there, for ``%agentsh status``: the policy (name and source) and
+# the audit log's path. Informational only: nothing is decided by them.
+KERNEL_POLICY_ENV = "AGENTSH_IPY_KERNEL_POLICY"
+KERNEL_AUDIT_ENV = "AGENTSH_IPY_KERNEL_AUDIT"

@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 from .. import audit as aud
 from .. import policy as pol
 from .. import supervisor as sup
-from . import KERNEL_SESSION_ENV
+from . import KERNEL_AUDIT_ENV, KERNEL_POLICY_ENV, KERNEL_SESSION_ENV
 
 if TYPE_CHECKING:
     from ._outputs import Refused
@@ -59,6 +59,13 @@ if TYPE_CHECKING:
 
 EXIT_SETUP = 125
 NOT_SANDBOXED = "NOT SANDBOXED: this kernel runs without the agentsh sandbox (--allow-unsandboxed)"
+
+
+def _decided(event: aud.Event) -> bool:
+    """An event that says something the sandbox decided or saw start: a
+    decision, a blocked call, a process or a program started."""
+    return event.get("decision") is not None or event.get("type") in (
+        "syscall_blocked", "process_start", "exec")  # fmt: skip
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         "--display",
         choices=("summary", "full"),
         default="summary",
-        help="per-cell audit: the summary line and the denials, or every event",
+        help="per-cell audit: the counts, the denials, the allowed operations folded and "
+        "where the cell's events are in the audit log (summary); the same and every event, "
+        "kept in the notebook (full)",
     )
     p.add_argument(
         "--allow-unsandboxed",
@@ -295,22 +304,44 @@ def _sandboxed(
         return _fail(f"cannot open the audit log {audit_path}: {e.strerror}")
     store = aud.EventStore()
     log.subscribe(store.add)
+    programs: dict[int, str] = {}  # pid -> program, for the audit of a later cell
+    programs_lock = threading.Lock()  # written by the log's emitters, read by the proxy
+
+    def note_program(event: aud.Event) -> None:
+        if event.get("type") in ("process_start", "exec"):
+            with programs_lock:
+                aud.note_program(programs, event)
+                if len(programs) > 100_000:  # a long session: forget the oldest
+                    del programs[next(iter(programs))]
+
+    log.subscribe(note_program)
     sup.harden_supervisor_process()
     session = sup.Session(policy, log, workspace=workspace, mode=mode, signal_group=True)
 
     def on_cell(cell: int | None, cell_id: str | None) -> None:
         session.sync()  # the previous cell's last calls stay the previous cell's
+        if cell is not None:
+            cell_ids[cell] = cell_id
+            while len(cell_ids) > 200:  # as many cells as the store keeps
+                del cell_ids[next(iter(cell_ids))]
         log.set_cell(cell)
         log.emit("sandbox", op="cell", cell_id=cell_id)
 
     def audit_size(cell: int) -> int:
         return len(store.events(cell)) + store.dropped(cell)
 
-    def audit_for(cell: int) -> tuple[dict[str, Any], int]:
+    cell_ids: dict[int, str | None] = {}
+
+    def audit_for(cell: int) -> tuple[dict[str, Any], int] | None:
         session.sync()
         events, dropped = store.events(cell), store.dropped(cell)
+        if not dropped and not any(_decided(e) for e in events):
+            return None  # `1+1`: nothing the sandbox decided, nothing to show
+        with programs_lock:
+            known = dict(programs)
+        log_ref = aud.LogRef(audit_path, cell_ids.get(cell), programs=known)
         bundle = aud.mimebundle(events, cell=cell, dropped=dropped,
-                                detail=args.display == "full")  # fmt: skip
+                                detail=args.display == "full", log=log_ref)  # fmt: skip
         return bundle, len(events) + dropped
 
     def on_refused(refused: Refused, cell: int | None) -> None:
@@ -332,7 +363,8 @@ def _sandboxed(
     starter.start()
     try:
         # The magic, loaded in this kernel, runs its cells as they are.
-        env = {**os.environ, KERNEL_SESSION_ENV: session_id}
+        env = {**os.environ, KERNEL_SESSION_ENV: session_id, KERNEL_AUDIT_ENV: audit_path,
+               KERNEL_POLICY_ENV: f"{policy.name} ({policy.source})"}  # fmt: skip
         result = session.run(_kernel_argv(inner_path), env=env, cwd=workspace)
     finally:
         starter.stop()

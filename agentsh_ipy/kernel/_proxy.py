@@ -174,6 +174,9 @@ class Proxy(threading.Thread):
         self.on_refused = on_refused
         self.refused: set[tuple[int | None, Refused]] = set()  # told, per cell
         self.shown: dict[int, int] = {}  # cell -> events in its display
+        # Cells that had nothing to show at their end: if events of theirs
+        # come later, their audit is shown then, under the cell running.
+        self.quiet: set[int] = set()
         self.note = note
         self.out: dict[str, zmq.Socket[bytes]] = {}
         self.inn: dict[str, zmq.Socket[bytes]] = {}
@@ -500,8 +503,12 @@ class Proxy(threading.Thread):
             bundle, size = audit
             self._publish("display_data", bundle, parent, self._display_id(count))
             self.shown[count] = size
-            while len(self.shown) > self.SHOWN_KEPT:
-                del self.shown[next(iter(self.shown))]
+        else:
+            self.shown[count] = self.audit_size(count)
+            self.quiet.add(count)
+        while len(self.shown) > self.SHOWN_KEPT:
+            self.quiet.discard(oldest := next(iter(self.shown)))
+            del self.shown[oldest]
 
     # An earlier cell's display is updated with events that came after it
     # was shown (a process it left running; a cell whose kernel ended it
@@ -513,7 +520,11 @@ class Proxy(threading.Thread):
             audit = self.audit_for(count) if self.audit_size(count) != size else None
             if audit is not None:
                 bundle, self.shown[count] = audit
-                self._publish("update_display_data", bundle, parent, self._display_id(count))
+                if count in self.quiet:  # never shown: its output area is closed
+                    self.quiet.discard(count)
+                    self._publish("display_data", bundle, parent, self._display_id(count))
+                else:
+                    self._publish("update_display_data", bundle, parent, self._display_id(count))
 
     def _display_id(self, count: int) -> str:
         return f"agentsh-audit-{self.outer_session.session}-{count}"

@@ -60,14 +60,24 @@ def make_user(name: str) -> User:
     return User("nobody", NOBODY, _setpriv())
 
 
-def kernel_area(user: User) -> Area:
+def kernel_area(user: User, *, full_audit: bool = True) -> Area:
     """An Area with a secret in ~/.ssh and the Jupyter/IPython directories
-    the kernel needs, all owned by the user."""
+    the kernel needs, all owned by the user. ``full_audit``: the profile's
+    kernel config sets ``AgentshMagics.display = 'full'``, so that a cell's
+    audit display keeps every event (the default keeps the denied ones), which
+    the tests look through; without it the IPython directory is empty, as
+    for a user's first kernel."""
     area = Area(user)
     for name in ("runtime", "ipython", "jupyter-data", "jupyter-config", "home/.ssh"):
         area.mkdir(name)
     (area.root / "runtime").chmod(0o700)
     area.write("home/.ssh/id_rsa", SECRET + "\n", mode=0o600)
+    if full_audit:
+        area.mkdir("ipython/profile_default")
+        area.write(
+            "ipython/profile_default/ipython_kernel_config.py",
+            "c.AgentshMagics.display = 'full'\n",
+        )
     return area
 
 

@@ -124,9 +124,9 @@ def notebook_with_audit(bundle: dict[str, object] | None) -> nbformat.NotebookNo
 
 def audit_fragment(page: str) -> str:
     """The audit display's part of an exported page: from its summary line
-    to the end of its table."""
+    to its last line (where the cell's events are)."""
     start = page.index("<p><strong>agentsh:</strong>")
-    return page[start : page.index("</table>", start) + len("</table>")]
+    return page[start : page.index("</small></p>", start) + len("</small></p>")]
 
 
 def test_the_audit_display_is_in_nbconvert_html_export() -> None:
@@ -138,8 +138,10 @@ def test_the_audit_display_is_in_nbconvert_html_export() -> None:
     # The hostile path is text, not markup, and the denial stands out.
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in fragment
     assert not re.search(r"<\s*(script|style)", fragment, re.I)
-    [denied] = [row for row in fragment.split("<tr>") if "create" in row]
-    assert "⛔" in denied and "<strong>DENY</strong>" in denied
+    [denied] = [row for row in fragment.split("<details>")[0].split("<tr>") if "create" in row]
+    assert "<strong>DENIED</strong>" in denied and "default:file" in denied
+    # the allowed operations and every event: folded, as in JupyterLab
+    assert fragment.count("<details>") == 2 and "<summary>every event (3)</summary>" in fragment
     # The display adds no script or style of its own to the page.
     empty = html_export(notebook_with_audit(None))
     for tag in ("<script", "<style"):

@@ -71,14 +71,18 @@ def test_the_audit_display_has_three_representations_and_marks_denials(kernel: K
 
     page = display["data"]["text/html"]
     assert not re.search(r"<\s*(script|style)", page, re.I)
-    assert "<table>" in page
-    # The file row (the exec rows name the path too, inside the sh -c argv).
-    [row] = [r for r in page.split("<tr>") if f">{target}</code>" in r]
-    assert "⛔" in row and "<strong>DENY</strong>" in row
+    # The denial first, in its own table, before anything folded.
+    first = page.split("<details>")[0]
+    [row] = [r for r in first.split("<tr>") if f">{target}</code>" in r]
+    assert "<strong>DENIED</strong>" in row and "default:file" in row
+    # --display full: every event too, folded, the denied row marked.
+    assert "<summary>every event (" in page
 
     text = display["data"]["text/plain"]
-    [line] = [ln for ln in text.splitlines() if str(target) in ln and " file " in ln]
-    assert line.startswith("!") and "DENY" in line
+    [denial] = [ln for ln in text.splitlines() if ln.startswith(f"  ! create {target}")]
+    assert "[default:file]" in denial
+    [line] = [ln for ln in text.splitlines() if str(target) in ln and ln.startswith("! ")]
+    assert " file " in line and "DENY" in line
     ok = [ln for ln in text.splitlines() if ln.endswith("workspace") or "inside.txt" in ln]
     assert ok and not any(ln.startswith("!") for ln in ok)
 
@@ -88,9 +92,11 @@ def test_display_summary_is_one_line_and_none_shows_nothing(kernel: Kernel) -> N
     target = area.outside / f"summary-{token()}"
     summary = kernel.run(f"%%agentsh --display summary\n!echo no > {target}")
     data = summary.audit()["data"]
-    assert "\n" not in data["text/plain"].strip() and "DENIED" in data["text/plain"]
-    assert "<table>" not in data["text/html"]
-    assert any(e.get("path") == str(target) for e in data[AUDIT_MIME]["events"])
+    # summary: the counts, the denial, the allowed ones folded, no event list
+    lines = data["text/plain"].splitlines()
+    assert lines[0].startswith("agentsh: 1 DENIED") and lines[1].startswith(f"  ! create {target}")
+    assert "every event" not in data["text/html"] and "  seq  type" not in data["text/plain"]
+    assert [e.get("path") for e in data[AUDIT_MIME]["events"]] == [str(target)]
     quiet = area.outside / f"none-{token()}"
     none = kernel.run(f"%%agentsh --display none\n!echo no > {quiet}")
     assert not quiet.exists()
@@ -121,8 +127,8 @@ def test_approve_without_stdin_is_denied_and_the_audit_says_no_approver(kernel: 
     assert event["decision"] in ("deny", "approve")
     assert "no approver" in str(event.get("approval", "")).lower(), event
     text = cell.audit()["data"]["text/plain"]
-    [line] = [ln for ln in text.splitlines() if str(target) in ln and " file " in ln]
-    assert line.startswith("!") and "DENY" in line
+    [line] = [ln for ln in text.splitlines() if str(target) in ln and ln.startswith("! ")]
+    assert " file " in line and "DENY" in line
 
 
 def test_approve_asks_through_the_kernels_stdin(kernel: Kernel) -> None:

@@ -134,7 +134,9 @@ def test_refusal_unsandboxed_opt_in_errors_and_line_magics(area: Area) -> None:
                   "ready_timeout", "go_timeout"):  # fmt: skip
         assert f"AgentshMagics.{trait}" in config["stdout"], trait
     assert (
-        "agentsh: off" in status["stdout"] and "UNAVAILABLE: no mechanism here" in status["stdout"]
+        "agentsh: %%agentsh cells run their processes sandboxed; other cells do not"
+        in status["stdout"]
+        and "UNAVAILABLE: no mechanism here" in status["stdout"]
     )
     assert (
         "/tmp/agentsh-next.jsonl" in log["stdout"]
@@ -158,8 +160,12 @@ def test_a_failing_body_fails_the_cell_and_still_shows_the_audit(area: Area) -> 
     assert not failed["success"] and failed["error"] == "ValueError: boom"
     assert "ValueError" in failed["stdout"] + failed["stderr"]  # the traceback, as usual
     [bundle] = [o for o in failed["outputs"] if AUDIT_MIME in o]
-    assert bundle[AUDIT_MIME]["events"][0]["argv"] == ["true"]
-    assert bundle[AUDIT_MIME]["cell"] == 1
+    # --display summary: the counts and a reference to the log, no allowed event kept
+    assert bundle[AUDIT_MIME]["summary"]["execs"] == 1 and bundle[AUDIT_MIME]["events"] == []
+    assert bundle[AUDIT_MIME]["cell"] == 1 and bundle[AUDIT_MIME]["log"]["events"] >= 1
+    assert "programs  1: true" in bundle["text/plain"]
     assert quiet["success"] and quiet["outputs"] == []
     [shown] = [o for o in again["outputs"] if AUDIT_MIME in o]
+    # %agentsh audit N: every event
     assert shown[AUDIT_MIME]["events"][0]["cell_id"] == "cell-1"
+    assert shown[AUDIT_MIME]["events_kept"] == "all"

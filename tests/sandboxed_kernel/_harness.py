@@ -158,8 +158,12 @@ def write_kernelspec(
     extra: tuple[str, ...] = (),
     data_dir: Path | None = None,
 ) -> Path:
-    """A kernelspec for the sandboxed kernel, found through JUPYTER_DATA_DIR."""
+    """A kernelspec for the sandboxed kernel, found through JUPYTER_DATA_DIR;
+    with ``--display full`` unless ``extra`` names a display: the tests look
+    through every event of a cell's audit."""
     argv = [sys.executable, "-m", KERNEL_MODULE, "-f", "{connection_file}"]
+    if "--display" not in extra:
+        argv += ["--display", "full"]
     if policy is not None:
         argv += ["--policy", str(policy)]
     if audit is not None:

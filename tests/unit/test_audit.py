@@ -18,6 +18,7 @@ from agentsh_ipy.audit import (
     AuditLog,
     Event,
     EventStore,
+    LogRef,
     Summary,
     dumps_event,
     format_ts,
@@ -410,24 +411,45 @@ def test_summarize_counts() -> None:
         execs=1,  # the denied exec is a denial, not an exec
         files_read=2,  # allow + audit; the denied read is not counted
         files_written=3,  # write, delete, approved write
-        connections=2,  # 10.0.0.1:80 and the unix socket; bind is not a connection
+        # connects to an address, denied ones included; unix sockets and bind are not
+        connections=3,
+        connections_denied=2,
         # deny decisions (seq 4, 7, 11, 19) + syscall_blocked + the timed-out approval
         denials=6,
         approvals=2,
         dropped=4,
+        events=len(CRAFTED),
     )
     assert summarize([]) == Summary()
 
 
+def test_summarize_counts_distinct_files_and_programs_not_path_probes() -> None:
+    # One `sleep` found on the 4th PATH entry: four exec events, one program.
+    probes = [
+        {"seq": i, "type": "exec", "pid": 7, "path": f"{d}/sleep", "argv": ["sleep", "1"],
+         "decision": "allow"}
+        for i, d in enumerate(["/nope", "/usr/local/sbin", "/usr/local/bin", "/usr/bin"], 1)
+    ]  # fmt: skip
+    reads = [{"seq": 10 + i, "type": "file", "op": "read", "pid": 7, "decision": "allow",
+              "path": "/usr/lib/locale/C.utf8/LC_CTYPE"} for i in range(5)]  # fmt: skip
+    again = {"seq": 20, "type": "exec", "pid": 8, "argv": ["sleep", "1"], "decision": "allow"}
+    s = summarize([*probes, *reads, again])
+    assert (s.execs, s.files_read) == (2, 1)
+
+
 def test_summary_line_format() -> None:
-    s = Summary(processes=3, execs=2, files_read=14, files_written=1, connections=0, denials=2)
+    s = Summary(processes=3, execs=3, files_read=14, files_written=1, connections=0, denials=2)
     assert summary_line(s) == (
-        "agentsh: 3 processes, 2 execs, 14 files read, 1 written, 0 connections, 2 DENIED"
+        "agentsh: 2 DENIED · 3 programs started · 14 files read · 1 written · 0 connections"
     )
-    one = Summary(processes=1, execs=1, files_read=1, connections=1, approvals=1)
+    one = Summary(processes=1, execs=1, files_read=1, connections=2, connections_denied=2,
+                  approvals=1)  # fmt: skip
     assert summary_line(one) == (
-        "agentsh: 1 process, 1 exec, 1 file read, 0 written, 1 connection, 0 denied, 1 approval"
+        "agentsh: nothing denied · 1 program started · 1 file read · 0 written"
+        " · 2 connections (2 denied) · 1 approval"
     )
+    forks = Summary(processes=500, execs=0, denials=1)
+    assert "500 processes · 0 programs started" in summary_line(forks)
 
 
 def test_is_denial_and_target() -> None:
@@ -447,99 +469,143 @@ def test_is_denial_and_target() -> None:
 # --- renderers ------------------------------------------------------------------
 
 
-def test_render_text_marks_denials() -> None:
-    text = render_text(CRAFTED, dropped=0)
+def test_render_text_denials_first_then_folded_then_full() -> None:
+    text = render_text(CRAFTED, dropped=0, cell=5, log=LogRef("/var/log/a.jsonl", "c-5"))
     lines = text.splitlines()
     assert lines[0] == summary_line(summarize(CRAFTED))
-    header, rows = lines[1], lines[2:]
-    assert header.split() == ["seq", "type", "op", "pid", "target", "decision", "rule"]
+    # every denial, in order, with its rule, right under the summary
+    denied = [ln for ln in lines if ln.startswith("  ! ")]
+    assert lines[1 : 1 + len(denied)] == denied and len(denied) == 6
+    assert "exec curl — [no-curl]" in denied[0] and "read /root/.ssh/id_rsa" in denied[1]
+    assert "approval: timeout" in next(d for d in denied if "1.2.3.4:443" in d)
+    flagged = [ln for ln in lines if ln.startswith("  ~ ")]
+    assert [f.split(" — ")[0] for f in flagged] == [
+        "  ~ read /etc/passwd", "  ~ delete /tmp/old", "  ~ write /home/u/.bashrc",
+    ]  # fmt: skip
+    assert any(ln.startswith("allowed: 1 program started") for ln in lines)
+    assert "cell 5 (id c-5): 19 events, seq 1-19; all of them: agentsh-ipy audit " \
+        "/var/log/a.jsonl --cell 5" in text  # fmt: skip
+    # the full table comes last, its denied rows marked
+    header = next(i for i, ln in enumerate(lines) if ln.split()[:2] == ["seq", "type"])
+    rows = lines[header + 1 :]
     assert len(rows) == len(CRAFTED)
     for event, row in zip(CRAFTED, rows, strict=True):
-        if is_denial(event):
-            assert row.startswith("! "), row
-        else:
-            assert row.startswith("  "), row
-    deny_row = next(r for r in rows if "/root/.ssh/id_rsa" in r)
-    assert deny_row.startswith("!") and "DENY" in deny_row
-    assert "DENY (APPROVAL TIMEOUT)" in text
-    assert "BLOCKED" in text
-    # fixed width: the decision column starts at the same offset in every row
-    col = header.index("decision")
-    assert rows[4][col:].startswith("allow")  # seq 5
-    assert rows[6][col:].startswith("DENY")  # seq 7
+        assert row.startswith("! " if is_denial(event) else "  "), row
+    assert "DENY (APPROVAL TIMEOUT)" in text and "BLOCKED" in text
+    col = lines[header].index("decision")
+    assert rows[4][col:].startswith("allow") and rows[6][col:].startswith("DENY")
     assert not any(line != line.rstrip() for line in lines)
-    # summary only
-    assert render_text(CRAFTED, detail=False) == lines[0]
+    # summary form: no full table
+    short = render_text(CRAFTED, detail=False)
+    assert short.splitlines()[: len(denied) + 1] == lines[: len(denied) + 1]
+    assert "seq  type" not in short
+
+
+def test_repeated_denials_are_grouped_and_a_hidden_dns_denial_shows() -> None:
+    curl = {"type": "exec", "pid": 40, "argv": ["curl", "https://example.org"],
+            "decision": "allow", "seq": 1}  # fmt: skip
+    dns = [{"seq": 2 + i, "type": "net", "op": "connect", "pid": 40, "addr": "10.0.0.2",
+            "port": 53, "decision": "deny", "rule": "default:network"}
+           for i in range(3)]  # fmt: skip
+    reads = [{"seq": 10 + i, "type": "file", "op": "read", "pid": 40, "decision": "allow",
+              "path": f"/usr/lib/x/{i}.so"} for i in range(30)]  # fmt: skip
+    text = render_text([curl, *dns, *reads], detail=False)
+    lines = text.splitlines()
+    assert lines[0].startswith("agentsh: 3 DENIED") and "3 connections (3 denied)" in lines[0]
+    assert lines[1].startswith("  ! 3\u00d7 connect 10.0.0.2:53 — [default:network] no rule")
+    assert "could not resolve host" in lines[1] and lines[1].endswith("curl (pid 40)")
+    assert "read      30 files: /usr/lib/x/ (30)" in text
+    page = render_html([curl, *dns, *reads], detail=False)
+    first = page.split("<details>")[0]  # before anything folded
+    assert "3\u00d7 connect" in first and "could not resolve host" in first
 
 
 def test_render_text_neutralizes_control_chars_and_truncates() -> None:
     evil = "/tmp/a\n! 9 file read /x allow\x1b[2K\u202egpj.exe"
     long = "/data/" + "x" * 200
-    text = render_text(
-        [
-            {"seq": 1, "type": "file", "op": "read", "path": evil, "decision": "allow"},
-            {"seq": 2, "type": "file", "op": "read", "path": long, "decision": "allow"},
-        ]
-    )
+    events = [
+        {"seq": 1, "type": "file", "op": "read", "path": evil, "decision": "deny"},
+        {"seq": 2, "type": "file", "op": "read", "path": long, "decision": "allow"},
+    ]
+    text = render_text(events)
     lines = text.splitlines()
-    assert len(lines) == 4  # summary, header, two rows: no injected row
+    assert len([ln for ln in lines if ln.startswith("! ")]) == 1  # no injected row
     assert "\x1b" not in text and "\u202e" not in text
     assert "\\x1b" in text and "\\u202e" in text and "\\x0a" in text
-    long_row = lines[3]
+    long_row = lines[-1]
     shown = next(part for part in long_row.split() if part.startswith("/data/"))
     assert shown.endswith("…") and len(shown) == 60
 
 
-def test_render_html_no_scripts_or_css_and_escaped() -> None:
+def test_render_html_plain_left_aligned_and_escaped() -> None:
+    long = "/home/u/project/" + "d" * 150 + "/secret-name.txt"
     events = [
         *CRAFTED,
         {"seq": 20, "type": "file", "op": "read", "path": "/tmp/<b>x</b>", "decision": "deny"},
         {"seq": 21, "type": "file", "op": "read", "path": '/tmp/"><script>alert(1)</script>'},
+        {"seq": 22, "type": "file", "op": "write", "path": long, "decision": "deny"},
     ]
     out = render_html(events, dropped=1)
     low = out.lower()
-    assert "<script" not in low
-    assert "<style" not in low
-    assert "style=" not in low
-    assert "class=" not in low
-    assert "<table>" in out and "<thead>" in out and "<tbody>" in out
+    assert "<script" not in low and "<style" not in low and "class=" not in low
+    # the only inline styles: alignment, margins and wrapping
+    styles = set(re.findall(r'style="([^"]*)"', out))
+    allowed = {"margin-left:0;margin-right:auto", "text-align:left;vertical-align:top",
+               "overflow-wrap:anywhere"}  # fmt: skip
+    assert styles <= allowed, styles
+    assert '<td align="left" style="text-align:left;vertical-align:top" valign="top">' in out
+    assert "<td>" not in out
     assert "&lt;b&gt;x&lt;/b&gt;" in out and "<b>" not in out
-    assert out.startswith("<p>")
-    assert "<strong>7 DENIED</strong>" in out
+    assert out.startswith("<p><strong>agentsh:</strong> <strong>8 DENIED</strong>")
     assert "<strong>1 event DROPPED" in out
-    # denied rows: marker and <strong> decision
-    deny_rows = [line for line in out.splitlines() if "id_rsa" in line]
-    assert len(deny_rows) == 1
-    assert deny_rows[0].startswith("<tr><td>⛔</td>")
-    assert "<td><strong>DENY</strong></td>" in deny_rows[0]
-    allow_rows = [line for line in out.splitlines() if "/etc/hosts" in line]
-    assert "⛔" not in allow_rows[0] and "<strong>" not in allow_rows[0]
-    # summary only
-    assert "<table>" not in render_html(events, detail=False)
+    # denials before the folded allowed operations, the full list folded last
+    first, folded = out.split("<details>", 1)
+    assert "<strong>DENIED</strong>" in first and "id_rsa" in first and "/etc/hosts" not in first
+    assert "/etc/" in folded and "<summary>every event (22)</summary>" in folded
+    # a long target: elided in the middle, its start and its file name kept,
+    # the whole value in the title
+    [code] = [c for c in re.findall(r"<code[^>]*>[^<]*</code>", first) if "secret-name" in c]
+    assert f'title="{long}"' in code and ">/home/u/project/d" in code and "…" in code
+    # summary form: nothing but the one line for no events
+    assert render_html([], detail=False) == (
+        "<p><strong>agentsh:</strong> nothing denied · 0 programs started · 0 files read"
+        " · 0 written · 0 connections</p>"
+    )
+    assert "every event" not in render_html(events, detail=False)
 
 
 def test_render_json_and_mimebundle() -> None:
-    bundle = mimebundle(CRAFTED, cell=5, dropped=2)
+    log = LogRef("/l.jsonl", "id-5")
+    bundle = mimebundle(CRAFTED, cell=5, dropped=2, log=log)
     assert set(bundle) == {"text/plain", "text/html", AUDIT_MIME}
     data = bundle[AUDIT_MIME]
     assert json.loads(json.dumps(data)) == data
-    assert data["version"] == 1
+    assert data["version"] == 2
     assert data["cell"] == 5
     assert data["summary"]["denials"] == 6
     assert data["summary"]["dropped"] == 2
-    assert data["events"] == CRAFTED
+    assert data["events_kept"] == "all" and data["events"] == CRAFTED
     assert data["events"][0] is not CRAFTED[0]  # copies, not the caller's dicts
-    assert bundle["text/plain"] == render_text(CRAFTED, dropped=2)
-    assert bundle["text/html"] == render_html(CRAFTED, dropped=2)
+    assert data["log"] == {"path": "/l.jsonl", "cell_id": "id-5", "first_seq": 1,
+                           "last_seq": 19, "events": 19}  # fmt: skip
+    assert [f["denied"] for f in data["findings"]].count(True) == 6
+    assert bundle["text/plain"] == render_text(CRAFTED, dropped=2, cell=5, log=log)
+    assert bundle["text/html"] == render_html(CRAFTED, dropped=2, cell=5, log=log)
+    # the summary form keeps the denied and flagged events only
+    small = render_json(CRAFTED, cell=5, detail=False)
+    assert small["events_kept"] == "denied and flagged"
+    assert [e["seq"] for e in small["events"]] == [4, 6, 7, 9, 11, 14, 15, 16, 19]
     assert render_json([], cell=None)["summary"] == {
         "processes": 0,
         "execs": 0,
         "files_read": 0,
         "files_written": 0,
         "connections": 0,
+        "connections_denied": 0,
         "denials": 0,
         "approvals": 0,
         "dropped": 0,
+        "events": 0,
     }
 
 
