@@ -50,7 +50,7 @@ USERS = ["root", "nobody"]
 def demo_area(user: str) -> Area:
     """kernel_area: a home with a secret in ~/.ssh, empty IPython and Jupyter
     directories (a user's first kernel)."""
-    return kernel_area(make_user(user))
+    return kernel_area(make_user(user), full_audit=False)
 
 
 @pytest.fixture(params=USERS)
@@ -86,6 +86,11 @@ def audit(cell: Any) -> dict[str, Any]:
     displays = [o for o in cell.outputs if o.output_type in ("display_data", "execute_result")]
     assert displays[-1] is found[0], f"{cell.id}: the audit is not the last display"
     return dict(found[0].data[AUDIT_MIME])
+
+
+def audit_text(cell: Any) -> str:
+    found = [o for o in cell.outputs if AUDIT_MIME in o.get("data", {})]
+    return str(found[-1].data["text/plain"])
 
 
 def denials(cell: Any, kind: str) -> list[dict[str, Any]]:
@@ -129,8 +134,22 @@ def test_quickstart(area: Area) -> None:
     assert "/etc/agentsh-demo" in denied
     assert audit(shell)["summary"]["denials"] >= 3
 
+    # What a person reads at a glance: the summary line, then each denial with
+    # its rule, then one line folding what was allowed, then where the rest is.
+    lines = audit_text(shell).splitlines()
+    assert lines[0].startswith("agentsh: 3 DENIED") or lines[0].startswith("agentsh: 4 DENIED")
+    assert all(ln.startswith("  ! ") for ln in lines[1:4]), lines
+    assert "[credentials] credentials are off limits" in audit_text(shell)
+    assert len(lines) <= 15, lines  # one screen, not 194 rows
+    assert audit(shell)["events_kept"] == "denied and flagged"
+    assert re.search(r"cell \d+( \(id code-04\))?: \d+ events, seq \d+-\d+; all of them: "
+                     r"agentsh-ipy audit /\S+\.jsonl --cell \d+", lines[-1]), lines[-1]  # fmt: skip
+
     assert "policy: default" in text(cells["code-06"])
-    assert audit(cells["code-07"])["events"] == audit(shell)["events"]
+    # %agentsh audit: every event, the kept denials among them
+    full = audit(cells["code-07"])
+    assert full["events_kept"] == "all" and len(full["events"]) > len(audit(shell)["events"])
+    assert [e for e in full["events"] if e in audit(shell)["events"]] == audit(shell)["events"]
 
 
 def test_policy(area: Area) -> None:
@@ -216,6 +235,9 @@ def test_sandboxed_kernel(area: Area, policy: str) -> None:
 
     nb = nbformat.read(dst, as_version=4)
     no_errors(nb)
+    # Small: the audit of each cell is its summary and denials, not every
+    # event (the pip cell alone had 520 KB of them); they are in the log.
+    assert dst.stat().st_size < 100_000, dst.stat().st_size
     cells = code_cells(nb)
     for cell in cells.values():
         audit(cell)  # every cell has its audit, last
