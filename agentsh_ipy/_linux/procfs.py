@@ -274,3 +274,26 @@ def terminals_held(pid: int) -> tuple[set[int], set[int]]:
         except (OSError, ValueError):
             continue
     return masters, opened
+
+
+def netlink_protocol(tid: int, fd: int) -> int | None:
+    """The netlink protocol (NETLINK_ROUTE = 0, ...) of fd ``fd`` of thread
+    ``tid``, found by the socket's inode in its network namespace's netlink
+    table; None when the fd is no netlink socket there."""
+    try:
+        target = os.readlink(f"/proc/{tid}/fd/{fd}")
+    except OSError:
+        return None
+    if not (target.startswith("socket:[") and target.endswith("]")):
+        return None
+    inode = target[8:-1]
+    try:
+        with open(f"/proc/{tid}/net/netlink", encoding="ascii") as f:
+            next(f, None)  # the header
+            for line in f:
+                cols = line.split()
+                if len(cols) >= 10 and cols[9] == inode:
+                    return int(cols[1])
+    except (OSError, ValueError):
+        return None
+    return None

@@ -478,7 +478,7 @@ _add(
     "the families and types whose traffic the address decisions see: unix sockets; "
     "IPv4 and IPv6 streams, datagrams (UDP, and ping sockets as "
     "`net.ipv4.ping_group_range` allows) and sequenced packets; netlink for routing "
-    "(name lookups, `ip addr`; its messages are not inspected) and socket "
+    "(name lookups, `ip addr`; changes sent through trapped calls are refused) and socket "
     "diagnostics. Refused: raw and packet sockets, other netlink protocols (audit, "
     "netfilter, xfrm, generic, uevents, ...), every other family (vsock, key, "
     "bluetooth, alg, xdp, ...)",

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from .. import policy as pol
 from .._linux import files, procfs, sockets, subcommands, syscalls
 from .._linux.arch import Arch
-from . import _metadata, _pinned, _subcmds, _terminals
+from . import _metadata, _netlink, _pinned, _subcmds, _terminals
 from ._exec_identity import for_policy as exec_identity_for
 from ._hosts import HostServices
 from ._redirect import Redirector
@@ -979,6 +979,8 @@ class Decoder:
         return self._net(self._sockaddr(name, "bind", pid, tid, a[1], a[2]), _s32(a[0]))
 
     def _h_sendto(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
+        if refusal := _netlink.sendto_refusal(self, name, pid, tid, a):  # a routing change
+            return refusal
         req = self._sockaddr(name, "send", pid, tid, a[4], a[5])
         if req is None or not self.emulate_net:
             return req
@@ -1016,6 +1018,7 @@ class Decoder:
         fd = _s32(a[0])
         control = _subcmds.read_control(self, tid, a[1])
         refusal = _subcmds.control_refusal(self, name, pid, tid, fd, control) if control else None
+        refusal = refusal or _netlink.sendmsg_refusal(self, name, pid, tid, fd, a[1])
         if refusal:
             return refusal
         req = self._msghdr(name, pid, tid, a[1])
@@ -1040,6 +1043,8 @@ class Decoder:
         found: Request | None = None
         count = min(a[2] & 0xFFFFFFFF, 1024)
         fd, flags = _s32(a[0]), _s32(a[3])
+        if refusal := _netlink.sendmmsg_refusal(self, name, pid, tid, fd, a[1], count):
+            return refusal
         decided = []  # each message's header, decision and control bytes, read once
         for i in range(count):
             hdr = a[1] + _MMSGHDR * i
