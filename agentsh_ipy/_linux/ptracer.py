@@ -14,6 +14,7 @@ import os
 from typing import Any
 
 from ._syscall import libc
+from ._syscall import raw as _raw
 
 _ptrace = libc.ptrace
 _ptrace.restype = ctypes.c_long
@@ -111,6 +112,22 @@ def geteventmsg(pid: int) -> int:
     msg = ctypes.c_ulong(0)
     _request(PTRACE_GETEVENTMSG, pid, 0, ctypes.addressof(msg))
     return msg.value
+
+
+KCMP_VM = 1
+
+
+def same_vm(pid1: int, pid2: int) -> bool:
+    """Whether two tasks share their memory (kcmp KCMP_VM: a thread, or a
+    clone(CLONE_VM) process such as a vfork child). Needs ptrace read access
+    to both: the tracer has it. A task gone, or one kcmp refuses: False."""
+    from .arch import current
+
+    nr = current().nr("kcmp")
+    if nr is None:
+        return False
+    return int(_raw(ctypes.c_long(nr), ctypes.c_long(pid1), ctypes.c_long(pid2),
+                    ctypes.c_long(KCMP_VM), ctypes.c_long(0), ctypes.c_long(0))) == 0  # fmt: skip
 
 
 def event_of(status: int) -> int:

@@ -8,8 +8,9 @@ its result. Without a tracer a RET_TRACE syscall fails with ENOSYS, so a
 task that escaped the tracer fails closed.
 
 What it cannot do that notify mode does: inject fds (opens are not
-emulated; the kernel re-reads the path after an allow, so the TOCTOU
-protection is Landlock's alone here).
+emulated; the kernel re-reads the path after an allow). Instead every task
+sharing the caller's memory is held until the call has run, and a call
+whose decided argument lies in a shared mapping is refused (_shared_mem).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Callable
 from .. import policy as pol
 from .._linux import ptracer, syscalls
 from .._linux.arch import Arch
+from . import _shared_mem
 from ._decoder import Decoder
 from ._request import CONTINUE, Request, unreadable, unserved
 from ._tracer import Tracer
@@ -56,6 +58,11 @@ class PtraceDecider:
         self._lock = threading.Lock()
         self.handled = 0
         self.tracer: Tracer | None = None  # set by the session: it holds threads still
+        # What each decision read of the tracee's memory, by tid: a call
+        # left to the kernel must not read it from shared memory.
+        self._reader = _shared_mem.RecordingReader()
+        decoder.mem = self._reader
+        self._read: dict[int, list[tuple[int, int]]] = {}
 
     def pending(self) -> bool:
         with self._lock:
@@ -73,10 +80,12 @@ class PtraceDecider:
         # call has run, so none can change it in between.
         if self.tracer is not None and name in _REREAD:
             regs.held = self.tracer.hold_siblings(tid)
+        self._reader.reset()
         try:
             req = self.decoder.decode(regs.nr, tid, regs.args, name)
         except Exception as e:  # any decoding failure must deny, never crash the tracer
             req = unreadable(name, tid, e)
+        self._read[tid] = self._reader.ranges if name in _REREAD else []
         if req is None:
             req = Request("file", name, name, tid, tid, pol.Decision("allow", ""), quiet=True)
         if req.decision.decision == "approve":
@@ -103,6 +112,7 @@ class PtraceDecider:
             self._apply(regs, req)
 
     def _apply(self, regs: ptracer.SyscallRegs, req: Request) -> None:
+        ranges = self._read.pop(regs.tid, [])
         try:
             if req.action is not None:
                 try:
@@ -113,8 +123,12 @@ class PtraceDecider:
                     result = -unserved(req, e)
                 if result != CONTINUE:
                     regs.skip(result)
+                else:
+                    self._unless_shared(regs, req, ranges)
             elif req.decision.decision not in ("allow", "audit"):
                 regs.skip(-req.errno)
+            else:
+                self._unless_shared(regs, req, ranges)
             if regs.held and self.tracer is not None:
                 self.tracer.finish_syscall(regs.tid)  # the held threads resume after it
                 return self._done(req)
@@ -126,6 +140,24 @@ class PtraceDecider:
                     os.kill(regs.tid, signal.SIGKILL)
             return
         self._done(req)
+
+    def _unless_shared(
+        self, regs: ptracer.SyscallRegs, req: Request, ranges: list[tuple[int, int]]
+    ) -> None:
+        """Refuse a call the kernel would run when what was decided lies in
+        memory another process can write (see _shared_mem)."""
+        try:
+            mapping = _shared_mem.shared_mapping(regs.tid, ranges)
+        except OSError as e:
+            mapping = f"its memory map is unreadable: {e.strerror}"
+        if mapping is None:
+            return
+        req.decision = pol.Decision(
+            "deny", _shared_mem.RULE, "an argument lies in memory another process can write"
+        )
+        req.fields["mapping"] = mapping
+        req.quiet = False
+        regs.skip(-errno.EACCES)
 
     def _done(self, req: Request) -> None:
         if not req.quiet:

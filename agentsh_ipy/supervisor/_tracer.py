@@ -287,12 +287,16 @@ class Tracer:
             self._stopped(tid, status)
 
     def hold_siblings(self, tid: int) -> list[int]:
-        """Stop every other thread of tid's process (ptrace mode, around a
-        call the kernel will re-read): their stops are kept for replay.
-        Returns the threads now held."""
+        """Stop every other task that shares tid's memory (ptrace mode,
+        around a call the kernel will re-read): the threads of its process
+        and of any process sharing its memory (clone(CLONE_VM), a vfork
+        child); their stops are kept for replay. Returns the threads now held."""
         pid = self.table.tgid.get(tid, tid)
         proc = self.table.procs.get(pid)
         siblings = [t for t in (proc.threads if proc else ()) if t != tid]
+        for other in list(self.table.procs.values()):
+            if other.pid != pid and ptracer.same_vm(pid, other.pid):
+                siblings += other.threads
         held = [t for t in siblings if ptracer.interrupt(t)]
         waiting = set(held)
         deadline = time.monotonic() + 0.1

@@ -214,6 +214,29 @@ class Ctx:
         assert isinstance(res, subprocess.Popen)
         return res
 
+    def env_victim(self) -> subprocess.Popen[bytes]:
+        """A process outside the sandbox, owned by the same user, with the
+        secret in its environment (so only the sandbox stands between a
+        program and /proc/PID/environ). Killed by pid when the case ends."""
+        if "env_victim" not in self._res:
+            p = subprocess.Popen(
+                self.user.cmd(["env", f"VICTIM_SECRET={self.secret}", "sleep", "60"]),
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+            def stop() -> None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.kill()
+                p.wait(timeout=10)
+
+            self._stack.callback(stop)
+            _wait_until_sleeping_as(p.pid, self.user.uid)
+            self._res["env_victim"] = p
+        res = self._res["env_victim"]
+        assert isinstance(res, subprocess.Popen)
+        return res
+
     def terminal(self) -> str:
         """Another terminal (the user's shell, say): a pty made here, outside
         the sandbox, its slave owned by the user (so only the sandbox stands

@@ -53,6 +53,25 @@ def _about(path: Callable[[Ctx], Path]) -> Callable[[Ctx, Run], Path]:
     return lambda c, r: path(c)
 
 
+def _race_open(
+    variant: str, forbidden: Callable[[Ctx], str], allowed: Callable[[Ctx], str] | None = None
+) -> Callable[[Ctx], Sequence[str]]:
+    first = allowed or (lambda c: str(c.allowed))
+    return lambda c: (variant, first(c), forbidden(c), "2")
+
+
+def _environ(c: Ctx) -> str:
+    return f"/proc/{c.env_victim().pid}/environ"
+
+
+def tried_not_leaked(c: Ctx, r: Run) -> None:
+    """Opens of the shared buffer were made (in ptrace mode every one may be
+    refused: the buffer is memory another process writes) and none read
+    anything but the allowed file."""
+    assert te.number(r, "iterations") > 0, "no open was tried: the race never ran"
+    assert te.number(r, "leaked") == 0, r.stdout
+
+
 SHELL = "protected:shell-startup"
 STATE = "protected:agentsh-state"
 
@@ -93,6 +112,43 @@ RACES: list[te.Case] = [
         effect=[done_not_won, te.present(lambda c: c.key)],
         audit=[te.denied_file(te._key, op="delete", rule="credentials")],
         slow=True,
+    ),
+]
+
+
+# Opens: an allowed path flipped to a forbidden one (item 7, second pass).
+RACES += [
+    *te.and_home_rw(
+        te.Case(
+            "race-openat2-key",
+            "race_open.py",
+            _race_open("openat2", lambda c: str(c.key)),
+            effect=[te.race_lost],
+            audit=[te.denied_file(te._key, syscalls=("openat2",), rule="credentials")],
+            slow=True,
+        )
+    ),
+    # /proc/PID/environ of a process outside, which holds the secret in its
+    # environment, raced against the caller's own /proc/self/status.
+    te.Case(
+        "race-proc-environ-outside",
+        "race_open.py",
+        _race_open("open", _environ, lambda c: "/proc/self/status"),
+        effect=[te.race_lost],
+        audit=[te.denied_file(lambda c, r: _environ(c), rule=te.PROC_RULES)],
+        slow=True,
+    ),
+    # Another process flips a MAP_SHARED page: notify mode opens what it
+    # decided; ptrace mode refuses a continued call reading such memory.
+    *te.and_home_rw(
+        te.Case(
+            "race-shared-page-key",
+            "race_open.py",
+            _race_open("shared", lambda c: str(c.key)),
+            effect=[tried_not_leaked],
+            audit=[te.Expect(("file",), rule=("credentials", "shared-memory-argument"))],
+            slow=True,
+        )
     ),
 ]
 
