@@ -2,7 +2,9 @@
 item 7): a thread flips the path buffer of a rename, link, symlink, mkdir,
 mknod or unlink between an allowed name and a forbidden one. The supervisor
 now carries out the name operations itself, in pinned parent directories,
-so the forbidden name is never reached. The forbidden names are ones only
+so the forbidden name is never reached. The same for opens: openat2, an
+outside process's /proc/PID/environ, and a buffer in a MAP_SHARED page that
+another process flips (ptrace mode refuses such an argument). The forbidden names are ones only
 the supervisor's decision holds (Landlock grants the tree they are in): a
 shell startup file in a writable HOME, the trash in the workspace, the key
 in a writable HOME.
