@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from .. import policy as pol
 from .._linux import files, procfs, sockets, subcommands, syscalls
 from .._linux.arch import Arch
-from . import _metadata, _netlink, _pinned, _subcmds, _terminals
+from . import _metadata, _netlink, _onfd, _pinned, _subcmds, _terminals
 from ._exec_identity import for_policy as exec_identity_for
 from ._hosts import HostServices
 from ._redirect import Redirector
@@ -315,7 +315,28 @@ class Decoder:
             and _pinned.emulable_open(real, flags, tid)
         ):
             req.open_spec = (real, flags, mode & 0o7777)
+            self._open_via_copy(req, pid, tid, ops, real)
         return req
+
+    def _open_via_copy(self, req: Request, pid: int, tid: int, ops: list[str], real: str) -> None:
+        """A path still ending in an fd's /proc magic link (its file has no
+        name: a pipe, a socket, a deleted file) is reopened through the
+        supervisor's own copy of that fd, so a sibling's dup2() onto the
+        number after the decision changes nothing; what the copy names now
+        is decided too."""
+        ref = _pinned.proc_fd_ref(real)
+        if ref is None or not self.tree.inside(ref[0]):
+            return
+        try:
+            via = _onfd.copy(*ref)
+        except OSError as e:
+            req.decision = pol.Decision("deny", req.decision.rule, f"{real}: {e.strerror}")
+            req.open_spec = None
+            return
+        if via.path.startswith("/") and via.path != real:
+            other = self._file(req.syscall, pid, tid, ops, via.path)
+            req.decision = worst([req.decision, other.decision])
+        req.open_via = via
 
     def _h_open(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request:
         return self._open(name, pid, tid, self._path(pid, tid, AT_FDCWD, a[0]), a[1], a[2])

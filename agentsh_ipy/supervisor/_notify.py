@@ -272,6 +272,8 @@ class NotifyLoop(threading.Thread):
             umask = files.umask_of(req.tid) if flags & O_CREAT else 0  # only creation uses it
             if terminal:
                 fd, req.fields["terminal"] = _ctty.open_terminal(req.tid, ours)
+            elif req.open_via is not None:  # our own copy's magic link: fixed
+                fd = os.open(f"/proc/self/fd/{req.open_via.fd}", ours, mode & ~umask)
             else:
                 fd = _pinned.open_decided(path, ours, mode & ~umask, req.open_at)
         except OSError as e:
@@ -284,7 +286,10 @@ class NotifyLoop(threading.Thread):
             if not terminal and _ctty.is_opener_terminal(st):  # swapped in since: ours
                 req.fields["result"] = "EACCES"
                 return seccomp.notif_send(self.listener, nid, error=errno.EACCES)
-            if not _pinned.same_meaning(st.st_mode, flags):
+            # A FIFO whose open may block is left to the kernel; not one
+            # reopened through our copy (that would race a dup2): the open
+            # we made does not wait for a writer, the caller's would have.
+            if not _pinned.same_meaning(st.st_mode, flags) and req.open_via is None:
                 return seccomp.notif_send(self.listener, nid, cont=True)
             if not flags & os.O_NONBLOCK:
                 fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
@@ -303,6 +308,8 @@ class NotifyLoop(threading.Thread):
             return seccomp.notif_send(self.listener, nid, val=newfd)
         finally:
             os.close(fd)
+            if req.open_via is not None:
+                req.open_via.close()
 
 
 def _fifo(path: str) -> bool:

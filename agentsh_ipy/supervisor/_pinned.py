@@ -244,6 +244,18 @@ def link(
     return attach(req, act)
 
 
+_PROC_TASK_FD = re.compile(r"/proc/(\d+)/(?:task/(\d+)/)?fd/(\d+)")
+
+
+def proc_fd_ref(path: str) -> tuple[int, int, int] | None:
+    """(pid, tid, fd) of a /proc/PID[/task/TID]/fd/N path, else None."""
+    m = _PROC_TASK_FD.fullmatch(path)
+    if m is None:
+        return None
+    pid, tid, fd = m.groups()
+    return int(pid), int(tid or pid), int(fd)
+
+
 def proc_fd(path: str) -> tuple[int, int] | None:
     """(pid, fd) of a /proc/PID/fd/N path, else None."""
     m = _PROC_FD.fullmatch(path)

@@ -42,6 +42,7 @@ class Request:
     action: Callable[[], int] | None = None
     open_spec: tuple[str, int, int] | None = None  # (resolved path, flags, mode) to emulate
     open_at: tuple[str, int] | None = None  # openat2: (start directory, RESOLVE flags)
+    open_via: Any = None  # an _onfd.FdCopy: reopen it (an fd's /proc magic link)
     sockaddr: bytes = b""  # the exact address bytes decided on
     pin: tuple[int, int] | None = None  # (st_dev, st_ino) a unix connect must still reach
     run_async: bool = False  # the action may block (a connect): run it off the loop
