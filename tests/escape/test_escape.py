@@ -265,6 +265,11 @@ def no_nodump_flag(c: Ctx, r: Run) -> None:
     assert not flags & 0x40, f"{c.existing} got FS_NODUMP_FL ({flags:#x})"
 
 
+def content_kept(c: Ctx, r: Run) -> None:
+    text = c.existing.read_text()
+    assert text == "original content\n", f"{c.existing} was written: {text!r}"
+
+
 def changed_some(c: Ctx, r: Run) -> None:
     """The racing change ran (on the workspace file)."""
     assert number(r, "changed") > 0, f"no change went through: the race never ran\n{r.stdout}"
@@ -1186,6 +1191,21 @@ CASES: list[Case] = [
         )
         for x, op in (("fchmod", "chmod"), ("fsetxattr", "write"))
     ],
+    Case(
+        # An fd's /proc link whose file has no name (a pipe) is reopened
+        # through the supervisor's own copy of the fd: a dup2() of an
+        # outside file onto the number after the decision is not reached.
+        "race-fd-swap-reopen",
+        "race_fd_swap.py",
+        lambda c: ("reopen", str(c.allowed), str(c.existing), "2"),
+        # the pipe's reopen is allowed (the default policy allows none)
+        policy=lambda c: (
+            "  - {name: fd-reopen, paths: ['/proc/*/fd/*'], operations: [write], decision: allow}\n"
+        ),
+        effect=[changed_some, nothing_written, content_kept],
+        audit=[denied_file(_existing, op="write", rule="default:file")],
+        slow=True,
+    ),
     # setxattrat/removexattrat (6.13) and file_setattr (6.17): the same decisions
     Case(
         "metadata-setxattrat-outside",
