@@ -558,33 +558,17 @@ class Decoder:
     def _on_path(
         self, req: Request, follow: bool, act: Callable[[str], None], flags: int = os.O_PATH
     ) -> Request:
-        if req.decision.decision not in ("allow", "audit", "approve"):
-            return req
         real = req.fields.get("resolved", req.fields["path"])
         nofollow = 0 if follow else os.O_NOFOLLOW
 
-        def run() -> int:
-            if req.decision.decision not in ("allow", "audit"):  # an approval refused
-                return -req.errno
+        def on_pinned(_umask: int) -> None:
+            fd = files.openat2(real, flags | nofollow | os.O_CLOEXEC, 0, files.RESOLVE_NO_SYMLINKS)
             try:
-                refused = _metadata.not_as_caller(req)
-                if refused is not None:
-                    return refused
-                fd = files.openat2(
-                    real, flags | nofollow | os.O_CLOEXEC, 0, files.RESOLVE_NO_SYMLINKS
-                )
-                try:
-                    act(f"/proc/self/fd/{fd}")
-                finally:
-                    os.close(fd)
-            except OSError as e:
-                err = e.errno or errno.EACCES
-                req.fields["result"] = errno.errorcode.get(err, str(err))
-                return -err
-            return 0
+                act(f"/proc/self/fd/{fd}")
+            finally:
+                os.close(fd)
 
-        req.action = run
-        return req
+        return _pinned.attach(req, on_pinned)
 
     def _chmod(self, name: str, pid: int, tid: int, path: str, mode: int, follow: bool) -> Request:
         req = self._file(name, pid, tid, ["chmod"], path, follow)

@@ -136,18 +136,6 @@ def _where(
     return None, d._path(pid, tid, dirfd, path_addr), follow
 
 
-def not_as_caller(req: Request) -> int | None:
-    """-EACCES (and the audit says why) when the supervisor's credentials
-    are not the caller's: a change it makes must be one the caller could
-    make (a root sandbox whose process changed user or dropped capabilities
-    would gain root's through it). As _pinned does for names."""
-    if _pinned._status(f"/proc/{req.tid}/status").creds == _pinned._own_creds():
-        return None
-    req.fields["unemulated"] = "the caller's credentials are not the supervisor's"
-    req.fields["result"] = "EACCES"
-    return -errno.EACCES
-
-
 def _result(req: Request, e: OSError) -> int:
     err = e.errno or errno.EACCES
     req.fields["result"] = errno.errorcode.get(err, str(err))
@@ -184,7 +172,7 @@ def on_fd(
         try:
             if req.decision.decision not in ("allow", "audit"):
                 return -req.errno
-            refused = not_as_caller(req)
+            refused = _pinned.not_as_caller(req)
             if refused is not None:
                 return refused
             act(copy)

@@ -128,6 +128,20 @@ def _umask_zero() -> Iterator[bool]:
         os.umask(old)
 
 
+def _not_the_callers(req: Request) -> int:
+    req.fields["unemulated"] = "the caller's credentials are not the supervisor's"
+    req.fields["result"] = "EACCES"
+    return -errno.EACCES
+
+
+def not_as_caller(req: Request) -> int | None:
+    """-EACCES (and the audit says why) when the supervisor's credentials
+    are not the caller's: a change it makes must be one the caller could
+    make (a root sandbox whose process changed user or dropped capabilities
+    would gain root's through it)."""
+    return None if same_creds(req.tid) else _not_the_callers(req)
+
+
 def same_creds(tid: int) -> bool:
     """Whether ``tid``'s file credentials are this thread's (see attach)."""
     return _status(f"/proc/{tid}/status").creds == _own_creds()
@@ -145,9 +159,7 @@ def attach(req: Request, act: Callable[[int], None]) -> Request:
         try:
             caller = _status(f"/proc/{req.tid}/status")
             if caller.creds != _own_creds():
-                req.fields["unemulated"] = "the caller's credentials are not the supervisor's"
-                req.fields["result"] = "EACCES"
-                return -errno.EACCES
+                return _not_the_callers(req)
             with _umask_zero():
                 act(caller.umask)
         except OSError as e:

@@ -195,32 +195,20 @@ class Ctx:
         """A process outside the sandbox, owned by the same user (so only
         the sandbox stands between it and a signal); its own session, so its
         pid is also its process group."""
-        if "victim" not in self._res:
-            p = subprocess.Popen(
-                self.user.cmd(["sleep", "60"]),
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-
-            def stop() -> None:
-                with contextlib.suppress(ProcessLookupError):
-                    p.kill()
-                p.wait(timeout=10)
-
-            self._stack.callback(stop)
-            _wait_until_sleeping_as(p.pid, self.user.uid)
-            self._res["victim"] = p
-        res = self._res["victim"]
-        assert isinstance(res, subprocess.Popen)
-        return res
+        return self._outside_sleeper("victim", [])
 
     def env_victim(self) -> subprocess.Popen[bytes]:
         """A process outside the sandbox, owned by the same user, with the
         secret in its environment (so only the sandbox stands between a
         program and /proc/PID/environ). Killed by pid when the case ends."""
-        if "env_victim" not in self._res:
+        return self._outside_sleeper("env_victim", ["env", f"VICTIM_SECRET={self.secret}"])
+
+    def _outside_sleeper(self, key: str, prefix: list[str]) -> subprocess.Popen[bytes]:
+        """`sleep 60` as the test user, in a session of its own, made once
+        per case and killed by pid when the case ends."""
+        if key not in self._res:
             p = subprocess.Popen(
-                self.user.cmd(["env", f"VICTIM_SECRET={self.secret}", "sleep", "60"]),
+                self.user.cmd([*prefix, "sleep", "60"]),
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
@@ -232,8 +220,8 @@ class Ctx:
 
             self._stack.callback(stop)
             _wait_until_sleeping_as(p.pid, self.user.uid)
-            self._res["env_victim"] = p
-        res = self._res["env_victim"]
+            self._res[key] = p
+        res = self._res[key]
         assert isinstance(res, subprocess.Popen)
         return res
 

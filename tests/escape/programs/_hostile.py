@@ -78,3 +78,18 @@ def find_supervisor():
 def probe():
     with open(os.path.expanduser("~/.ssh/id_rsa")) as f:
         return f.read()
+
+
+def exec_in_child(do_exec):
+    """Run ``do_exec`` (an exec) in a forked child: the child prints
+    "exec: ERRNO" when it fails; the parent prints "child: STATUS"."""
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            do_exec()
+        except OSError as e:
+            os.write(1, f"exec: {errno.errorcode.get(e.errno, e.errno)}\n".encode())
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    print(f"child: {os.waitstatus_to_exitcode(status)}")

@@ -7,24 +7,23 @@ cannot read but the kernel still runs.
 The child prints "exec: ERRNO" when the exec fails; id itself prints uid=...
 """
 
-import errno
 import os
 import shutil
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import exec_in_child
 
 DONE = 42
 
 name = os.path.abspath(sys.argv[1])
 shutil.copyfile("/usr/bin/id", name)
 os.chmod(name, int(sys.argv[2], 8) if len(sys.argv) > 2 else 0o755)
-sys.stdout.flush()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execv(name, [os.path.basename(name)])
-    except OSError as e:
-        os.write(1, f"exec: {errno.errorcode.get(e.errno, e.errno)}\n".encode())
-    os._exit(1)
-_, status = os.waitpid(pid, 0)
-print(f"child: {os.waitstatus_to_exitcode(status)}")
+
+
+def run():
+    os.execv(name, [os.path.basename(name)])
+
+
+exec_in_child(run)
 sys.exit(DONE)

@@ -6,11 +6,13 @@ Usage: exec_ldso.py plain|options|relative|loader-copy   (cwd: the workspace)
 The child prints "exec: ERRNO" when the exec fails; id itself prints uid=...
 """
 
-import errno
 import os
 import re
 import shutil
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import exec_in_child
 
 DONE = 42
 
@@ -41,16 +43,13 @@ else:  # a renamed copy of the loader
     os.chmod("helper", 0o755)
     ldso = os.path.abspath("helper")
     argv = [ldso, "/usr/bin/id"]
-sys.stdout.flush()
-pid = os.fork()
-if pid == 0:
-    try:
-        if cwd:
-            os.chdir(cwd)
-        os.execv(ldso, argv)
-    except OSError as e:
-        os.write(1, f"exec: {errno.errorcode.get(e.errno, e.errno)}\n".encode())
-    os._exit(1)
-_, status = os.waitpid(pid, 0)
-print(f"child: {os.waitstatus_to_exitcode(status)}")
+
+
+def run():
+    if cwd:
+        os.chdir(cwd)
+    os.execv(ldso, argv)
+
+
+exec_in_child(run)
 sys.exit(DONE)

@@ -9,9 +9,11 @@ The child prints "exec: ERRNO" when the exec fails; id prints uid=..., echo
 prints "ran-from-memfd".
 """
 
-import errno
 import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import exec_in_child
 
 DONE = 42
 
@@ -20,20 +22,17 @@ source = "/usr/bin/echo" if variant == "echo" else "/usr/bin/id"
 fd = os.memfd_create("innocent", 0)
 with open(source, "rb") as f:
     os.write(fd, f.read())
-sys.stdout.flush()
-pid = os.fork()
-if pid == 0:
-    try:
-        if variant == "id-proc-fd":
-            os.execv(f"/proc/self/fd/{fd}", ["harmless"])
-        elif variant == "id-link":
-            os.symlink(f"/proc/self/fd/{fd}", "harmless")
-            os.execv(os.path.abspath("harmless"), ["harmless"])
-        else:
-            os.execve(fd, ["harmless", "ran-from-memfd"], {})
-    except OSError as e:
-        os.write(1, f"exec: {errno.errorcode.get(e.errno, e.errno)}\n".encode())
-    os._exit(1)
-_, status = os.waitpid(pid, 0)
-print(f"child: {os.waitstatus_to_exitcode(status)}")
+
+
+def run():
+    if variant == "id-proc-fd":
+        os.execv(f"/proc/self/fd/{fd}", ["harmless"])
+    elif variant == "id-link":
+        os.symlink(f"/proc/self/fd/{fd}", "harmless")
+        os.execv(os.path.abspath("harmless"), ["harmless"])
+    else:
+        os.execve(fd, ["harmless", "ran-from-memfd"], {})
+
+
+exec_in_child(run)
 sys.exit(DONE)

@@ -7,10 +7,12 @@ Usage: exec_script.py direct|nested|copy   (cwd: the workspace)
 The child prints "exec: ERRNO" when the exec fails; id itself prints uid=...
 """
 
-import errno
 import os
 import shutil
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _hostile import exec_in_child
 
 DONE = 42
 
@@ -32,14 +34,11 @@ else:
     shutil.copyfile("/usr/bin/id", "innocent")
     os.chmod("innocent", 0o755)
     target = script("harmless.sh", os.path.abspath("innocent"))
-sys.stdout.flush()
-pid = os.fork()
-if pid == 0:
-    try:
-        os.execv(target, [target])
-    except OSError as e:
-        os.write(1, f"exec: {errno.errorcode.get(e.errno, e.errno)}\n".encode())
-    os._exit(1)
-_, status = os.waitpid(pid, 0)
-print(f"child: {os.waitstatus_to_exitcode(status)}")
+
+
+def run():
+    os.execv(target, [target])
+
+
+exec_in_child(run)
 sys.exit(DONE)
