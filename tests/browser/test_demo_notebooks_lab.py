@@ -25,8 +25,6 @@ notebook and user, the screen at the first denial and the whole notebook.
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -36,24 +34,22 @@ import pytest
 
 from tests.browser.test_jupyterlab_outputs import (
     ALL_RAN,
-    CHROMIUM,
     KERNEL_READY,
     RUN_ALL,
     Lab,
     _loopback_only,
     _settings,
     clean,
+    shut_lab,
     start_lab,
 )
 from tests.conftest import REPO
 from tests.sandboxed_kernel._harness import (
-    area_processes,
     make_user,
     require_kernel_module,
     sandboxed_area,
     write_kernelspec,
 )
-from tests.sandboxed_kernel.test_jupyter_server import _stop
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -145,32 +141,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     try:
         yield lab
     finally:
-        try:
-            clean(lab)
-        finally:
-            _stop(server.proc)
-        left = area_processes(area, exclude=[server.proc.pid])
-        for p in left:  # only processes of this server (its marker), by pid
-            os.kill(p.pid, 9)
-        shutil.copy(server.log, tmp_path_factory.mktemp(f"lab-{user.name}") / "jupyterlab.log")
-        area.cleanup()
-        assert not left, f"processes left after the server stopped: {[p.argv for p in left]}"
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    home = tmp_path_factory.mktemp("chromium-home")
-    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, env=env)
-        try:
-            yield b
-        finally:
-            b.close()
+        shut_lab(lab, tmp_path_factory)
 
 
 def _run(lab: Lab, page: Page, name: str) -> dict[str, float]:

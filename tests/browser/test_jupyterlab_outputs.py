@@ -79,7 +79,6 @@ pytestmark = [
     pytest.mark.slow,
 ]
 
-CHROMIUM = "/usr/bin/chromium"  # Debian's; Playwright's own builds are never downloaded
 SANDBOXED = "agentsh"
 PLAIN = "python3"
 MARKER = "agentsh-test-pwned"
@@ -287,6 +286,23 @@ def clean(lab: Lab) -> None:
         srv.api("DELETE", f"/api/contents/{name}")
 
 
+def shut_lab(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Stop the server and its kernels, fail if any process of it is left
+    (killed by pid), keep its log, remove the scratch area."""
+    server, area = lab.server, lab.area
+    try:
+        clean(lab)
+    finally:
+        _stop(server.proc)
+    left = area_processes(area, exclude=[server.proc.pid])
+    for p in left:  # only processes of this server (its marker), by pid
+        os.kill(p.pid, 9)
+    # The server's log outlives the scratch area, for a failure's reader.
+    shutil.copy(server.log, tmp_path_factory.mktemp(f"lab-{area.user.name}") / "jupyterlab.log")
+    area.cleanup()
+    assert not left, f"processes left after the server stopped: {[p.argv for p in left]}"
+
+
 @pytest.fixture(scope="module", params=["root", "nobody"])
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     require_kernel_module()
@@ -308,33 +324,7 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         assert argv[1:3] == ["-m", "agentsh_ipy.kernel"] and str(area.audit) in argv, argv
         yield lab
     finally:
-        try:
-            clean(lab)
-        finally:
-            _stop(server.proc)
-        left = area_processes(area, exclude=[server.proc.pid])
-        for p in left:  # only processes of this server (its marker), by pid
-            os.kill(p.pid, 9)
-        # The server's log outlives the scratch area, for a failure's reader.
-        shutil.copy(server.log, tmp_path_factory.mktemp(f"lab-{user.name}") / "jupyterlab.log")
-        area.cleanup()
-        assert not left, f"processes left after the server stopped: {[p.argv for p in left]}"
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
-    from playwright.sync_api import sync_playwright
-
-    home = tmp_path_factory.mktemp("chromium-home")  # not the real ~/.pki, ~/.config
-    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, env=env)
-        try:
-            yield b
-        finally:
-            b.close()
+        shut_lab(lab, tmp_path_factory)
 
 
 # -- one run of the notebook in the browser -----------------------------------------
