@@ -13,8 +13,8 @@ import errno
 import os
 from typing import Any
 
+from . import _syscall
 from ._syscall import libc
-from ._syscall import raw as _raw
 
 _ptrace = libc.ptrace
 _ptrace.restype = ctypes.c_long
@@ -120,14 +120,18 @@ KCMP_VM = 1
 def same_vm(pid1: int, pid2: int) -> bool:
     """Whether two tasks share their memory (kcmp KCMP_VM: a thread, or a
     clone(CLONE_VM) process such as a vfork child). Needs ptrace read access
-    to both: the tracer has it. A task gone, or one kcmp refuses: False."""
+    to both: the tracer has it. A task gone: False. OSError when kcmp itself
+    is refused (a container profile may refuse it without CAP_SYS_PTRACE):
+    the caller must not take that for "not shared"."""
     from .arch import current
 
     nr = current().nr("kcmp")
     if nr is None:
+        raise OSError(errno.ENOSYS, "kcmp: not on this architecture")
+    try:
+        return _syscall.syscall(nr, pid1, pid2, KCMP_VM, 0, 0, what="kcmp") == 0
+    except ProcessLookupError:
         return False
-    return int(_raw(ctypes.c_long(nr), ctypes.c_long(pid1), ctypes.c_long(pid2),
-                    ctypes.c_long(KCMP_VM), ctypes.c_long(0), ctypes.c_long(0))) == 0  # fmt: skip
 
 
 def event_of(status: int) -> int:
