@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import re
 import stat
@@ -144,7 +145,26 @@ def not_as_caller(req: Request) -> int | None:
 
 def same_creds(tid: int) -> bool:
     """Whether ``tid``'s file credentials are this thread's (see attach)."""
-    return _status(f"/proc/{tid}/status").creds == _own_creds()
+    return _unchangeable_creds() or _status(f"/proc/{tid}/status").creds == _own_creds()
+
+
+@functools.cache
+def _unchangeable_creds() -> bool:
+    """True when no sandboxed process can hold other credentials than ours,
+    so the per-call /proc read (on every emulated open) can be skipped: an
+    unprivileged supervisor whose real, effective, saved and fs ids are one
+    uid and one gid and which holds no capability. Its sandbox descends from
+    it under no_new_privs (no setuid or file-capability exec), and without
+    CAP_SETUID/CAP_SETGID a process can neither take another id nor change
+    its groups."""
+    fields: dict[str, str] = {}
+    with open("/proc/self/status", encoding="ascii") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    uids, gids = set(fields["Uid"].split()), set(fields["Gid"].split())
+    no_caps = int(fields["CapPrm"], 16) == 0 and int(fields["CapEff"], 16) == 0
+    return len(uids) == 1 and len(gids) == 1 and uids != {"0"} and no_caps
 
 
 def attach(req: Request, act: Callable[[int], None]) -> Request:

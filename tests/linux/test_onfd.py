@@ -6,6 +6,8 @@ from __future__ import annotations
 import errno
 import gc
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -124,3 +126,26 @@ def test_xattr_namespaces(name: str, op: str | None) -> None:
     got, why = _metadata.xattr_op(name)
     assert got == op
     assert bool(why) == (op is None)
+
+
+def test_the_per_call_credentials_read_is_skipped_only_when_nothing_can_differ() -> None:
+    """Unprivileged with one uid and one gid: no sandboxed process can hold
+    other credentials, so same_creds needs no /proc read. Root (or a
+    process with capabilities) must be compared on every call."""
+    probe = "from agentsh_ipy.supervisor import _pinned; print(_pinned._unchangeable_creds())"
+    as_is = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert as_is.stdout.strip() == str(os.geteuid() != 0), as_is.stderr
+    if os.geteuid() == 0:
+        nobody = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--",
+             sys.executable, "-c", probe],
+            capture_output=True, text=True, cwd="/",
+        )  # fmt: skip
+        assert nobody.stdout.strip() == "True", nobody.stderr
+        # uid 65534 whose saved uid is still root could setfsuid(0): compared.
+        mixed = subprocess.run(
+            ["setpriv", "--euid=65534", "--egid=65534", "--clear-groups", "--",
+             sys.executable, "-c", probe],
+            capture_output=True, text=True, cwd="/",
+        )  # fmt: skip
+        assert mixed.stdout.strip() == "False", mixed.stderr
