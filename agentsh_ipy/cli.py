@@ -73,7 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     chk = psub.add_parser("check", help="validate a policy file")
     chk.add_argument("file")
     chk.add_argument("--workspace", metavar="DIR", default=".")
-    psub.add_parser("show", help="print the default policy")
+    shw = psub.add_parser("show", help="print the default policy, or an example policy")
+    shw.add_argument(
+        "--example",
+        metavar="NAME",
+        choices=["pypi"],
+        help="print the example NAME instead: pypi (pip install from PyPI by name, via the "
+        "sandbox's proxy; nothing else reachable)",
+    )
     prot = psub.add_parser(
         "protected",
         help="the paths no sandbox may write here, whatever the policy (unless it opens one)",
@@ -240,6 +247,9 @@ def _policy(args: argparse.Namespace) -> int:
     from . import supervisor as sup
 
     if args.policy_command == "show":
+        if args.example:
+            sys.stdout.write(pol.example_policy_text(args.example))
+            return 0
         sys.stdout.write(pol.default_policy_text())
         return 0
     if args.policy_command == "protected":

@@ -17,6 +17,8 @@ from ._engine import (
     NOT_OWN,
     OWN_RULE,
     PROTECTED_RULE,
+    PROXY_RULE,
+    REBIND_RULE,
     Decision,
     Policy,
     is_host_address,
@@ -54,6 +56,8 @@ __all__ = [
     "NOT_OWN",
     "OWN_RULE",
     "PROTECTED_RULE",
+    "PROXY_RULE",
+    "REBIND_RULE",
     "SIGNALS",
     "SIGNAL_TARGETS",
     "SOCKET_OPERATIONS",
@@ -75,6 +79,7 @@ __all__ = [
     "ahead_of_system",
     "default_policy_text",
     "describe_protected",
+    "example_policy_text",
     "is_host_address",
     "load_default",
     "protected_set",
@@ -91,6 +96,37 @@ def default_policy_text() -> str:
     if data is None:
         raise PolicyError([(DEFAULT_SOURCE, 0, "the built-in policy is missing from the package")])
     return data.decode("utf-8")
+
+
+EXAMPLES = ("pypi",)
+
+_PYPI_RULE = """\
+  # PyPI through the sandbox's proxy (HTTPS_PROXY): these names on port
+  # 443, nothing else. A program that ignores the proxy variables connects
+  # by address and is denied (defaults.network).
+  - name: pypi
+    domains: ["pypi.org", "files.pythonhosted.org"]
+    ports: [443]
+    decision: allow
+"""
+
+
+def example_policy_text(name: str) -> str:
+    """A complete policy: the default one plus the example's rules
+    (``pypi``: `pip install` from PyPI, no other host)."""
+    if name not in EXAMPLES:
+        raise ValueError(f"no example policy {name!r}; there are: {', '.join(EXAMPLES)}")
+    text = default_policy_text()
+    head = "# agentsh-ipy default policy."
+    assert text.startswith(head) and "\nname: default\n" in text and "\nnetwork_rules:\n" in text
+    text = text.replace(
+        head,
+        "# agentsh-ipy example policy 'pypi': the default policy, and PyPI by name\n"
+        "# (`agentsh-ipy policy show --example pypi`).",
+        1,
+    )
+    text = text.replace("\nname: default\n", "\nname: pypi\n", 1)
+    return text.replace("\nnetwork_rules:\n", "\nnetwork_rules:\n" + _PYPI_RULE, 1)
 
 
 def load_default(variables: Mapping[str, str]) -> Policy:

@@ -7,6 +7,8 @@ import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ._domains import matches as domain_matches
+from ._domains import normalize_name
 from ._glob import Glob, GlobError, compile_path, escape, normalize_path
 from ._protected import Protected, rule_name
 from ._schema import (
@@ -33,6 +35,8 @@ PROTECTED_RULE = rule_name("agentsh-state")
 HIDDEN_RULE = "hidden"
 OWN_RULE = "own-sandbox"  # reached a socket the sandbox itself holds
 HOST_LOCAL_RULE = "host-local"  # this host's own address, not the sandbox's socket
+PROXY_RULE = "proxy"  # the proxy refused a request that names no host
+REBIND_RULE = "proxy-resolved-local"  # a name resolved to a local or private address
 NOT_OWN = "not bound inside this sandbox"
 _LIMITED_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
@@ -203,6 +207,67 @@ class Policy:
         if own is not None and own():
             return Decision("allow", OWN_RULE, "bound inside this sandbox")
         return Decision("deny", HOST_LOCAL_RULE, NOT_OWN)
+
+    @property
+    def has_domains(self) -> bool:
+        """Does a rule decide by name (the sandbox then gets the proxy)?"""
+        return any(rule.domains is not None for rule in self.network_rules)
+
+    def check_domain(self, name: str, port: int) -> tuple[Decision, NetworkRule | None]:
+        """Decide a connection the proxy is asked for, to host ``name`` on
+        ``port``, and return the deciding rule. Rules with ``domains`` and
+        rules naming neither names nor addresses (a port rule, a catch-all)
+        take part, first match wins; ``cidrs`` rules decide addresses only.
+        A ``name`` that is not a host name (an address included) is denied."""
+        if isinstance(port, bool) or not 0 <= port <= 65535:
+            raise ValueError(f"port {port!r} is not in 0..65535")
+        host = normalize_name(name)
+        if host is None:
+            return Decision("deny", PROXY_RULE, f"{name!r} is not a host name"), None
+        for rule in self.network_rules:
+            if "connect" not in rule.operations:
+                continue
+            if rule.ports is not None and not any(lo <= port <= hi for lo, hi in rule.ports):
+                continue
+            if rule.domains is not None:
+                if domain_matches(rule.domains, host):
+                    return Decision(rule.decision, rule.name, rule.message), rule
+            elif rule.cidrs is None:
+                return Decision(rule.decision, rule.name, rule.message), rule
+        return Decision(self.defaults.network, "default:network"), None
+
+    def check_resolved(
+        self, rule: NetworkRule | None, name: str, ip: str, port: int, *, local: bool = False
+    ) -> Decision:
+        """Decide an address the proxy resolved ``name`` to, after
+        :meth:`check_domain` allowed it by ``rule``. A deny rule's cidrs
+        still hold; the rule's own ``cidrs``, when it has some, bound the
+        addresses; without them an address that is not global (loopback,
+        private, link-local...) or that is this host's (``local``) is
+        refused: a name must not lead to what an address rule keeps closed."""
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(ip)
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        for other in self.network_rules:
+            if (
+                other.decision == "deny"
+                and other.cidrs is not None
+                and other.matches("connect", addr, port)
+            ):
+                return Decision("deny", other.name, other.message)
+        if rule is not None and rule.cidrs is not None:
+            if any(addr in net for net in rule.cidrs):
+                return Decision("allow", rule.name, rule.message)
+            return Decision(
+                "deny", REBIND_RULE, f"{name} resolved to {addr}, outside the rule's cidrs"
+            )
+        if local or is_host_address(addr) or not addr.is_global:
+            return Decision(
+                "deny", REBIND_RULE,
+                f"{name} resolved to {addr}, an address of this host or a private network;"
+                " a rule opens it only by listing it in its cidrs",
+            )  # fmt: skip
+        return Decision("allow", rule.name if rule is not None else "default:network")
 
     def check_unix(
         self, op: str, path: str, abstract: bool, *, own: Callable[[], bool] | None = None

@@ -18,6 +18,7 @@ from typing import Literal, TypeVar
 
 import yaml
 
+from ._domains import parse_pattern as parse_domain
 from ._errors import PolicyError, Problem
 from ._glob import Glob, GlobError, compile_abstract, compile_name, compile_path, escape, literal
 from ._protected import ABOUT as PROTECTED_ABOUT
@@ -231,11 +232,14 @@ class NetworkRule:
     decision: str
     message: str = ""
     line: int = 0
+    domains: tuple[str, ...] | None = None
+    """Names (wildcards kept as ``.suffix``): decided by the proxy only; such
+    a rule's ``cidrs`` are the addresses the names may resolve to."""
 
     def matches(
         self, op: str, addr: ipaddress.IPv4Address | ipaddress.IPv6Address, port: int
     ) -> bool:
-        if op not in self.operations:
+        if op not in self.operations or self.domains is not None:
             return False
         if self.cidrs is not None and not any(addr in net for net in self.cidrs):
             return False
@@ -753,8 +757,12 @@ class _Reader:
         ops: frozenset[str] | None = frozenset(SOCKET_OPERATIONS)
         if "operations" in fields:
             ops = self.operations(fields["operations"], SOCKET_OPERATIONS)
+        domains = self.domains(fields["domains"]) if "domains" in fields else None
+        if domains is not None and ops is not None and "connect" not in ops:
+            self.error(fields["domains"], "domains are reached by connect: list it in operations")
+            ok = False
         decision, message = self.common(fields)
-        if not ok or ops is None or decision is None:
+        if not ok or ops is None or decision is None or domains == ():
             return None
         return NetworkRule(
             name,
@@ -764,7 +772,22 @@ class _Reader:
             decision,
             message,
             _line(node),
+            domains,
         )
+
+    def domains(self, node: yaml.Node) -> tuple[str, ...]:
+        """``domains``: exact names and ``*.suffix`` wildcards; () if any is bad."""
+        out: list[str] = []
+        entries = self.strings(node, "domains")
+        ok = bool(entries)
+        for item, text in entries:
+            pattern, reason = parse_domain(text)
+            if pattern is None:
+                self.error(item, reason)
+                ok = False
+            else:
+                out.append(pattern)
+        return tuple(out) if ok else ()
 
     def cidr(self, node: yaml.Node, text: str) -> IPNetwork | None:
         try:
@@ -1059,13 +1082,7 @@ class _Reader:
             "network_rules",
             self.network_rule,
             ["decision"],
-            ["cidrs", "ports", "operations", "message"],
-            # agentsh has them; here a name could only be matched against a
-            # reverse lookup or a DNS answer the sandbox controls.
-            rejected={
-                "domains": "domains are not supported: connections are decided by address;"
-                " use cidrs"
-            },
+            ["cidrs", "domains", "ports", "operations", "message"],
         )
         if host_local == "closed":
             for rule in network_rules:
@@ -1159,6 +1176,8 @@ class _Reader:
         """An allowing rule on loopback without ports would open nothing
         under host_local: closed; say so instead of ignoring it."""
         if rule.decision == "deny" or rule.ports is not None or rule.cidrs is None:
+            return
+        if rule.domains is not None:  # its cidrs bound what the names resolve to
             return
         if not rule.operations & {"connect", "send"}:
             return

@@ -1,5 +1,5 @@
 """Signal rules, limits, the redirect and soft_delete decisions, and the
-refusal of network `domains` (agentsh_ipy.policy)."""
+network `domains` (agentsh_ipy.policy)."""
 
 from __future__ import annotations
 
@@ -686,28 +686,17 @@ def test_soft_delete_with_other_problems() -> None:
 
 
 # --------------------------------------------------------------------------
-# network domains
+# network domains (more in test_policy_domains.py)
 
 
-def test_network_domains_are_refused_with_a_reason() -> None:
-    assert only_problem(
-        """\
-        version: 1
-        network_rules:
-          - name: pypi
-            domains: ["pypi.org", "files.pythonhosted.org"]
-            ports: [443]
-            decision: allow
-        """
-    ) == (4, "domains are not supported: connections are decided by address; use cidrs")
-    # Every problem is still reported, each with its line.
+def test_network_domain_problems_each_have_their_line() -> None:
     assert problems(
         """\
         version: 1
         network_rules:
           - name: a
             cidrs: ["nope"]
-            domains: [x.org]
+            domains: ["*x.org"]
             decision: allow
           - name: b
             domain: [x.org]
@@ -715,11 +704,11 @@ def test_network_domains_are_refused_with_a_reason() -> None:
         """
     ) == [
         (4, "bad cidr 'nope': 'nope' does not appear to be an IPv4 or IPv6 network"),
-        (5, "domains are not supported: connections are decided by address; use cidrs"),
+        (5, "bad wildcard '*x.org': '*' may only be a whole first label, as in '*.example.com'"),
         (
             8,
-            "unknown key 'domain' in network rule; allowed: name, decision, cidrs, ports,"
-            " operations, message",
+            "unknown key 'domain' in network rule; allowed: name, decision, cidrs, domains,"
+            " ports, operations, message",
         ),
     ]
 
@@ -737,7 +726,7 @@ def test_new_problems_are_collected_and_sorted() -> None:
             decision: allow
         network_rules:
           - name: n
-            domains: [x.org]
+            domains: ["x.*.org"]
             decision: soft_delete
         command_rules:
           - name: c
