@@ -204,9 +204,11 @@ def run_cli(
     input: str | None = None,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
+    launcher: Sequence[str] = (),
 ) -> Run:
-    """`agentsh-ipy ARGS` as the area's user, with no controlling terminal."""
-    argv = area.user.cmd([sys.executable, "-m", "agentsh_ipy.cli", *args])
+    """`agentsh-ipy ARGS` as the area's user, with no controlling terminal
+    (``launcher``: a command line that runs it, e.g. blocked_launcher's)."""
+    argv = area.user.cmd([*launcher, sys.executable, "-m", "agentsh_ipy.cli", *args])
     start = time.monotonic()
     p = subprocess.run(
         argv,
@@ -221,6 +223,25 @@ def run_cli(
     return Run(p.returncode, p.stdout, p.stderr, read_audit(area.audit), time.monotonic() - start)
 
 
+# Notify mode on a host refusing what Docker's default seccomp profile
+# refuses a container without CAP_SYS_ADMIN/CAP_SYS_PTRACE (issue 19): a mode
+# the escape tests take besides "notify" and "ptrace".
+BLOCKED_MODE = "notify-blocked"
+BLOCKED_CALLS = "pidfd_getfd,unshare_fs"
+BLOCKED_MECHANISM = {"opens": "explicit-umask", "sockets": "ptrace-held"}
+
+
+def blocked_launcher(area: Area, calls: str = BLOCKED_CALLS) -> list[str]:
+    """The command prefix that runs what follows with ``calls`` refused
+    (EPERM) by tests/integration/run_blocked.py, copied where the area's
+    user can read it."""
+    launcher = area.root / "run_blocked.py"
+    if not launcher.exists():
+        shutil.copy(Path(__file__).parent / "integration" / "run_blocked.py", launcher)
+        launcher.chmod(0o644)
+    return [sys.executable, str(launcher), calls, "--"]
+
+
 def sandbox(
     area: Area,
     cmd: Sequence[str],
@@ -229,10 +250,18 @@ def sandbox(
     extra: Sequence[str] = (),
     **kw: Any,
 ) -> Run:
+    blocked = "--mode" in extra and extra[extra.index("--mode") + 1] == BLOCKED_MODE
+    if blocked:
+        extra = [x if x != BLOCKED_MODE else "notify" for x in extra]
+        kw["launcher"] = blocked_launcher(area)
     args = ["exec", "--workspace", str(area.ws), "--audit", str(area.audit), *extra]
     if policy is not None:
         args += ["--policy", str(policy)]
-    return run_cli(area, [*args, "--", *cmd], **kw)
+    run = run_cli(area, [*args, "--", *cmd], **kw)
+    if blocked:  # the stand-ins for what the launcher refused, named
+        start = [e for e in run.events if e.get("op") == "start"]
+        assert not start or start[-1]["mechanism"] == BLOCKED_MECHANISM, start
+    return run
 
 
 TEST_POLICY = """\

@@ -47,8 +47,9 @@ def utimensat(path: str, times: bytes | None) -> None:
     _syscall.check(_utimensat(AT_FDCWD, os.fsencode(path), buf, 0), f"utimensat({path!r})")
 
 
-def umask_of(pid: int) -> int:
-    """A task's umask, from /proc/PID/status (Linux 4.7+)."""
+def umask_of(pid: int | str) -> int:
+    """A task's umask, from /proc/PID/status (Linux 4.7+; ``pid`` may be
+    "thread-self")."""
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
             if line.startswith("Umask:"):

@@ -114,6 +114,7 @@ def build_filter(
     arch: Arch,
     decide: int = RET_USER_NOTIF,
     catalog: Mapping[str, syscalls.Syscall] = syscalls.CATALOG,
+    overrides: Mapping[str, int] | None = None,
 ) -> bytes:
     """The sandbox's one filter, compiled from the syscall catalog: the arch
     check, then an allowlist. ``decide`` (the listener, or the tracer in
@@ -129,7 +130,11 @@ def build_filter(
     way: the kernel's action cache (5.11+) then proves them constant and
     skips the filter for them entirely. Argument-checked calls come before,
     each in a block that returns.
+
+    ``overrides``: syscall name -> the action that replaces ``decide`` for
+    that call (notify mode without pidfd_getfd traces the socket calls).
     """
+    overrides = overrides or {}
     entries: dict[int, syscalls.Syscall] = {}
     for name, entry in catalog.items():
         nr = arch.nr(name)
@@ -147,11 +152,14 @@ def build_filter(
         if entry.filter_errno is not None:  # clone3: ENOSYS, so libc uses clone
             a.emit(_JEQ_K, nr, 0, 1)
             a.emit(_RET_K, RET_ERRNO | entry.filter_errno)
+        elif entry.name in overrides and not entry.rules:
+            a.emit(_JEQ_K, nr, 0, 1)
+            a.emit(_RET_K, overrides[entry.name])
     checked = [(nr, e) for nr, e in entries.items() if e.rules and e.filter_errno is None]
     rank = {name: i for i, name in enumerate(_FIRST)}
     checked.sort(key=lambda ne: (rank.get(ne[1].name, len(rank)), ne[0]))
     for nr, entry in checked:
-        _block(a, nr, entry, decide)
+        _block(a, nr, entry, overrides.get(entry.name, decide))
     allowed = sorted(
         nr
         for nr, e in entries.items()

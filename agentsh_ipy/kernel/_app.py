@@ -173,7 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         use = sup.host_choice()
         if not use["enforcing"]:
             return _unsandboxed(args, outer, inner, inner_path, str(use["summary"]))
-        return _sandboxed(args, outer, inner, inner_path, conn_path, workspace, str(use["mode"]))
+        return _sandboxed(
+            args, outer, inner, inner_path, conn_path, workspace, str(use["mode"]),
+            use["mechanism"],
+        )  # fmt: skip
     finally:
         for s in held:
             s.close()
@@ -282,6 +285,7 @@ def _sandboxed(
     conn_path: str,
     workspace: str,
     mode: str,
+    mechanism: dict[str, str] | None = None,
 ) -> int:
     session_id = sup.new_session_id()
     try:
@@ -316,7 +320,9 @@ def _sandboxed(
 
     log.subscribe(note_program)
     sup.harden_supervisor_process()
-    session = sup.Session(policy, log, workspace=workspace, mode=mode, signal_group=True)
+    session = sup.Session(
+        policy, log, workspace=workspace, mode=mode, signal_group=True, mechanism=mechanism
+    )
 
     def on_cell(cell: int | None, cell_id: str | None) -> None:
         session.sync()  # the previous cell's last calls stay the previous cell's

@@ -153,14 +153,15 @@ def run(
     from ._mechanism import CHOICE_PROBES, check_accepted, choose
 
     accept = check_accepted(accept_weaker)
-    use_mode, weaker = mode, []
+    use_mode, weaker, mechanism = mode, [], None
     if mode != "ptrace":
         use = choose(detect.probe_host(only=CHOICE_PROBES), mode, accept)
         if not use["enforcing"]:
             log.emit("sandbox", op="refused", argv=list(argv), mode=mode, reason=use["summary"])
             return Result(EXIT_SETUP, f"sandbox refused: {use['summary']}")
-        use_mode, weaker = use["mode"], use["weaker"]
-    result = Session(policy, log, mode=use_mode, weaker=weaker, **session).run(argv)
+        use_mode, weaker, mechanism = use["mode"], use["weaker"], use["mechanism"]
+    chosen = Session(policy, log, mode=use_mode, weaker=weaker, mechanism=mechanism, **session)
+    result = chosen.run(argv)
     if mode == "auto" and use_mode == "notify" and result.notify_unavailable:
         log.emit("sandbox", op="fallback", mode="ptrace", reason=result.error)
         result = Session(policy, log, mode="ptrace", **session).run(argv)

@@ -1,7 +1,9 @@
 """What the sandbox will use on a host, from the facts _linux.detect found.
 
 No silent downgrade: notify mode is chosen only when every facility it
-relies on answered; a missing one makes ``auto`` use ptrace mode, or refuse.
+relies on answered, or has a stand-in that keeps the same guarantee (named
+in the choice's ``mechanism`` and the start event); another missing one
+makes ``auto`` use ptrace mode, or refuse.
 A weaker guarantee is used only when named by the user (WEAKER), and then
 the start event says which."""
 
@@ -23,6 +25,25 @@ NOTIFY_NEEDS: dict[str, str | None] = {
     "openat2": "opens-continue",
 }
 
+# Facilities notify mode can do without, keeping the same guarantee another
+# way (issue 19: Docker's and Kubernetes' default profiles refuse both to a
+# container without CAP_SYS_ADMIN/CAP_SYS_PTRACE): the part of the
+# mechanism it changes, what it uses instead, and how that works.
+STAND_INS: dict[str, tuple[str, str, str]] = {
+    "unshare_fs": (
+        "opens", "explicit-umask",
+        "the caller's umask applied explicitly to what the supervisor creates",
+    ),
+    "pidfd_getfd": (
+        "sockets", "ptrace-held",
+        "connect, bind and sends with an address traced (SECCOMP_RET_TRACE) and continued "
+        "with every task sharing the caller's memory held; fd changes made through an "
+        "O_PATH reopen of the fd",
+    ),
+}  # fmt: skip
+# What notify mode uses where every facility answered.
+FULL_MECHANISM = {"opens": "private-umask", "sockets": "fd-copy"}
+
 # The weaker guarantees one may accept (--accept-weaker), and what is lost.
 WEAKER = {
     "opens-continue": "allowed opens continue in the kernel instead of being done by the "
@@ -43,26 +64,40 @@ def check_accepted(accept: Collection[str]) -> frozenset[str]:
 
 
 def choose(facts: HostFacts, mode: str = "auto", accept: Collection[str] = ()) -> dict[str, Any]:
-    """{"enforcing", "mode", "landlock", "summary", "missing", "weaker"}: the
-    mode ``--mode auto`` (or ``notify``) will use, or why the sandbox refuses
-    to run anything (exit 125). ``missing`` names the notify facilities this
-    host lacks; ``weaker`` the accepted guarantees notify mode gives up here."""
+    """{"enforcing", "mode", "landlock", "summary", "missing", "weaker",
+    "mechanism"}: the mode ``--mode auto`` (or ``notify``) will use, or why
+    the sandbox refuses to run anything (exit 125). ``missing`` names the
+    notify facilities this host lacks; ``weaker`` the accepted guarantees
+    notify mode gives up here; ``mechanism`` (notify mode) how it does its
+    opens and socket calls: FULL_MECHANISM, or a stand-in (STAND_INS) for
+    each facility missing that has one."""
     if mode not in ("auto", "notify"):
         raise ValueError(f"mode {mode!r} is not auto or notify")
     accept = check_accepted(accept)
     tracing = facts.get("ptrace")
     landlock = facts.get("landlock")
     ll = f"Landlock ABI {landlock.value}" if landlock.available else "no Landlock"
-    gaps = [facts.get(n) for n in NOTIFY_NEEDS if not facts.get(n).available]
-    missing = [p.name for p in gaps]
+    absent = [facts.get(n) for n in NOTIFY_NEEDS if not facts.get(n).available]
+    missing = [p.name for p in absent]
+    # A stand-in for pidfd_getfd traces: it needs what ptrace mode needs.
+    traces = tracing.available and platform.machine() == "x86_64"
+    standing = [
+        p for p in absent if p.name in STAND_INS and (p.name != "pidfd_getfd" or traces)
+    ]  # fmt: skip
+    gaps = [p for p in absent if p not in standing]
+    mechanism = dict(FULL_MECHANISM)
+    for p in standing:
+        part, instead, _how = STAND_INS[p.name]
+        mechanism[part] = instead
     uncovered = [p for p in gaps if NOTIFY_NEEDS[p.name] not in accept]
     weaker = sorted({w for p in gaps if (w := NOTIFY_NEEDS[p.name]) is not None} & accept)
     gap_text = "; ".join(f"{p.name}: {p.detail}" for p in gaps)
-    base = {"landlock": landlock.available, "missing": missing, "weaker": []}
+    base = {"landlock": landlock.available, "missing": missing, "weaker": [], "mechanism": None}
     can_trace = facts.arch_supported and tracing.available
-    notify = {**base, "enforcing": True, "mode": "notify",
+    instead = "".join(f"; without {p.name}: {STAND_INS[p.name][2]}" for p in standing)
+    notify = {**base, "enforcing": True, "mode": "notify", "mechanism": mechanism,
               "summary": f"seccomp user-notify decides files, exec, network and signals; "
-                         f"ptrace follows the process tree; {ll}"}  # fmt: skip
+                         f"ptrace follows the process tree; {ll}{instead}"}  # fmt: skip
     if can_trace and not gaps:
         return notify
     if mode == "auto" and can_trace and platform.machine() == "x86_64":

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from .. import policy as pol
 from .._linux import files, seccomp
 from .._linux.arch import Arch
-from . import _ctty, _pinned
+from . import _ctty, _modes, _pinned
 from ._decoder import O_CREAT, OPEN_FLAGS, Decoder
 from ._request import CONTINUE, Request, unreadable, unserved
 from ._workers import Workers
@@ -53,6 +53,9 @@ class NotifyLoop(threading.Thread):
         # Open allowed files here and inject them (race-free); False only when
         # the session's start event names the weaker guarantee opens-continue.
         self.emulate_opens = True
+        # The caller's umask by this thread's own (unshare(CLONE_FS)); False:
+        # applied explicitly (_modes), where the host refuses that unshare.
+        self.private_umask = True
         self.setup_error: str | None = None
         self._set_up = threading.Event()
         self._workers = Workers()
@@ -100,7 +103,7 @@ class NotifyLoop(threading.Thread):
         return self.setup_error
 
     def _setup(self) -> bool:
-        if not self.emulate_opens:
+        if not self.emulate_opens or not self.private_umask:
             return True
         # Opens done for the tracee apply its umask: this thread gets its own
         # fs_struct, so umask 0 here leaves the rest of the process alone.
@@ -111,7 +114,8 @@ class NotifyLoop(threading.Thread):
         except OSError as e:
             self.setup_error = (
                 f"notify mode cannot open files for the sandbox race-free: {e} (the detect "
-                "probe unshare_fs); use --mode ptrace, or accept --accept-weaker opens-continue"
+                "probe unshare_fs); a session told so by the host's choice (--mode auto or "
+                "notify) applies the caller's umask explicitly instead"
             )
             return False
         os.umask(0)
@@ -274,6 +278,11 @@ class NotifyLoop(threading.Thread):
                 fd, req.fields["terminal"] = _ctty.open_terminal(req.tid, ours)
             elif req.open_via is not None:  # our own copy's magic link: fixed
                 fd = os.open(f"/proc/self/fd/{req.open_via.fd}", ours, mode & ~umask)
+            elif flags & O_CREAT and not self.private_umask:
+                want, at = mode & ~umask, req.open_at
+                fd = _modes.open_creating(
+                    lambda f: _pinned.open_decided(path, f, want, at), ours, want
+                )
             else:
                 fd = _pinned.open_decided(path, ours, mode & ~umask, req.open_at)
         except OSError as e:

@@ -15,7 +15,8 @@ the caller's (fsuid, fsgid, groups, effective capabilities), so what it
 creates is owned as the caller's would be and it can do nothing the caller
 could not. Otherwise (a root sandbox whose process changed user) the call is
 refused, never done as someone else. Modes get the caller's umask, applied
-here in a thread with its own umask (unshare(CLONE_FS)).
+here in a thread with its own umask (unshare(CLONE_FS)), or where the host
+refuses that, explicitly (_modes).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 from .._linux import files, names, procfs, sockets
+from . import _modes
 from ._request import Request
 
 AT_REMOVEDIR = 0x200
@@ -110,7 +112,8 @@ def _own_creds() -> tuple[str, ...]:
 def _umask_zero() -> Iterator[bool]:
     """umask 0 in this thread only (its own fs_struct, made once); False
     when the host refuses unshare(CLONE_FS): then the process umask applies
-    on top of the caller's (never more permissive than asked)."""
+    on top of the caller's (never more permissive than asked) and what it
+    took away is put back (_modes.fix_created)."""
     private: bool | None = getattr(_local, "private", None)
     if private is None:
         try:
@@ -214,10 +217,16 @@ def rename(req: Request, old: Target, new: Target, flags: int) -> Request:
     return attach(req, act)
 
 
+def _explicit_umask() -> bool:
+    return getattr(_local, "private", True) is False
+
+
 def mkdir(req: Request, t: Target, mode: int) -> Request:
     def act(umask: int) -> None:
         with _pinned(t.dir) as (fd,):
             os.mkdir(t.leaf, mode & 0o1777 & ~umask, dir_fd=fd)
+            if _explicit_umask():
+                _modes.fix_created(fd, t.leaf.rstrip("/"), stat.S_IFDIR, mode & 0o1777 & ~umask)
 
     return attach(req, act)
 
@@ -228,6 +237,9 @@ def mknod(req: Request, t: Target, mode: int) -> Request:
     def act(umask: int) -> None:
         with _pinned(t.dir) as (fd,):
             os.mknod(t.leaf, stat.S_IFMT(mode) | (mode & 0o7777 & ~umask), 0, dir_fd=fd)
+            if _explicit_umask():
+                kind = stat.S_IFMT(mode) or stat.S_IFREG  # mknod's type 0 is a regular file
+                _modes.fix_created(fd, t.leaf, kind, mode & 0o7777 & ~umask)
 
     return attach(req, act)
 

@@ -25,7 +25,7 @@ from .. import policy as pol
 from .._linux import arch as arch_mod
 from .._linux import caps, procfs, ptracer, seccomp
 from .._linux.tty import Foreground
-from . import _cache, _landlock
+from . import _cache, _landlock, _mechanism
 from ._approval import Approver, NoApprover, ask_async
 from ._decoder import Decoder
 from ._launch import EXIT_SETUP, Launch, LaunchError, Timeouts
@@ -83,6 +83,7 @@ class Session(TreeAudit):
         mode: str = "notify",
         signal_group: bool = False,
         weaker: Sequence[str] = (),
+        mechanism: Mapping[str, str] | None = None,
     ) -> None:
         # The terminal the command is started on: it inherits it as
         # stdin/stdout/stderr, so opening it by name gives nothing new (the
@@ -106,10 +107,15 @@ class Session(TreeAudit):
         # The weaker guarantees accepted for this host (_mechanism.WEAKER):
         # named in the start event, and only then used.
         self.weaker = list(weaker)
+        # How notify mode does its opens and socket calls on this host
+        # (_mechanism.choose): the full mechanism, or a stand-in for a
+        # facility the host refuses. Named in the start event.
+        self.mechanism = {**_mechanism.FULL_MECHANISM, **(mechanism or {})}
         # Forward signals to the sandbox's whole process group (a kernel: an
         # interrupt reaches the cell's children too, as without the sandbox).
         self.signal_group = signal_group and new_process_group
         self._loop: NotifyLoop | None = None
+        self._decider: PtraceDecider | None = None
         self.arch = arch_mod.current()
         self.root_pid = -1
         # Set once the launch is over: the command was let go, or it failed.
@@ -144,6 +150,7 @@ class Session(TreeAudit):
             policy_source=self.policy.source,
             mode=self.mode,
             weaker=self.weaker or None,
+            mechanism=self.mechanism if self.mode == "notify" else None,
             hidden_env=hidden,
             cache_home=cache,
             capabilities=caps.kept() or None,  # root's, the rest dropped
@@ -203,6 +210,7 @@ class Session(TreeAudit):
             peak = None
         return {
             "notifications": loop.handled if loop is not None else 0,
+            **({"traced": self._decider.handled} if self._decider is not None else {}),
             "notify_cpu_s": round(loop.cpu, 6) if loop is not None else 0.0,
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 6),
             "peak_rss_kb": peak,
@@ -264,6 +272,11 @@ class Session(TreeAudit):
         if ptrace_mode and not ptracer.ptrace_mode_supported():
             return Result(EXIT_SETUP, f"ptrace mode is not supported on {self.arch.name}")
         decide = seccomp.RET_TRACE if ptrace_mode else seccomp.RET_USER_NOTIF
+        # Without pidfd_getfd the socket calls are traced, in notify mode too.
+        held = not ptrace_mode and self.mechanism["sockets"] == "ptrace-held"
+        overrides = dict.fromkeys(_TRACED_SOCKET_CALLS, seccomp.RET_TRACE) if held else None
+        if held and not ptracer.ptrace_mode_supported():
+            return Result(EXIT_SETUP, f"tracing socket calls is not supported on {self.arch.name}")
         try:  # Landlock ruleset (None: the host has none; the audit says so)
             ruleset = _landlock.prepare(self.policy, self._emit, one_domain=True)
         except LaunchError as e:
@@ -272,7 +285,7 @@ class Session(TreeAudit):
             argv,
             env,
             cwd,
-            seccomp.build_filter(self.arch, decide=decide),
+            seccomp.build_filter(self.arch, decide=decide, overrides=overrides),
             nr,
             self.timeouts,
             self.wrapper_cmd,
@@ -290,6 +303,12 @@ class Session(TreeAudit):
         decider = None
         if ptrace_mode:
             decider = PtraceDecider(decoder, self.arch, self._on_request, self._approve)
+        elif held:
+            # The traced calls' own decoder: the tracer thread reads through
+            # a RecordingReader of its own, and nothing is emulated on a copy.
+            traced = Decoder(self.policy, self.arch, self.table, self.trash, self.redirector)
+            decider = PtraceDecider(traced, self.arch, self._on_request, self._approve)
+        self._decider = decider
         tracer = Tracer(self.table, self._emit, on_seccomp=decider, on_exec=self._check_exec)
         if decider is not None:
             decider.tracer = tracer
@@ -300,6 +319,7 @@ class Session(TreeAudit):
                 if not ptrace_mode:
                     loop = NotifyLoop(listener, decoder, self.arch, self._on_request, self._approve)
                     loop.emulate_opens = "opens-continue" not in self.weaker
+                    loop.private_umask = self.mechanism["opens"] == "private-umask"
                     self._loop = loop
                 launch.probe_memory()
                 if loop is not None:
@@ -360,6 +380,11 @@ class Session(TreeAudit):
         if err == errno.EACCES and denial is not None:
             return f"{cmd}: execution denied by policy (rule {denial.decision.rule})"
         return f"{cmd}: cannot execute: {os.strerror(err)}"
+
+
+# What notify mode traces instead where the host refuses pidfd_getfd: the
+# calls it would otherwise make itself on a copy of the caller's socket.
+_TRACED_SOCKET_CALLS = ("connect", "bind", "sendto", "sendmsg", "sendmmsg")
 
 
 class _AtTheTerminal:

@@ -26,7 +26,15 @@ from typing import Any
 import pytest
 
 from agentsh_ipy.policy import NOT_OWN, default_policy_text
-from tests.conftest import IS_ROOT, Run, linux_only, read_audit, sandbox, write_policy
+from tests.conftest import (
+    BLOCKED_MODE,
+    IS_ROOT,
+    Run,
+    linux_only,
+    read_audit,
+    sandbox,
+    write_policy,
+)
 from tests.escape.conftest import Ctx, _has_ipv6_loopback, program_copy
 
 pytestmark = linux_only
@@ -402,11 +410,13 @@ def test_host_local_open_trusts_every_local_service(world: Ctx, mode: str) -> No
     assert (event["decision"], event["rule"]) == ("allow", "loopback")
 
 
+@pytest.mark.parametrize("mode", ["notify", "ptrace", BLOCKED_MODE])
 def test_a_flipped_connect_address_reaches_only_what_was_decided(world: Ctx, mode: str) -> None:
     """A second thread flips a connect's address between the program's own
     server and an outside listener: only the decided address is reached
     (notify mode connects a copy of the socket itself; ptrace mode holds the
-    other threads). Without the sandbox about half reach the outside."""
+    other threads, and so does notify mode where pidfd_getfd is refused).
+    Without the sandbox about half reach the outside."""
     outside = world.tcp("raced")
     argv = program(world, "race_connect.py", str(outside.port), "200")
     run = boxed(world, mode, argv, timeout=90)

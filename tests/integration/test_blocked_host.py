@@ -2,8 +2,8 @@
 seccomp profile refuses a container without CAP_SYS_ADMIN/CAP_SYS_PTRACE:
 the supervisor runs under run_blocked.py's filter, which makes unshare with
 CLONE_FS and pidfd_getfd fail with EPERM. No downgrade goes unsaid: detect
-names each, auto uses ptrace mode and still enforces, notify refuses (125)
-unless the weaker guarantee is accepted, and then the start event says so."""
+names each and the stand-in notify mode uses for it (the start event too),
+and auto keeps notify mode."""
 
 from __future__ import annotations
 
@@ -18,7 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_POLICY, Area, Run, User, linux_only, read_audit, sandbox_env
+from tests.conftest import (
+    BLOCKED_MECHANISM,
+    TEST_POLICY,
+    Area,
+    Run,
+    User,
+    linux_only,
+    read_audit,
+    sandbox_env,
+)
 
 pytestmark = [linux_only, pytest.mark.slow]
 x86_only = pytest.mark.skipif(platform.machine() != "x86_64", reason="ptrace mode is x86_64 only")
@@ -72,7 +81,7 @@ def assert_enforced(area: Area, r: Run, mode: str) -> dict[str, object]:
 
 
 @x86_only
-def test_detect_names_both_and_auto_uses_ptrace_mode(user: User, area: Area) -> None:
+def test_detect_names_both_and_auto_keeps_notify_mode(user: User, area: Area) -> None:
     r = blocked(area, BOTH, ["detect", "--json"])
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
@@ -80,42 +89,19 @@ def test_detect_names_both_and_auto_uses_ptrace_mode(user: User, area: Area) -> 
         probe = data["probes"][name]
         assert probe["available"] is False and probe["detail"].startswith("EPERM: "), probe
     assert data["probes"]["openat2"]["available"] is True
-    assert data["sandbox"]["mode"] == "ptrace"
+    assert data["sandbox"]["mode"] == "notify"
     assert data["sandbox"]["missing"] == ["pidfd_getfd", "unshare_fs"]
+    assert data["sandbox"]["mechanism"] == BLOCKED_MECHANISM
+    r = blocked(area, BOTH, ["detect"])
+    assert "without pidfd_getfd: connect, bind and sends with an address traced" in r.stdout
+    assert "without unshare_fs: the caller's umask applied explicitly" in r.stdout
 
-    r = blocked(area, BOTH, exec_args(area))
-    assert r.returncode == 0, r.stderr  # the script's last command succeeded
-    start = assert_enforced(area, r, "ptrace")
-    assert "weaker" not in start
-
-
-def test_notify_by_name_refuses_naming_the_facility(user: User, area: Area) -> None:
-    for extra in ([], ["--accept-weaker", "opens-continue"]):
-        r = blocked(area, BOTH, exec_args(area, "--mode", "notify", *extra))
-        assert r.returncode == 125, r.stderr
-        assert "notify mode needs pidfd_getfd: EPERM" in r.stderr
-        # accepting opens-continue covers unshare_fs, not pidfd_getfd
-        assert ("notify mode needs unshare_fs: EPERM" in r.stderr) == (not extra)
-        assert not (area.ws / "ran").exists()
-        [refused] = [e for e in r.events if e.get("op") == "refused"]
-        assert "pidfd_getfd" in refused["reason"] and refused["mode"] == "notify"
-        assert not [e for e in r.events if e.get("op") == "start"]
+    for extra in ([], ["--mode", "notify"]):
+        r = blocked(area, BOTH, exec_args(area, *extra))
+        assert r.returncode == 0, r.stderr  # the script's last command succeeded
+        start = assert_enforced(area, r, "notify")
+        assert start["mechanism"] == BLOCKED_MECHANISM and "weaker" not in start
         area.audit.unlink()
-
-
-def test_notify_runs_only_with_the_weakness_accepted(user: User, area: Area) -> None:
-    r = blocked(area, "unshare_fs", exec_args(area, "--mode", "notify"))
-    assert r.returncode == 125, r.stderr
-    assert "notify mode needs unshare_fs: EPERM" in r.stderr
-    assert "--accept-weaker opens-continue" in r.stderr
-    assert not (area.ws / "ran").exists()
-    area.audit.unlink()
-
-    r = blocked(area, "unshare_fs", exec_args(area, "--mode", "notify", "--accept-weaker",
-                                                "opens-continue"))  # fmt: skip
-    assert r.returncode == 0, r.stderr
-    start = assert_enforced(area, r, "notify")
-    assert start["weaker"] == ["opens-continue"]
 
 
 SESSION = """

@@ -7,7 +7,13 @@ import platform
 import pytest
 
 from agentsh_ipy._linux.detect import HostFacts, Probe
-from agentsh_ipy.supervisor._mechanism import CHOICE_PROBES, NOTIFY_NEEDS, choose
+from agentsh_ipy.supervisor._mechanism import (
+    CHOICE_PROBES,
+    FULL_MECHANISM,
+    NOTIFY_NEEDS,
+    STAND_INS,
+    choose,
+)
 
 X86 = pytest.mark.skipif(platform.machine() != "x86_64", reason="ptrace mode is x86_64 only")
 
@@ -57,25 +63,52 @@ def test_refuses_and_says_why_when_neither_works() -> None:
 
 
 @X86
-@pytest.mark.parametrize(
-    "lacking",
-    [
-        ("pidfd_getfd",),
-        ("unshare_fs",),
-        ("openat2",),
-        ("seccomp_addfd",),
-        ("pidfd_getfd", "unshare_fs"),
-    ],
-)
+@pytest.mark.parametrize("lacking", [("openat2",), ("seccomp_addfd",), ("unshare_fs", "openat2")])
 def test_auto_uses_ptrace_mode_when_a_notify_facility_is_missing(lacking: tuple[str, ...]) -> None:
     use = choose(facts(True, True, lacking=lacking))
     assert (use["enforcing"], use["mode"], use["missing"]) == (True, "ptrace", list(lacking))
+    assert "openat2" in lacking or "seccomp_addfd" in lacking
+    assert use["mechanism"] is None
     for name in lacking:
-        assert f"{name}: EPERM: {name} refused" in use["summary"]
+        if name not in STAND_INS:
+            assert f"{name}: EPERM: {name} refused" in use["summary"]
     # auto keeps every guarantee: accepting a weaker one does not make it use it
     assert (
         choose(facts(True, True, lacking=lacking), "auto", ["opens-continue"])["mode"] == "ptrace"
     )
+
+
+@X86
+@pytest.mark.parametrize("mode", ["auto", "notify"])
+@pytest.mark.parametrize(
+    ("lacking", "mechanism"),
+    [
+        (("pidfd_getfd",), {"opens": "private-umask", "sockets": "ptrace-held"}),
+        (("unshare_fs",), {"opens": "explicit-umask", "sockets": "fd-copy"}),
+        (("pidfd_getfd", "unshare_fs"), {"opens": "explicit-umask", "sockets": "ptrace-held"}),
+    ],
+)
+def test_stand_ins_keep_notify_mode_and_are_named(
+    lacking: tuple[str, ...], mechanism: dict[str, str], mode: str
+) -> None:
+    """Docker's default profile refuses both (issue 19): notify mode keeps
+    its guarantees another way, and says which."""
+    use = choose(facts(True, True, lacking=lacking), mode)
+    assert (use["enforcing"], use["mode"], use["weaker"]) == (True, "notify", [])
+    assert (use["missing"], use["mechanism"]) == (list(lacking), mechanism)
+    for name in lacking:
+        assert f"without {name}: {STAND_INS[name][2]}" in use["summary"]
+
+
+def test_the_full_mechanism_when_nothing_is_missing() -> None:
+    assert choose(facts(True, True))["mechanism"] == FULL_MECHANISM
+
+
+@pytest.mark.skipif(platform.machine() == "x86_64", reason="pidfd_getfd's stand-in traces")
+def test_no_stand_in_for_pidfd_getfd_where_ptrace_mode_is_not_supported() -> None:
+    use = choose(facts(True, True, lacking=("pidfd_getfd",)))
+    assert use["enforcing"] is False
+    assert "notify mode needs pidfd_getfd" in use["summary"]
 
 
 def test_auto_refuses_naming_the_facility_when_ptrace_does_not_work() -> None:
@@ -85,20 +118,18 @@ def test_auto_refuses_naming_the_facility_when_ptrace_does_not_work() -> None:
     assert "ptrace: EPERM: ptrace refused" in use["summary"]
 
 
-@pytest.mark.parametrize(
-    "lacking", [("unshare_fs",), ("pidfd_getfd",), ("unshare_fs", "pidfd_getfd")]
-)
+@pytest.mark.parametrize("lacking", [("openat2",), ("seccomp_addfd", "unshare_fs")])
 def test_notify_by_name_refuses_what_is_missing(lacking: tuple[str, ...]) -> None:
     use = choose(facts(True, True, lacking=lacking), "notify")
     assert use["enforcing"] is False and use["mode"] is None
     assert use["summary"].startswith("notify mode is unavailable (")
     for name in lacking:
-        assert f"notify mode needs {name}: EPERM: {name} refused" in use["summary"]
-    hint = "(--accept-weaker opens-continue runs without it)"
-    assert (hint in use["summary"]) == ("unshare_fs" in lacking)
+        needs = f"notify mode needs {name}: EPERM: {name} refused"
+        assert (needs in use["summary"]) == (name not in STAND_INS)
+    assert "(--accept-weaker opens-continue runs without it)" in use["summary"]
 
 
-@pytest.mark.parametrize("lacking", [("unshare_fs",), ("openat2", "seccomp_addfd")])
+@pytest.mark.parametrize("lacking", [("openat2",), ("openat2", "seccomp_addfd", "unshare_fs")])
 def test_notify_runs_with_the_weaker_guarantee_accepted(lacking: tuple[str, ...]) -> None:
     use = choose(facts(True, True, lacking=lacking), "notify", ["opens-continue"])
     assert (use["enforcing"], use["mode"], use["weaker"]) == (True, "notify", ["opens-continue"])
@@ -106,11 +137,9 @@ def test_notify_runs_with_the_weaker_guarantee_accepted(lacking: tuple[str, ...]
 
 
 def test_accepting_one_weakness_does_not_accept_another() -> None:
-    use = choose(
-        facts(True, True, lacking=("unshare_fs", "pidfd_getfd")), "notify", ["opens-continue"]
-    )
+    use = choose(facts(False, True, lacking=("openat2",)), "notify", ["opens-continue"])
     assert use["enforcing"] is False
-    assert "pidfd_getfd" in use["summary"] and "needs unshare_fs" not in use["summary"]
+    assert "seccomp_user_notify" in use["summary"] and "needs openat2" not in use["summary"]
 
 
 def test_nothing_weaker_when_nothing_is_missing() -> None:
