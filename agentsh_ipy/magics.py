@@ -757,6 +757,13 @@ class AgentshMagics(Magics):
         print(detect_report())
 
     def _cmd_audit(self, n: str | None = None) -> None:
+        if os.environ.get(KERNEL_SESSION_ENV):
+            # The sandboxed kernel's events are the supervisor's, not this
+            # magic's: say where they are rather than "no audited cell".
+            log = os.environ.get(KERNEL_AUDIT_ENV) or "LOG"
+            print("agentsh: in this kernel the supervisor shows each cell's audit under it; "
+                  f"every event of cell N: agentsh-ipy audit {log} --cell N")  # fmt: skip
+            return
         if n is None:
             cells = [c for c in self._store.cells() if c is not None]
             if not cells:
