@@ -209,12 +209,16 @@ def _settings(area: SkArea) -> None:
     )
 
 
-def start_lab(area: SkArea) -> Server:
+def start_lab(
+    area: SkArea, *, python: str = sys.executable, env: dict[str, str] | None = None
+) -> Server:
+    """JupyterLab as the area's user, from ``python``'s environment; ``env``
+    replaces the test's kernel environment (below) when given."""
     secret = "agentsh-test-token-" + uuid.uuid4().hex
     runtime = area.root / "runtime"
     log = area.root / "jupyterlab.log"
     argv = [
-        sys.executable,
+        python,
         "-m",
         "jupyterlab",
         "--ServerApp.ip=127.0.0.1",
@@ -237,8 +241,9 @@ def start_lab(area: SkArea) -> Server:
     # kernelspec first. JUPYTER_DATA_DIR is not enough as root: in a venv its
     # user owns, jupyter_core prefers the venv's share/jupyter, where the
     # shipped "agentsh" kernelspec (no --policy, --audit) would win.
-    specs = area.root / "jupyter-data"
-    env = sk_env(area, SHELL="/bin/sh", JUPYTER_PATH=str(specs))
+    if env is None:
+        specs = area.root / "jupyter-data"
+        env = sk_env(area, SHELL="/bin/sh", JUPYTER_PATH=str(specs))
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             area.user.cmd(argv),
