@@ -6,7 +6,7 @@ There is no container engine here (none in CI, no image registry), so the
 test does what repo2docker's Python buildpack does with this repository, in
 its order (repo2docker/buildpacks/base.py and python/__init__.py):
 
-1. the repository (its tracked files) is copied into the user's home, which
+1. the repository is copied into the user's home, which
    is the repository's directory (REPO_DIR = HOME = /home/jovyan), owned by
    the user;
 2. as the user, from that directory: ``pip install -r
@@ -146,19 +146,17 @@ def _missing_build_backend() -> list[str]:
     return missing
 
 
+# What a clone would not have (.gitignore's, and the git directory).
+NOT_IN_A_CLONE = shutil.ignore_patterns(
+    ".git", "__pycache__", "*.pyc", "*.so", "*.egg-info", "build", "dist", ".venv",
+    ".mypy_cache", ".ruff_cache", ".pytest_cache", "artifacts",
+)  # fmt: skip
+
+
 def _copy_repository(dest: Path) -> None:
-    """The repository's tracked files as they are in the work tree, as
-    repo2docker copies a clone."""
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.split(b"\0")
-    for name in filter(None, files):
-        src = REPO / os.fsdecode(name)
-        if not src.is_file():  # deleted in the work tree
-            continue
-        dst = dest / os.fsdecode(name)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dst)
+    """The checkout as repo2docker copies a clone: the work tree, new files
+    included (tests/container/run.sh runs the tests from a copy without .git)."""
+    shutil.copytree(REPO, dest, ignore=NOT_IN_A_CLONE, dirs_exist_ok=True)
 
 
 def _build(area: SkArea) -> Build:
@@ -330,9 +328,9 @@ def test_quickstart_in_both_kernels(binder: tuple[Lab, Build], browser: Browser)
         page.wait_for_function(KERNEL_READY, arg=NOTEBOOK, timeout=120_000, polling=200)
         times = {"python3 idle": time.monotonic() - t0}
         for kernel in ("python3", "agentsh"):
+            (lab.area.ws / "notebooks" / "hello.txt").unlink(missing_ok=True)  # the cell writes it
             if kernel != "python3":
                 page.evaluate(CLEAR)
-                (lab.area.ws / "notebooks" / "hello.txt").unlink()
                 before = set(_logged_denials(lab.area.ws))
                 assert page.evaluate(CHANGE_KERNEL, kernel)
                 page.wait_for_function(KERNEL_READY, arg=NOTEBOOK, timeout=120_000, polling=200)
