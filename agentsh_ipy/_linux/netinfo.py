@@ -160,6 +160,33 @@ def inet_sockets(port: int) -> list[InetSocket]:
     return out
 
 
+_NO_COOKIE = 0xFFFFFFFF  # INET_DIAG_NOCOOKIE, in each half of the cookie
+
+
+def tcp_inode(local: tuple[str, int], remote: tuple[str, int]) -> int | None:
+    """The inode of the IPv4 TCP socket whose own address is ``local`` and
+    whose peer is ``remote`` (one exact sock_diag lookup, any state); None
+    when there is none."""
+    sockid = (
+        struct.pack("!HH", local[1], remote[1])
+        + socket.inet_aton(local[0]).ljust(16, b"\0")
+        + socket.inet_aton(remote[0]).ljust(16, b"\0")
+        + struct.pack("=III", 0, _NO_COOKIE, _NO_COOKIE)
+    )
+    req = _INET_DIAG_REQ.pack(socket.AF_INET, socket.IPPROTO_TCP, 0, 0, 0xFFFFFFFF) + sockid
+    with _netlink(NETLINK_SOCK_DIAG) as s:
+        s.send(_NLMSGHDR.pack(_NLMSGHDR.size + len(req), SOCK_DIAG_BY_FAMILY,
+                              NLM_F_REQUEST, 1, 0) + req)  # fmt: skip
+        for kind, payload in _messages(s.recv(1 << 16)):
+            if kind == NLMSG_ERROR:
+                err = _error(payload)
+                if err:
+                    return None
+            elif kind == SOCK_DIAG_BY_FAMILY and len(payload) >= _INET_DIAG_MSG_SIZE:
+                return int(struct.unpack_from("=I", payload, 68)[0])
+    return None
+
+
 @dataclass(frozen=True)
 class UnixSocket:
     type: int  # SOCK_STREAM, SOCK_DGRAM, SOCK_SEQPACKET

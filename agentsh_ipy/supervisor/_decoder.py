@@ -21,6 +21,7 @@ from .._linux.arch import Arch
 from . import _metadata, _netlink, _onfd, _pinned, _subcmds, _terminals
 from ._exec_identity import for_policy as exec_identity_for
 from ._hosts import HostServices
+from ._proxy import Proxy
 from ._redirect import Redirector
 from ._request import (
     BLOCKED_RULE,
@@ -151,6 +152,7 @@ class Decoder:
         self.trash = trash
         self.redirector = redirector
         self.emulate_net = False  # notify mode turns it on; ptrace mode holds threads instead
+        self.proxy: Proxy | None = None  # the session's proxy, when rules name domains
         self.mem = procfs.MemoryReader()
         self.tree = tree
         self.tgid_ppid = tree.tgid_ppid
@@ -978,7 +980,14 @@ class Decoder:
         return req
 
     def _h_connect(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
-        return self._net(self._sockaddr(name, "connect", pid, tid, a[1], a[2]), _s32(a[0]))
+        req = self._sockaddr(name, "connect", pid, tid, a[1], a[2])
+        if (
+            req is not None
+            and self.proxy is not None
+            and self.proxy.takes(req, _s32(a[0]), self.emulate_net)
+        ):
+            return req
+        return self._net(req, _s32(a[0]))
 
     def _h_bind(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
         return self._net(self._sockaddr(name, "bind", pid, tid, a[1], a[2]), _s32(a[0]))

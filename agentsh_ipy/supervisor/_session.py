@@ -28,8 +28,10 @@ from .._linux.tty import Foreground
 from . import _cache, _landlock, _mechanism
 from ._approval import Approver, NoApprover, ask_async
 from ._decoder import Decoder
+from ._hosts import HostServices
 from ._launch import EXIT_SETUP, Launch, LaunchError, Timeouts
 from ._notify import NotifyLoop
+from ._proxy import Proxy
 from ._ptrace_mode import PtraceDecider
 from ._redirect import Redirector
 from ._request import Request
@@ -124,6 +126,7 @@ class Session(TreeAudit):
         self._killed_for: str | None = None
         self._foreground: Foreground | None = None
         self._crash: BaseException | None = None
+        self.proxy: Proxy | None = None
 
     def _approve(self, req: Request, done: Any) -> None:
         target = req.fields.get("argv") or req.fields.get("path") or req.fields.get("addr")
@@ -142,6 +145,9 @@ class Session(TreeAudit):
         cache = _cache.cache_home()
         _cache.ensure(cache)
         kept.update(_cache.cache_env(cache))
+        if self.policy.has_domains:  # names are decided by the proxy (_proxy)
+            self.proxy = Proxy(self.policy, self._emit, HostServices(self.table.members))
+            kept.update(self.proxy.env())
         self._emit(
             "sandbox",
             op="start",
@@ -154,6 +160,7 @@ class Session(TreeAudit):
             hidden_env=hidden,
             cache_home=cache,
             capabilities=caps.kept() or None,  # root's, the rest dropped
+            proxy=None if self.proxy is None else self.proxy.url,
         )
         self._emit_unprotected()
         if hidden:
@@ -167,6 +174,8 @@ class Session(TreeAudit):
             name="agentsh-trace",
             daemon=True,
         )
+        if self.proxy is not None:
+            self.proxy.start()
         t.start()
         forward = self._forward_signals()
         wall = self.policy.limits.wall_clock
@@ -180,6 +189,8 @@ class Session(TreeAudit):
         finally:
             for sig, old in forward.items():
                 signal.signal(sig, old)
+            if self.proxy is not None:
+                self.proxy.close()
         if self._crash is not None:
             self._emit("sandbox", op="error", reason=f"supervisor failure: {self._crash!r}")
             raise self._crash
@@ -300,6 +311,7 @@ class Session(TreeAudit):
             foreground.give(launch.pid)  # its group (pgid == pid) gets the terminal
         decoder = Decoder(self.policy, self.arch, self.table, self.trash, self.redirector)
         decoder.emulate_net = not ptrace_mode
+        decoder.proxy = self.proxy
         decider = None
         if ptrace_mode:
             decider = PtraceDecider(decoder, self.arch, self._on_request, self._approve)
@@ -307,6 +319,7 @@ class Session(TreeAudit):
             # The traced calls' own decoder: the tracer thread reads through
             # a RecordingReader of its own, and nothing is emulated on a copy.
             traced = Decoder(self.policy, self.arch, self.table, self.trash, self.redirector)
+            traced.proxy = self.proxy
             decider = PtraceDecider(traced, self.arch, self._on_request, self._approve)
         self._decider = decider
         tracer = Tracer(self.table, self._emit, on_seccomp=decider, on_exec=self._check_exec)
