@@ -236,6 +236,10 @@ class Tree(TreeAudit):
 
 
 class Daemon:
+    # How notify mode does its opens here (main sets it from the host's
+    # choice; the socket calls' stand-in is not built for the daemon).
+    opens = _mechanism.FULL_MECHANISM["opens"]
+
     def __init__(self, ctl: Ctl, config: dict[str, Any]) -> None:
         from . import load_policy, open_audit
 
@@ -411,6 +415,7 @@ class Daemon:
         conn.settimeout(None)
         tree._emit("sandbox", op="start", pid=pid, argv=tree.argv, policy=self.policy.name,
                    policy_source=self.policy.source, mode="notify",
+                   mechanism={**_mechanism.FULL_MECHANISM, "opens": self.opens},
                    hidden_env=tree.hidden or None, cache_home=self.cache_home,
                    capabilities=caps.kept(pid) or None)  # fmt: skip
         tree._emit_unprotected()
@@ -421,6 +426,7 @@ class Daemon:
             tree.loop = NotifyLoop(
                 listener, tree.decoder, self.arch, tree._on_request, tree._approve
             )
+            tree.loop.private_umask = self.opens == "private-umask"
             hs.probe_memory()
             tree.loop.start()
             hs.ack()
@@ -626,6 +632,12 @@ def main(argv: list[str] | None = None) -> int:
     if choice["mode"] != "notify":
         return _fail(ctl, "the notebook sandbox needs seccomp user-notify and ptrace: "
                      + choice["summary"])  # fmt: skip
+    if choice["mechanism"]["sockets"] != "fd-copy":
+        # Never silently: allowed socket calls would fail (issue 19).
+        return _fail(ctl, "the notebook sandbox needs pidfd_getfd (tracing the socket calls "
+                     "instead is built for agentsh-ipy exec and the sandboxed kernel only): "
+                     + choice["summary"])  # fmt: skip
+    Daemon.opens = choice["mechanism"]["opens"]
     from . import harden_supervisor_process
 
     harden_supervisor_process()

@@ -278,9 +278,12 @@ def inode_flags_ioctl(d: Decoder, name: str, pid: int, tid: int, a: tuple[int, .
         fields = {"flags": hex(struct.unpack("<I", raw)[0])}
 
     def act(copy: _onfd.FdCopy) -> None:
-        if not copy.shared:
-            raise OSError(errno.EPERM, "inode flags by fd need pidfd_getfd")
-        fcntl.ioctl(copy.fd, request, raw)
+        fd = copy.reopened()
+        try:
+            fcntl.ioctl(fd, request, raw)
+        finally:
+            if fd != copy.fd:
+                os.close(fd)
 
     return on_fd(
         d, name, pid, tid, a[0], "chmod", act, request=INODE_FLAG_REQUESTS[request], **fields

@@ -8,16 +8,19 @@ onto N between the decision and the call. A copy taken with pidfd_getfd
 shares the open file description, so the file the copy names when we decide
 is the file the change reaches when we make it on the copy.
 
-Without pidfd_getfd (ptrace mode on a host that refuses it) the fallback is
-an O_PATH open of /proc/TID/fd/N: it pins the same file, and changes that can
-be made by path (mode, owner, times, xattrs) are made on /proc/self/fd/M; an
-inode-flag ioctl needs the real open file and is refused there.
+Without pidfd_getfd (a host that refuses it, as Docker's default profile
+does without CAP_SYS_PTRACE) the fallback is an O_PATH open of
+/proc/TID/fd/N: it pins the same file, which is decided on by its own path,
+and changes that can be made by path (mode, owner, times, xattrs) are made
+on /proc/self/fd/M; an inode-flag ioctl, which needs an open file, on a
+read-only reopen of that name (regular files and directories only).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import stat
 import weakref
 
 from .._linux import files
@@ -43,6 +46,18 @@ class FdCopy:
 
     def close(self) -> None:
         self._close()
+
+    def reopened(self) -> int:
+        """A read-only open file of what this copy names (the copy itself
+        when shared): a regular file or a directory, never a device or a
+        FIFO, whose open would do more than name it. The caller closes it
+        unless it is ``self.fd``."""
+        if self.shared:
+            return self.fd
+        if not stat.S_ISREG(mode := os.fstat(self.fd).st_mode) and not stat.S_ISDIR(mode):
+            raise OSError(errno.EPERM, "not a regular file or a directory (without pidfd_getfd)")
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+        return os.open(f"/proc/self/fd/{self.fd}", flags)
 
 
 def copy(pid: int, tid: int, fd: int) -> FdCopy:

@@ -31,8 +31,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
-from .._linux import files, names, procfs, sockets
-from . import _modes
+from .._linux import files, names
+from . import _modes, _onfd
 from ._request import Request
 
 AT_REMOVEDIR = 0x200
@@ -267,19 +267,21 @@ def link(
             raise OSError(errno.EINVAL, "linkat flags")
         with _pinned(new.dir) as (nfd,):
             if fd_of is not None:
-                copy = sockets.steal(*fd_of)
+                # pidfd_getfd's copy, or where the host refuses it an O_PATH
+                # open of the same file (linked by its /proc/self/fd name)
+                copy = _onfd.copy(fd_of[0], fd_of[0], fd_of[1])
                 try:
-                    if procfs.fd_path(os.getpid(), copy) == old_real:
-                        if flags & AT_EMPTY_PATH:
-                            names.linkat(copy, "", nfd, new.leaf, AT_EMPTY_PATH)
+                    if copy.path == old_real:
+                        if flags & AT_EMPTY_PATH and copy.shared:
+                            names.linkat(copy.fd, "", nfd, new.leaf, AT_EMPTY_PATH)
                         else:  # the /proc/PID/fd/N idiom, through our own copy
                             names.linkat(
-                                names.AT_FDCWD, f"/proc/self/fd/{copy}", nfd, new.leaf,
+                                names.AT_FDCWD, f"/proc/self/fd/{copy.fd}", nfd, new.leaf,
                                 AT_SYMLINK_FOLLOW,
                             )  # fmt: skip
                         return
                 finally:
-                    os.close(copy)
+                    copy.close()
             # The old path was resolved when deciding (followed when asked):
             # link what it named, without following anything now.
             with _pinned(old.dir) as (ofd,):

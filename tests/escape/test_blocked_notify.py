@@ -7,8 +7,8 @@ for (the start event's ``mechanism`` says both; tests.conftest.sandbox
 checks it). What it creates and what the network rules decide must be what
 notify mode with every facility gives, as root and as uid 65534.
 
-The escape suite's network cases run here in that mode too; its racers do
-in test_races (BLOCKED_MODE)."""
+The escape suite's cases that relied on a pidfd_getfd copy run here in that
+mode too; its racers do in test_races (BLOCKED_MODE)."""
 
 from __future__ import annotations
 
@@ -113,11 +113,16 @@ def test_created_with_the_callers_umask_and_sockets_decided(world: Ctx, blocked:
         assert start["mechanism"]["sockets"] == "ptrace-held"
 
 
-NETWORK = [
-    c for c in te.CASES if c.name.startswith(("connect-", "udp-", "unix-connect-")) and not c.slow
-]
+# The escape suite's cases whose enforcement used a pidfd_getfd copy: sockets
+# (now traced), changes by fd (an O_PATH reopen), links of an fd's file, and
+# the fd-swap racers against them.
+BY_COPY = (
+    "connect-", "udp-", "unix-connect-", "metadata-", "race-fd-swap",
+    "write-tmpfile-linkat-",
+)  # fmt: skip
+CASES = [c for c in te.CASES if c.name.startswith(BY_COPY)]
 
 
-@pytest.mark.parametrize("case", te._params(NETWORK))
-def test_network_case_without_privileged_calls(case: te.Case, world: Ctx) -> None:
+@pytest.mark.parametrize("case", te._params(CASES))
+def test_escape_case_without_privileged_calls(case: te.Case, world: Ctx) -> None:
     te.test_escape(case, world, BLOCKED_MODE)

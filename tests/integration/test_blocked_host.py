@@ -24,6 +24,7 @@ from tests.conftest import (
     Area,
     Run,
     User,
+    blocked_launcher,
     linux_only,
     read_audit,
     sandbox_env,
@@ -129,3 +130,25 @@ def test_the_notify_loop_fails_closed_without_unshare(user: User, area: Area) ->
     assert p.stdout.startswith("125 notify mode cannot open files for the sandbox race-free: ")
     assert p.stdout.count("unshare(CLONE_FS)") == 2  # the result and the audit's end event
     assert not (area.ws / "ran").exists()
+
+
+def test_the_notebook_daemon_uses_only_the_umask_stand_in(user: User, area: Area) -> None:
+    """The %agentsh magic's daemon: without unshare(CLONE_FS) it applies the
+    caller's umask explicitly and says so; without pidfd_getfd it refuses,
+    naming it (tracing the socket calls is not built for it: never silently)."""
+    driver = area.write("run_daemon.py", Path(__file__).with_name("run_daemon.py").read_text())
+    for calls in ("unshare_fs", "pidfd_getfd"):
+        argv = area.user.cmd([
+            *blocked_launcher(area, calls), sys.executable, str(driver), "basic", str(area.ws),
+            str(area.audit), str(area.outside), "-",
+        ])  # fmt: skip
+        p = subprocess.run(argv, cwd=area.ws, env=sandbox_env(area), capture_output=True,
+                           text=True, timeout=120)  # fmt: skip
+        if calls == "unshare_fs":
+            assert p.returncode == 0, p.stderr
+            starts = [e for e in json.loads(p.stdout)["events"] if e.get("op") == "start"]
+            assert starts and {s["mechanism"]["opens"] for s in starts} == {"explicit-umask"}
+            assert (area.ws / "allowed").read_text() == "ok\n"
+        else:
+            assert p.returncode != 0
+            assert "the notebook sandbox needs pidfd_getfd" in p.stderr, p.stderr
