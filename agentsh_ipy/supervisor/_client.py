@@ -142,6 +142,8 @@ class SandboxClient:
         # the daemon's policy lets the sandbox write here (same environment)
         self._cache = _cache.cache_env(_cache.cache_home())
         _cache.ensure(_cache.cache_home())
+        # the daemon's proxy, when the policy has rules by name
+        self._proxy_env = {str(k): str(v) for k, v in (ready.get("proxy_env") or {}).items()}
         self._on_event = on_event
         self._ask = ask
         self._timeouts = timeouts
@@ -342,6 +344,7 @@ class SandboxClient:
         for name in hidden:
             new_env.pop(name, None)
         new_env.update(self._cache)
+        new_env.update(self._proxy_env)
         if inline:
             steps = wrapper.preexec(self._socket_path, launch, self._timeouts.handoff)
             return Wrapped(launch, list(argv), new_env, hidden, file, steps)

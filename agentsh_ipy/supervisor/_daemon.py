@@ -56,8 +56,10 @@ from .._linux import caps, detect, procfs, ptracer, seccomp
 from . import _cache, _landlock, _mechanism
 from ._approval import Approver, ask_async
 from ._decoder import Decoder
+from ._hosts import HostServices
 from ._launch import Handshake, LaunchError, Timeouts
 from ._notify import NotifyLoop
+from ._proxy import Proxy
 from ._redirect import Redirector
 from ._request import Request
 from ._tracer import Tracer
@@ -186,6 +188,7 @@ class Tree(TreeAudit):
         # program cannot swap the address after the decision (notify mode,
         # the only one the daemon runs).
         self.decoder.emulate_net = True
+        self.decoder.proxy = daemon.proxy
         self.loop: NotifyLoop | None = None
         self.handshake: Handshake | None = None
         self.root_done = threading.Event()
@@ -277,6 +280,10 @@ class Daemon:
         self.seccomp_nr = nr
         self.filter = seccomp.build_filter(self.arch, decide=seccomp.RET_USER_NOTIF)
         self.ruleset = _landlock.prepare(self.policy, self._emit, one_domain=False)
+        # Names are decided by a proxy (_proxy), one for every launch of the session.
+        self.proxy: Proxy | None = None
+        if self.policy.has_domains:
+            self.proxy = Proxy(self.policy, self._proxy_emit, HostServices(self.members))
         self.config = self._config_message()
         self.listen = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         self.listen.bind(self.sockpath)
@@ -284,6 +291,15 @@ class Daemon:
 
     def _emit(self, type: str, **fields: Any) -> None:
         self.log.emit(type, **fields)
+
+    def _proxy_emit(self, type: str, **fields: Any) -> None:
+        """A proxy event, tagged with the cell of the launch that connected."""
+        with self.trees_lock:
+            trees = list(self.trees)
+        for tree in trees:
+            if fields.get("pid") in tree.table.members():
+                return tree._emit(type, **fields)
+        self._emit(type, **fields)
 
     def members(self) -> list[int]:
         """Every process of every launch."""
@@ -486,7 +502,10 @@ class Daemon:
             "session": self.log.session, "policy_name": self.policy.name,
             "policy_source": self.policy.source,
             "landlock": self.ruleset is not None,
+            "proxy_env": self.proxy.env() if self.proxy is not None else {},
         })  # fmt: skip
+        if self.proxy is not None:
+            self.proxy.start()
         self.sender = threading.Thread(target=self.send_events, name="agentsh-events", daemon=True)
         threads = [
             self.sender,
@@ -602,6 +621,8 @@ class Daemon:
         self._emit("sandbox", op="stop", message="supervisor stopped")
         self.events.put(None)
         self.sender.join(5.0)  # the kernel gets every event before we exit
+        if self.proxy is not None:
+            self.proxy.close()
         self.log.close()
         self.listen.close()
         self.handshakes.close()
