@@ -11,6 +11,8 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import struct
+from dataclasses import dataclass
 from typing import Any
 
 from . import _syscall
@@ -176,6 +178,86 @@ def _regs_call(name: str, *args: Any) -> Any:
     except PtraceError as e:
         code = e.errno if isinstance(e.errno, int) else errno.EIO
         raise OSError(code, f"{name}({args[0]}): {os.strerror(code)}") from None
+
+
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_GETREGSET = 0x4204
+PTRACE_SETREGSET = 0x4205
+NT_PRSTATUS = 1
+SYS_SECCOMP = 1  # si_code of a SIGSYS raised by SECCOMP_RET_TRAP
+
+# struct siginfo: signo, errno, code (ints), then for SIGSYS _call_addr (skipped),
+# _syscall, _arch (the same layout on x86_64 and aarch64).
+_SIGINFO = struct.Struct("<iii4x8xiI")
+
+
+@dataclass(frozen=True)
+class SigInfo:
+    signo: int
+    errno: int  # for a seccomp SIGSYS: the filter's SECCOMP_RET_DATA
+    code: int
+    syscall: int
+    arch: int
+
+
+def getsiginfo(pid: int) -> SigInfo:
+    """The siginfo of a tracee in a signal-delivery stop."""
+    buf = ctypes.create_string_buffer(128)
+    _request(PTRACE_GETSIGINFO, pid, 0, ctypes.addressof(buf))
+    return SigInfo(*_SIGINFO.unpack_from(buf.raw))
+
+
+class _Iovec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+# Where NT_PRSTATUS keeps, by 8-byte word: the six arguments, the syscall
+# number, the return value, and the register that also held the number on
+# entry (x86_64: user_regs_struct, rax is reset to orig_rax when SECCOMP_RET_TRAP
+# rolls the call back; aarch64: user_pt_regs, x8 holds the number and x0 the
+# first argument again, so there is no such second witness).
+_LAYOUT = {
+    "x86_64": (27, (14, 13, 12, 7, 9, 8), 15, 10, 10),
+    "aarch64": (34, (0, 1, 2, 3, 4, 5), 8, 0, 8),
+}
+
+
+class TrapRegs:
+    """The registers of a task stopped for the SIGSYS of SECCOMP_RET_TRAP:
+    the call the kernel refused (it has been skipped) and its arguments, and
+    a way to set what the call returns. PTRACE_GETREGSET, so no per-arch
+    library is needed."""
+
+    def __init__(self, tid: int, machine: str) -> None:
+        self.tid = tid
+        words, self._args, self._nr, self._ret, self._witness = _LAYOUT[machine]
+        self._buf = (ctypes.c_uint64 * words)()
+        self._io = _Iovec(ctypes.addressof(self._buf), ctypes.sizeof(self._buf))
+        _request(PTRACE_GETREGSET, tid, NT_PRSTATUS, ctypes.addressof(self._io))
+
+    @property
+    def nr(self) -> int:
+        return int(self._buf[self._nr]) & 0xFFFFFFFF
+
+    @property
+    def args(self) -> tuple[int, ...]:
+        return tuple(int(self._buf[i]) for i in self._args)
+
+    def rolled_back(self) -> bool | None:
+        """Whether the registers are those of a call the filter trapped: on
+        x86_64 the return register holds the call's number again (the
+        kernel's rollback), which no call that ran leaves there for a number
+        the filter refuses; -1 there is no call at all. None: this
+        architecture keeps no such witness (aarch64)."""
+        if self._witness == self._nr:
+            return None
+        full = int(self._buf[self._nr])
+        return full != (1 << 64) - 1 and int(self._buf[self._witness]) == full
+
+    def set_result(self, value: int) -> None:
+        """What the skipped call returns (a negative errno)."""
+        self._buf[self._ret] = value & 0xFFFFFFFFFFFFFFFF
+        _request(PTRACE_SETREGSET, self.tid, NT_PRSTATUS, ctypes.addressof(self._io))
 
 
 def ptrace_mode_supported() -> bool:

@@ -18,6 +18,7 @@ from .arch import Arch
 
 # Filter return actions (linux/seccomp.h).
 RET_KILL_PROCESS = 0x80000000
+RET_TRAP = 0x00030000  # SIGSYS, si_errno = the low 16 bits (our errno)
 RET_ERRNO = 0x00050000
 RET_USER_NOTIF = 0x7FC00000
 RET_ALLOW = 0x7FFF0000
@@ -121,9 +122,13 @@ def build_filter(
     ptrace mode) gets every call the catalog decides or refuses and every
     number it does not know; the kernel answers the harmless ones alone.
 
-    Refused syscalls go to the supervisor too, although it answers without
+    Refused syscalls reach the supervisor too, although it answers without
     asking the policy: a kernel-only EPERM would leave no trace, and an
-    attempt to leave the sandbox is what the audit most needs to show.
+    attempt to leave the sandbox is what the audit most needs to show. They
+    return RET_TRAP with their errno as data, not ``decide``: a container's
+    filter (installed before ours) answering ERRNO would outrank USER_NOTIF
+    and TRACE and no event would be written; TRAP outranks ERRNO, and the
+    tracer (on every task in both modes) audits and answers the SIGSYS.
 
     Layout: calls allowed whatever their arguments are tested last, as
     ranges of numbers, and only the syscall number is ever loaded on their
@@ -160,28 +165,36 @@ def build_filter(
     checked.sort(key=lambda ne: (rank.get(ne[1].name, len(rank)), ne[0]))
     for nr, entry in checked:
         _block(a, nr, entry, overrides.get(entry.name, decide))
-    allowed = sorted(
-        nr
-        for nr, e in entries.items()
-        if not e.rules and e.filter_errno is None and e.action((0,) * 6) == syscalls.ALLOW
-    )
-    for lo, hi in _ranges(allowed):
-        a.emit(_JGT_K, hi, 3, 0)  # above: on to the next range
-        a.emit(_JGE_K, lo, 0, 1)  # below: in the gap before it
-        a.emit(_RET_K, RET_ALLOW)
-        a.emit(_RET_K, decide)
-    a.emit(_RET_K, decide)
+    # Every other number, in runs sharing one answer, walked in order: a
+    # number above a run's last goes on to the next. A number a block above
+    # answered joins whichever run it falls in.
+    unknown = RET_TRAP | syscalls.UNKNOWN_ERRNO
+    runs: list[list[int]] = []  # [last number, answer]
+    for nr in range(max(entries, default=-1) + 1):
+        e = entries.get(nr)
+        if e is not None and (e.rules or e.filter_errno is not None):
+            continue
+        ret = unknown if e is None else _ret(e, e.action((0,) * 6), None, decide)
+        if runs and runs[-1][1] == ret:
+            runs[-1][0] = nr
+        else:
+            runs.append([nr, ret])
+    if runs and runs[-1][1] == unknown:
+        runs.pop()  # the default below
+    for hi, ret in runs:
+        a.emit(_JGT_K, hi, 1, 0)
+        a.emit(_RET_K, ret)
+    a.emit(_RET_K, unknown)
     return a.assemble()
 
 
-def _ranges(numbers: list[int]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for n in numbers:
-        if out and out[-1][1] == n - 1:
-            out[-1] = (out[-1][0], n)
-        else:
-            out.append((n, n))
-    return out
+def _ret(entry: syscalls.Syscall, action: str, rule: syscalls.Rule | None, decide: int) -> int:
+    """The filter's return for ``action``: a refusal traps with its errno."""
+    if action == syscalls.ALLOW:
+        return RET_ALLOW
+    if action == syscalls.REFUSE:
+        return RET_TRAP | entry.refusal_errno(rule)
+    return decide
 
 
 def _block(a: _Asm, nr: int, entry: syscalls.Syscall, decide: int) -> None:
@@ -220,11 +233,11 @@ def _block(a: _Asm, nr: int, entry: syscalls.Syscall, decide: int) -> None:
                 a.emit(op, k, 0, fail)
             else:
                 a.emit(op, k, 0, 1)
-                a.emit(_RET_K, RET_ALLOW if rule.action == syscalls.ALLOW else decide)
+                a.emit(_RET_K, _ret(entry, rule.action, rule, decide))
         a.label(fail)
         single = len(words) == 1 and words[0][1] is None
         held = words[0][0] if single else None
-    a.emit(_RET_K, RET_ALLOW if entry.otherwise == syscalls.ALLOW else decide)
+    a.emit(_RET_K, _ret(entry, entry.otherwise, None, decide))
     a.label(p + "after")
 
 

@@ -15,6 +15,11 @@ Classes:
 * refused: the supervisor answers an errno (EPERM unless said) and audits
   ``syscall_blocked``. So is every number not in the catalog.
 
+A refusal that needs no decision (a refused row, an argument no rule
+allows) is the filter's REFUSE: SECCOMP_RET_TRAP, which outranks the ERRNO
+of a container's filter installed before ours, so the tracer still sees
+the SIGSYS, audits it and answers the errno (supervisor/_sigsys.py).
+
 An entry names the x86_64 spelling and, where aarch64 differs, that one too
 (the catalog is checked against both tables).
 """
@@ -40,6 +45,7 @@ class Kind(enum.Enum):
 # What a filter rule does when its tests hold.
 ALLOW = "allow"  # the kernel runs the call, nobody asked
 TRAP = "trap"  # the supervisor decides (or refuses)
+REFUSE = "refuse"  # always refused: SIGSYS to the tracer, which audits and answers
 
 
 @dataclass(frozen=True)
@@ -132,7 +138,17 @@ class Syscall:
                 return rule.action
         if self.rules:
             return self.otherwise
+        if self.kind is Kind.REFUSED:
+            return REFUSE
         return ALLOW if self.kind in (Kind.HARMLESS, Kind.UNCHECKED) else TRAP
+
+    def refusal_errno(self, rule: Rule | None) -> int:
+        """The errno a REFUSE answers: that of the sub-command class ``rule``
+        belongs to, else the call's (``otherwise``, a row refused whole)."""
+        for sub in self.subs:
+            if rule in sub.rules:
+                return sub.errno
+        return self.errno
 
 
 # ---------------------------------------------------------------------------
@@ -195,10 +211,10 @@ def _add(
 ) -> None:
     """Entries for ``names`` (space-separated) sharing one reason. With
     ``subs``, the filter's rules are the classes' in order, and a
-    sub-command none names goes to the supervisor, which refuses it."""
+    sub-command none names is refused."""
     if subs:
         rules = tuple(r for sub in subs for r in sub.rules)
-        otherwise = TRAP
+        otherwise = REFUSE
     for name in names.split():
         _CATALOG.append(
             Syscall(
@@ -307,7 +323,7 @@ _add(
     "clone",
     rules=(
         Rule(
-            TRAP,
+            REFUSE,
             (_t(0, "any", sc.CLONE_NEW_CLONE | CLONE_UNTRACED, "CLONE_NEW* or CLONE_UNTRACED"),),
         ),
         Rule(ALLOW, (_t(0, "any", CLONE_THREAD, "CLONE_THREAD"),)),
@@ -322,7 +338,7 @@ _add(
     "(mount, UTS, IPC, network, pid, cgroup, time, user) is refused, for root too: one "
     "would change what paths, addresses and host names the decisions are about",
     "unshare",
-    rules=(Rule(TRAP, (_t(0, "any", sc.NEW_NAMESPACES, "CLONE_NEW*"),)),),
+    rules=(Rule(REFUSE, (_t(0, "any", sc.NEW_NAMESPACES, "CLONE_NEW*"),)),),
     otherwise=ALLOW,
     args=("flags",),
 )
@@ -332,7 +348,7 @@ _add(
     "a query only; any other persona changes the ABI and is refused",
     "personality",
     rules=(Rule(ALLOW, (_t(0, "eq", 0xFFFFFFFF, "0xffffffff"),)),),
-    otherwise=TRAP,
+    otherwise=REFUSE,
     args=("persona",),
 )
 _add(
@@ -383,7 +399,7 @@ _add(
             "refused",
             R,
             "typing into a terminal (an approval prompt, the user's shell), the console",
-            _one_of(1, sc.IOCTL_REFUSED, TRAP),
+            _one_of(1, sc.IOCTL_REFUSED, REFUSE),
         ),
         Sub(
             "pty peer",
@@ -466,8 +482,8 @@ _add(
     "for every process: refused; other advice affects only the caller's memory",
     "madvise",
     rules=(
-        Rule(TRAP, (_t(2, "eq", MADV_HWPOISON, "MADV_HWPOISON"),)),
-        Rule(TRAP, (_t(2, "eq", MADV_SOFT_OFFLINE, "MADV_SOFT_OFFLINE"),)),
+        Rule(REFUSE, (_t(2, "eq", MADV_HWPOISON, "MADV_HWPOISON"),)),
+        Rule(REFUSE, (_t(2, "eq", MADV_SOFT_OFFLINE, "MADV_SOFT_OFFLINE"),)),
     ),
     otherwise=ALLOW,
     args=("addr", "length", "advice"),
@@ -509,7 +525,7 @@ _add(
             ),
         ),
     ),
-    otherwise=TRAP,
+    otherwise=REFUSE,
     args=("domain", "type", "protocol"),
 )
 _add(
@@ -518,7 +534,7 @@ _add(
     "a connected pair of unix sockets, the process's own; other families are refused",
     "socketpair",
     rules=(Rule(ALLOW, (_t(0, "eq", AF_UNIX, "AF_UNIX"),)),),
-    otherwise=TRAP,
+    otherwise=REFUSE,
     args=("domain", "type", "protocol"),
 )
 _add(
@@ -529,7 +545,7 @@ _add(
     "seccomp",
     rules=(
         Rule(
-            TRAP,
+            REFUSE,
             (
                 _t(0, "eq", SECCOMP_SET_MODE_FILTER, "SET_MODE_FILTER"),
                 _t(1, "any", SECCOMP_FILTER_FLAG_NEW_LISTENER, "NEW_LISTENER"),
@@ -672,7 +688,7 @@ _add(
             "`F_SETOWN_EX` (its target is in memory a racing thread can change after the "
             "decision: `F_SETOWN` does the same for a process), `F_SETLEASE` (a lease makes "
             "every other process's open of the file wait, outside ones too)",
-            _one_of(1, sc.FCNTL_REFUSED, TRAP),
+            _one_of(1, sc.FCNTL_REFUSED, REFUSE),
         ),
     ),
     sub_key="command",
@@ -704,7 +720,7 @@ _add(
             "what runs), `PR_SET_PTRACER` (invites a process outside to ptrace this one; the "
             "wrapper sets it before the filter exists), `PR_SET_IO_FLUSHER`, `PR_SCHED_CORE` "
             "(acts on other processes)",
-            _one_of(0, sc.PRCTL_REFUSED, TRAP),
+            _one_of(0, sc.PRCTL_REFUSED, REFUSE),
         ),
     ),
     sub_key="option",
@@ -728,7 +744,7 @@ _add(
             "`IPV6_NEXTHOP`, `IPV6_2292PKTOPTIONS`), a sticky source and interface "
             "(`IPV6_PKTINFO`), transparent proxying, raw headers",
             tuple(
-                Rule(TRAP, (_t(1, "eq", level, lname), _t(2, "eq", v, k)))
+                Rule(REFUSE, (_t(1, "eq", level, lname), _t(2, "eq", v, k)))
                 for lname, level in sc.LEVELS.items()
                 for k, v in sc.SOCKOPT_REFUSED.get(level, {}).items()
             ),
@@ -873,13 +889,16 @@ def _one_more_value(prev: Rule, rule: Rule) -> bool:
     )
 
 
+_VERB = {ALLOW: "allowed", TRAP: "supervisor", REFUSE: "trapped"}
+
+
 def _filter_text(s: Syscall) -> str:
     if s.filter_errno is not None:
         return f"`{errno.errorcode[s.filter_errno]}` (the filter)"
     if not s.rules:
-        return "allowed" if s.action([0] * 6) == ALLOW else "supervisor"
+        return _VERB[s.action([0] * 6)]
     parts = _rules_text(s.rules, s.args)
-    parts.append(f"else {'allowed' if s.otherwise == ALLOW else 'supervisor'}")
+    parts.append(f"else {_VERB[s.otherwise]}")
     return "; ".join(parts)
 
 
@@ -887,7 +906,7 @@ def _rules_text(rules: Iterable[Rule], args: Sequence[str]) -> list[str]:
     parts: list[str] = []
     prev: Rule | None = None
     for rule in rules:
-        verb = "allowed" if rule.action == ALLOW else "supervisor"
+        verb = _VERB[rule.action]
         if prev is not None and _one_more_value(prev, rule):
             parts[-1] += f", {rule.tests[-1].value_text()}"  # one of several values
         else:
@@ -905,11 +924,11 @@ def _sub_rows(s: Syscall) -> Iterator[str]:
     for sub in s.subs:
         ftext = "; ".join(_rules_text(sub.rules, s.args))
         if sub.kind is Kind.REFUSED:
-            ftext += f": the supervisor answers {_errno_text(sub.errno)}"
+            ftext += f": refused with {_errno_text(sub.errno)}"
         label, what = _LABEL[sub.kind], f"{s.group}: {sub.what}"
         yield f"| {label} | {what} | `{s.name}` | {ftext} | {sub.reason} |"
     yield (
-        f"| refused | {s.group}: any other | `{s.name}` | supervisor, {_errno_text(s.errno)} "
+        f"| refused | {s.group}: any other | `{s.name}` | trapped, {_errno_text(s.errno)} "
         f"| {s.reason} |"
     )
 
@@ -925,8 +944,8 @@ def _rows(entries: Iterable[Syscall]) -> Iterator[tuple[Kind, str, list[str], st
     for (kind, group, reason, ftext, err), members in sorted(
         rows.items(), key=lambda kv: order.index(kv[0][0])
     ):
-        if kind is Kind.REFUSED and err != errno.EPERM and ftext == "supervisor":
-            ftext = f"supervisor, `{_ERRNO_NAME.get(err, errno.errorcode[err])}`"
+        if kind is Kind.REFUSED and err != errno.EPERM and ftext == "trapped":
+            ftext = f"trapped, `{_ERRNO_NAME.get(err, errno.errorcode[err])}`"
         yield kind, group, members, ftext, reason
 
 
@@ -947,15 +966,18 @@ def markdown() -> str:
         lines.append(f"| {_LABEL[kind]} | {group} | {calls} | {ftext} | {reason} |")
     lines.append(
         "| refused | anything else | every number not above (a syscall newer than this "
-        "table, an unassigned number) | supervisor | unknown, so not allowed: "
+        "table, an unassigned number) | trapped | unknown, so not allowed: "
         f"`{errno.errorcode[UNKNOWN_ERRNO]}`, audited like the others |"
     )
     lines += [
         "",
         "Before the table: a call of another ABI (i386 on x86_64, x32) kills the process. "
         '"supervisor": the call is trapped (user-notify, or `SECCOMP_RET_TRACE` in ptrace '
-        "mode) and the decoder answers it; a refused call is audited `syscall_blocked`, rule "
-        "`seccomp-blocklist`, and answers `EPERM` unless the row says otherwise.",
+        'mode) and the decoder answers it. "trapped": a refusal that needs no decision, '
+        "`SECCOMP_RET_TRAP` in both modes (it outranks a container's `ERRNO`): the tracer "
+        "takes the `SIGSYS`, answers the errno and the program never sees the signal. A "
+        "refused call is audited `syscall_blocked`, rule `seccomp-blocklist`, and answers "
+        "`EPERM` unless the row says otherwise.",
         "",
         MARK_END,
     ]

@@ -62,6 +62,7 @@ from ._notify import NotifyLoop
 from ._proxy import Proxy
 from ._redirect import Redirector
 from ._request import Request
+from ._sigsys import TrappedRefusals
 from ._tracer import Tracer
 from ._trash import Trash
 from ._treeaudit import TreeAudit
@@ -188,6 +189,7 @@ class Tree(TreeAudit):
         # program cannot swap the address after the decision (notify mode,
         # the only one the daemon runs).
         self.decoder.emulate_net = True
+        self.tracer.on_sigsys = TrappedRefusals(self.decoder, daemon.arch, self._on_request)
         self.decoder.proxy = daemon.proxy
         self.loop: NotifyLoop | None = None
         self.handshake: Handshake | None = None

@@ -35,6 +35,7 @@ from ._proxy import Proxy
 from ._ptrace_mode import PtraceDecider
 from ._redirect import Redirector
 from ._request import Request
+from ._sigsys import TrappedRefusals
 from ._terminals import OWN_TERMINAL_RULE
 from ._tracer import Tracer
 from ._trash import Trash
@@ -323,6 +324,7 @@ class Session(TreeAudit):
             decider = PtraceDecider(traced, self.arch, self._on_request, self._approve)
         self._decider = decider
         tracer = Tracer(self.table, self._emit, on_seccomp=decider, on_exec=self._check_exec)
+        tracer.on_sigsys = TrappedRefusals(decoder, self.arch, self._on_request)
         if decider is not None:
             decider.tracer = tracer
         loop: NotifyLoop | None = None

@@ -155,6 +155,9 @@ class Tracer:
         # Stops collected while the decider held a process still; replayed
         # in order before the next wait.
         self.deferred: collections.deque[tuple[int, int]] = collections.deque()
+        # A SIGSYS stop: the filter's refusals (SECCOMP_RET_TRAP) are answered
+        # there, in both modes (_sigsys.py). True: it answered and resumed.
+        self.on_sigsys: Callable[[int], bool] | None = None
 
     def attach(self, pid: int, ppid: int, argv: list[str]) -> None:
         options = ptracer.SEIZE_OPTIONS
@@ -224,6 +227,8 @@ class Tracer:
                 ptracer.cont(tid)
         elif event != 0 or sig == ptracer.SYSCALL_STOP:  # EXIT, VFORK_DONE
             ptracer.cont(tid)
+        elif sig == signal.SIGSYS and self.on_sigsys is not None and self.on_sigsys(tid):
+            return
         else:
             ptracer.cont(tid, sig)  # signal-delivery stop: deliver it
 

@@ -16,6 +16,7 @@ from tests.conftest import linux_only
 pytestmark = linux_only
 
 DECIDE = 0x7FC00000  # what build_filter returns for "ask the supervisor" (USER_NOTIF)
+UNKNOWN = seccomp.RET_TRAP | errno.ENOSYS  # a number not in the catalog
 
 
 def _insns(prog: bytes) -> list[tuple[int, int, int, int]]:
@@ -57,11 +58,14 @@ def run_bpf(
 
 def _expected(entry: syscalls.Syscall | None, args: Sequence[int]) -> int:
     if entry is None:
-        return DECIDE
+        return UNKNOWN
     action = entry.action(args)
     if action == "errno":
         assert entry.filter_errno is not None
         return seccomp.RET_ERRNO | entry.filter_errno
+    if action == syscalls.REFUSE:  # trapped, with the errno the refusal answers
+        sub = entry.sub(args)[0] if entry.subs else None
+        return seccomp.RET_TRAP | (sub.errno if sub else entry.errno)
     return seccomp.RET_ALLOW if action == syscalls.ALLOW else DECIDE
 
 
@@ -94,7 +98,8 @@ def test_filter_starts_with_the_arch_check_and_ends_in_returns() -> None:
     rets = {k for code, _jt, _jf, k in insns if code == 0x06}
     assert seccomp.RET_USER_NOTIF in rets and seccomp.RET_ALLOW in rets
     assert seccomp.RET_KILL_PROCESS in rets
-    assert insns[-1] == (0x06, 0, 0, seccomp.RET_USER_NOTIF)  # the default: ask
+    assert seccomp.RET_TRAP | errno.EPERM in rets  # the refusals
+    assert insns[-1] == (0x06, 0, 0, UNKNOWN)  # the default: refused as unknown
     assert len(insns) < 4096
 
 
@@ -134,8 +139,9 @@ def test_every_decided_syscall_has_a_handler() -> None:
 
 def test_the_filter_does_what_the_catalog_says_for_every_number() -> None:
     """Each number from 0 past the highest known one, with arguments that
-    take every branch: harmless and unchecked calls allowed, decided and
-    refused ones (and unknown numbers) to the supervisor, clone3 ENOSYS."""
+    take every branch: harmless and unchecked calls allowed, decided ones
+    to the supervisor, refused ones (and unknown numbers) trapped with
+    their errno, clone3 ENOSYS."""
     a = arch.current()
     prog = seccomp.build_filter(a, decide=DECIDE)
     by_nr = {
@@ -155,7 +161,8 @@ def test_the_decide_action_is_the_one_asked_for() -> None:
     nr = a.nr("openat")
     assert nr is not None
     assert run_bpf(prog, nr)[0] == seccomp.RET_TRACE
-    assert run_bpf(prog, 1000)[0] == seccomp.RET_TRACE
+    assert run_bpf(prog, _nr("mount"))[0] == seccomp.RET_TRAP | errno.EPERM  # in every mode
+    assert run_bpf(prog, 1000)[0] == UNKNOWN
 
 
 def test_harmless_calls_never_load_an_argument() -> None:
@@ -258,7 +265,9 @@ def _nr(name: str) -> int:
 def test_argument_checks(name: str, args: tuple[int, ...], allowed: bool) -> None:
     prog = seccomp.build_filter(arch.current(), decide=DECIDE)
     full = (*args, *(0,) * (6 - len(args)))
-    assert run_bpf(prog, _nr(name), full)[0] == (seccomp.RET_ALLOW if allowed else DECIDE)
+    got = run_bpf(prog, _nr(name), full)[0]
+    assert (got == seccomp.RET_ALLOW) == allowed
+    assert got == _expected(syscalls.CATALOG[name], full)
 
 
 NONBLOCK, CLOEXEC = 0o4000, 0o2000000
@@ -313,8 +322,9 @@ def test_socket_families_and_types(
     the rest trapped; the flags in type never change the answer."""
     prog = seccomp.build_filter(arch.current(), decide=DECIDE)
     args = (domain, kind | flags, protocol, 0, 0, 0)
-    assert syscalls.CATALOG["socket"].action(args) == (syscalls.ALLOW if allowed else "trap")
-    assert run_bpf(prog, _nr("socket"), args)[0] == (seccomp.RET_ALLOW if allowed else DECIDE)
+    assert syscalls.CATALOG["socket"].action(args) == (syscalls.ALLOW if allowed else "refuse")
+    refused = seccomp.RET_TRAP | errno.EPERM
+    assert run_bpf(prog, _nr("socket"), args)[0] == (seccomp.RET_ALLOW if allowed else refused)
 
 
 @pytest.mark.parametrize(
@@ -323,7 +333,8 @@ def test_socket_families_and_types(
 def test_socketpair_unix_only(domain: int, allowed: bool) -> None:
     prog = seccomp.build_filter(arch.current(), decide=DECIDE)
     args = (domain, S.SOCK_STREAM | CLOEXEC, 0, 0x1000, 0, 0)
-    assert run_bpf(prog, _nr("socketpair"), args)[0] == (seccomp.RET_ALLOW if allowed else DECIDE)
+    refused = seccomp.RET_TRAP | errno.EPERM
+    assert run_bpf(prog, _nr("socketpair"), args)[0] == (seccomp.RET_ALLOW if allowed else refused)
 
 
 def test_a_masked_test_compiles_to_and_then_jeq() -> None:
@@ -402,6 +413,51 @@ def test_sub_command_classes_become_the_filters_rules() -> None:
         entry = syscalls.CATALOG[name]
         assert entry.subs and entry.sub_key, name
         assert entry.rules == tuple(r for sub in entry.subs for r in sub.rules), name
-        assert entry.otherwise == syscalls.TRAP, name
+        assert entry.otherwise == syscalls.REFUSE, name
         row = [x for x in syscalls.markdown().splitlines() if f"| `{name}` |" in x]
         assert len(row) == len(entry.subs) + 1, name  # a row per class, and the rest
+
+
+class _Tree:
+    """The decoder's view of a process tree, for refusals (which ask it
+    nothing but the caller's thread group)."""
+
+    def tgid_ppid(self, tid: int) -> tuple[int, int]:
+        return tid, 1
+
+    def inside(self, pid: int) -> bool:
+        return True
+
+    def reserve_process(self, limit: int | None) -> bool:
+        return True
+
+    def members(self) -> list[int]:
+        return []
+
+
+def test_what_the_filter_traps_the_decoder_refuses_with_the_same_errno() -> None:
+    """A trapped call never runs (the kernel skipped it): the SIGSYS path
+    answers what the decoder says, which must be a refusal, audited as one,
+    with the errno the filter carries (and the table shows)."""
+    from agentsh_ipy.supervisor import load_policy
+    from agentsh_ipy.supervisor._decoder import Decoder
+    from agentsh_ipy.supervisor._request import BLOCKED_RULE
+
+    a = arch.current()
+    d = Decoder(load_policy(None, "/nonexistent"), a, _Tree())
+    prog = seccomp.build_filter(a, decide=DECIDE)
+    by_nr = {a.nr(n): e for n, e in syscalls.CATALOG.items() if a.nr(n) is not None}
+    trapped = 0
+    for nr in range(max(by_nr) + 8):
+        entry = by_nr.get(nr)
+        for args in _arg_vectors(entry):
+            ret = run_bpf(prog, nr, args)[0]
+            if ret & 0xFFFF0000 != seccomp.RET_TRAP:
+                continue
+            trapped += 1
+            name = a.name_of(nr)
+            req = d.decode(nr, 4242, args, name)
+            assert req is not None, name
+            assert (req.kind, req.decision.decision) == ("syscall_blocked", "deny"), name
+            assert req.decision.rule == BLOCKED_RULE and req.errno == ret & 0xFFFF, name
+    assert trapped > 100

@@ -23,7 +23,7 @@ def test_every_entry_says_why() -> None:
         assert entry.reason.strip(), name
         assert entry.kind in syscalls.Kind, name
         if entry.rules:
-            assert entry.otherwise in (syscalls.ALLOW, syscalls.TRAP), name
+            assert entry.otherwise in (syscalls.ALLOW, syscalls.TRAP, syscalls.REFUSE), name
 
 
 def test_a_changed_entry_shows_in_the_table() -> None:
