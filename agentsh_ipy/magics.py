@@ -91,6 +91,11 @@ def enforcement() -> tuple[bool, str]:
             f"the notebook sandbox needs seccomp user-notify; this host offers only "
             f"{use['summary']} (agentsh-ipy exec --mode ptrace works here)"
         )
+    if use["mechanism"] and use["mechanism"]["sockets"] != "fd-copy":
+        return False, (  # the daemon has no traced-sockets stand-in (issue 19)
+            f"the notebook sandbox needs pidfd_getfd; this host offers {use['summary']} "
+            "(agentsh-ipy exec and the sandboxed kernel work here)"
+        )
     return bool(use["enforcing"]), str(use["summary"])
 
 

@@ -152,3 +152,10 @@ def test_the_notebook_daemon_uses_only_the_umask_stand_in(user: User, area: Area
         else:
             assert p.returncode != 0
             assert "the notebook sandbox needs pidfd_getfd" in p.stderr, p.stderr
+            # and %agentsh says so before it tries (its status and every cell)
+            check = "from agentsh_ipy import magics; print(magics.enforcement())"
+            argv = area.user.cmd([*blocked_launcher(area, calls), sys.executable, "-c", check])
+            p = subprocess.run(argv, cwd=area.ws, env=sandbox_env(area), capture_output=True,
+                               text=True, timeout=60)  # fmt: skip
+            assert p.stdout.startswith("(False, "), p
+            assert "the notebook sandbox needs pidfd_getfd; this host offers" in p.stdout, p
