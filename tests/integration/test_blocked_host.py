@@ -2,8 +2,10 @@
 seccomp profile refuses a container without CAP_SYS_ADMIN/CAP_SYS_PTRACE:
 the supervisor runs under run_blocked.py's filter, which makes unshare with
 CLONE_FS and pidfd_getfd fail with EPERM. No downgrade goes unsaid: detect
-names each and the stand-in notify mode uses for it (the start event too),
-and auto keeps notify mode."""
+names each and the stand-in notify mode uses for it (the start event too);
+where one has none (openat2), auto uses ptrace mode and still enforces, and
+notify refuses (125) unless the weaker guarantee is accepted, and then the
+start event says so."""
 
 from __future__ import annotations
 
@@ -103,6 +105,36 @@ def test_detect_names_both_and_auto_keeps_notify_mode(user: User, area: Area) ->
         start = assert_enforced(area, r, "notify")
         assert start["mechanism"] == BLOCKED_MECHANISM and "weaker" not in start
         area.audit.unlink()
+
+
+@x86_only
+def test_without_a_stand_in_auto_uses_ptrace_mode(user: User, area: Area) -> None:
+    r = blocked(area, "openat2", exec_args(area))
+    assert r.returncode == 0, r.stderr
+    start = assert_enforced(area, r, "ptrace")
+    assert "weaker" not in start and "mechanism" not in start
+
+
+@x86_only
+def test_notify_by_name_refuses_naming_the_facility(user: User, area: Area) -> None:
+    r = blocked(area, "openat2," + BOTH, exec_args(area, "--mode", "notify"))
+    assert r.returncode == 125, r.stderr
+    assert "notify mode needs openat2: EPERM" in r.stderr
+    assert "--accept-weaker opens-continue" in r.stderr
+    # the two with a stand-in are not what stops it
+    assert "needs pidfd_getfd" not in r.stderr and "needs unshare_fs" not in r.stderr
+    assert not (area.ws / "ran").exists()
+    [refused] = [e for e in r.events if e.get("op") == "refused"]
+    assert "openat2" in refused["reason"] and refused["mode"] == "notify"
+    assert not [e for e in r.events if e.get("op") == "start"]
+    area.audit.unlink()
+
+    accepted = exec_args(area, "--mode", "notify", "--accept-weaker", "opens-continue")
+    r = blocked(area, "openat2," + BOTH, accepted)
+    assert r.returncode == 0, r.stderr
+    start = assert_enforced(area, r, "notify")
+    assert start["weaker"] == ["opens-continue"]
+    assert start["mechanism"] == BLOCKED_MECHANISM
 
 
 SESSION = """
