@@ -71,8 +71,9 @@ def hint(address: tuple[str, int]) -> str:
 
 
 class Refused(Exception):
-    """A request the proxy answers with ``status``; ``decision`` when the
-    policy said no (audited with its rule)."""
+    """A request the proxy answers with ``status``; ``decision``, when the
+    policy decided (audited with its rule; an allowed one that failed
+    carries the event's ``result``)."""
 
     def __init__(self, status: str, reason: str, decision: pol.Decision | None = None) -> None:
         super().__init__(reason)
@@ -102,6 +103,13 @@ def client_hello_sni(data: bytes) -> tuple[bool, str | None]:
     ``data``: complete is False while more bytes are needed; a complete
     hello without the extension gives None. Raises ValueError when it is
     not a well-formed ClientHello in one record."""
+    try:
+        return _client_hello_sni(data)
+    except (IndexError, struct.error):
+        raise ValueError("a truncated ClientHello") from None
+
+
+def _client_hello_sni(data: bytes) -> tuple[bool, str | None]:
     if len(data) < 5:
         return False, None
     ctype, _version, length = struct.unpack_from("!BHH", data)
@@ -304,8 +312,11 @@ class Proxy:
             try:
                 upstream = socket.create_connection((ip, port), timeout=_TIMEOUT)
             except OSError as e:
+                # allowed, but the host did not answer: the event says so
                 event["result"] = errno.errorcode.get(e.errno or 0, str(e))
-                raise Refused("502 Bad Gateway", f"cannot connect to {host}:{port}: {e}") from None
+                raise Refused(
+                    "502 Bad Gateway", f"cannot connect to {host}:{port}: {e}", decision
+                ) from None
             with self._lock:
                 self._open.add(upstream)
             if method == "CONNECT":
@@ -342,6 +353,9 @@ class Proxy:
                 )
         except (OSError, ValueError):
             pass  # the client went away or sent garbage: nothing was decided
+        except Exception as e:  # a bug of ours: end this connection, keep the proxy
+            with contextlib.suppress(Exception):
+                self.emit("sandbox", op="error", reason=f"proxy failure: {e!r}", **event)
         finally:
             for s in (conn, upstream):
                 if s is not None:

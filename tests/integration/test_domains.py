@@ -425,3 +425,14 @@ def test_a_tls_server_name_must_be_the_connect_host(proxy: Any) -> None:
     # the refused hello never reached the host; the matching one did
     assert upstream.got[0] == b""
     assert upstream.got[1][:1] == b"\x16" and len(upstream.got) == 2
+
+
+def test_an_allowed_host_that_does_not_answer(proxy: Any) -> None:
+    p, events, upstream = proxy
+    upstream.sock.shutdown(socket.SHUT_RDWR)  # nothing listens there now (wakes its accept)
+    upstream.sock.close()
+    s = _announced(p)
+    s.sendall(f"CONNECT svc.test:{upstream.port} HTTP/1.1\r\n\r\n".encode())
+    assert _read_all(s).startswith(b"HTTP/1.1 502 Bad Gateway")
+    [e] = events
+    assert (e["decision"], e["rule"], e["result"]) == ("allow", "local", "ECONNREFUSED")
