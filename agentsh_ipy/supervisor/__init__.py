@@ -172,6 +172,7 @@ def describe_host() -> tuple[str, dict[str, Any], dict[str, Any]]:
     """What this host supports and what the sandbox uses: (the report as
     text, the choice of _mechanism.choose, the probed facts as a dict)."""
     from .._linux import detect
+    from . import _fast
     from ._mechanism import choose
 
     facts = detect.probe_host()
@@ -181,6 +182,8 @@ def describe_host() -> tuple[str, dict[str, Any], dict[str, Any]]:
         f"  {'yes' if p.available else 'no ':3}  {p.name:22} {p.detail}" for p in facts.probes
     ]
     lines.append(f"sandbox: {use['summary']}")
+    use["fast_path"] = _fast.status()
+    lines.append(f"fast path (file rules in C): {use['fast_path']}")
     return "\n".join(lines), use, facts.to_dict()
 
 

@@ -434,6 +434,7 @@ class Daemon:
         tree._emit("sandbox", op="start", pid=pid, argv=tree.argv, policy=self.policy.name,
                    policy_source=self.policy.source, mode="notify",
                    mechanism={**_mechanism.FULL_MECHANISM, "opens": self.opens},
+                   fast_path="on" if tree.decoder.files.on else f"off: {tree.decoder.files.why}",
                    hidden_env=tree.hidden or None, cache_home=self.cache_home,
                    capabilities=caps.kept(pid) or None)  # fmt: skip
         tree._emit_unprotected()

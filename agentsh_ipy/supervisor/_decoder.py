@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from .. import policy as pol
 from .._linux import files, procfs, sockets, subcommands, syscalls
 from .._linux.arch import Arch
-from . import _metadata, _netlink, _onfd, _pinned, _subcmds, _terminals
+from . import _fast, _metadata, _netlink, _onfd, _pinned, _subcmds, _terminals
 from ._exec_identity import for_policy as exec_identity_for
 from ._hosts import HostServices
 from ._proxy import Proxy
@@ -149,6 +149,7 @@ class Decoder:
         more than this tree (the notebook daemon's launches are one sandbox);
         a socket one of them holds is the sandbox's own."""
         self.policy = policy
+        self.files = _fast.FileDecider(policy)  # the file rules, in C when it loads
         self.trash = trash
         self.redirector = redirector
         self.emulate_net = False  # notify mode turns it on; ptrace mode holds threads instead
@@ -246,7 +247,7 @@ class Decoder:
         if outsider is not None:
             decision = pol.Decision("deny", PROC_RULE, "another process's /proc entry")
         else:
-            decision = worst([self.policy.check_file(op, p) for op in ops for p in paths])
+            decision = worst([self.files.check_file(op, p) for op in ops for p in paths])
             # another terminal's /dev/pts/N, whatever the policy allowed
             decision = _terminals.check(
                 self.policy, self.hosts.members, pid, tid, ops, paths, decision

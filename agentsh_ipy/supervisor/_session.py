@@ -25,7 +25,7 @@ from .. import policy as pol
 from .._linux import arch as arch_mod
 from .._linux import caps, procfs, ptracer, seccomp
 from .._linux.tty import Foreground
-from . import _cache, _landlock, _mechanism
+from . import _cache, _fast, _landlock, _mechanism
 from ._approval import Approver, NoApprover, ask_async
 from ._decoder import Decoder
 from ._hosts import HostServices
@@ -156,6 +156,7 @@ class Session(TreeAudit):
             policy=self.policy.name,
             policy_source=self.policy.source,
             mode=self.mode,
+            fast_path=_fast.status(),  # the file rules in C, or why not
             weaker=self.weaker or None,
             mechanism=self.mechanism if self.mode == "notify" else None,
             hidden_env=hidden,

@@ -42,6 +42,7 @@ from typing import Any
 import pytest
 
 from agentsh_ipy._linux import caps, wrapper
+from agentsh_ipy.supervisor import _fast
 from tests.conftest import Run, linux_only, sandbox, write_policy
 from tests.escape.conftest import TOKEN_NAME, Ctx, program_copy
 
@@ -1708,6 +1709,10 @@ def test_escape(case: Case, world: Ctx, mode: str) -> None:
         timeout=90,
     )
     _completed(run)
+    # File rules decided in C unless this run switched the fast path off
+    # (CI runs the suite both ways); never a silent fallback.
+    start = next(e for e in run.events if e.get("op") == "start")
+    assert start.get("fast_path") == _fast.expected(), start
     _effects(case, world, run, before)
     for expect in case.audit:
         found = expect.find(world, run)
