@@ -443,6 +443,12 @@ class _Builder:
                 self.notes.append("TCP connect not handled: the sandbox's own servers "
                                   "may listen on any port (the notify layer decides)")  # fmt: skip
                 continue
+            if op == "connect" and self.policy.has_domains:
+                # The sandbox connects to the proxy for names (supervisor/_proxy.py),
+                # whose port is chosen when the session starts.
+                self.notes.append("TCP connect not handled: the proxy for names listens on a "
+                                  "port chosen at start (the notify layer decides)")  # fmt: skip
+                continue
             rules = [
                 r for r in self.policy.network_rules if r.decision != "deny" and op in r.operations
             ]

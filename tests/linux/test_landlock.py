@@ -325,6 +325,15 @@ def test_net_connect_not_handled_while_host_local_is_closed(tree: Path) -> None:
     assert any("TCP connect not handled: the sandbox's own servers" in n for n in p.notes)
 
 
+def test_net_connect_not_handled_when_a_rule_names_domains(tree: Path) -> None:
+    # the sandbox must reach the proxy's port, chosen at start
+    extra = "  - {name: pypi, domains: [pypi.org], ports: [443], decision: allow}\n"
+    p = net_plan(tree, extra=extra)
+    assert not p.handled_net & ll.NET_CONNECT_TCP
+    assert all(access != ll.NET_CONNECT_TCP for _, access in p.ports)
+    assert any("TCP connect not handled: the proxy for names" in n for n in p.notes)
+
+
 def test_net_not_handled_when_some_allow_has_any_port(tree: Path) -> None:
     extra = "  - {name: lo, cidrs: [127.0.0.0/8], decision: allow}\n"
     p = net_plan(tree, extra=extra)
