@@ -436,3 +436,40 @@ def test_an_allowed_host_that_does_not_answer(proxy: Any) -> None:
     assert _read_all(s).startswith(b"HTTP/1.1 502 Bad Gateway")
     [e] = events
     assert (e["decision"], e["rule"], e["result"]) == ("allow", "local", "ECONNREFUSED")
+
+
+def test_plain_http_goes_to_the_decided_name_only(proxy: Any) -> None:
+    """A Host header naming another site is replaced (a shared server would
+    answer for it), and a second request pipelined behind the first, to a
+    name no rule allows, is never forwarded."""
+    p, events, upstream = proxy
+    upstream.sock.shutdown(socket.SHUT_RDWR)  # this test's server answers, below
+    upstream.sock.close()
+    server = socket.create_server(("127.0.0.1", upstream.port))
+    got: list[bytes] = []
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(65536)
+            got.append(data)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    t = threading.Thread(target=answer, daemon=True)
+    t.start()
+    s = _announced(p)
+    s.sendall(
+        f"GET http://svc.test:{upstream.port}/a HTTP/1.1\r\nHost: evil.test\r\n"
+        "Proxy-Connection: keep-alive\r\n\r\n"
+        "GET http://evil.test/b HTTP/1.1\r\nHost: evil.test\r\n\r\n".encode()
+    )
+    assert _read_all(s).endswith(b"\r\n\r\nok")  # one response, then closed
+    t.join(30)
+    server.close()
+    [head] = [g.decode() for g in got]
+    assert head.startswith("GET /a HTTP/1.1\r\n"), head
+    assert f"Host: svc.test:{upstream.port}\r\n" in head and "evil" not in head, head
+    assert "Proxy-Connection" not in head and "Connection: close\r\n" in head
+    assert [(e["host"], e["decision"]) for e in events] == [("svc.test", "allow")]
