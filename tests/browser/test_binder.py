@@ -90,6 +90,7 @@ NOTEBOOK = "notebooks/quickstart.ipynb"  # the Binder badge's labpath (README)
 WIDTH, HEIGHT = 1280, 800
 SHELL_CELL = "code-04"  # the %%agentsh cell a model might write
 STATUS_CELL = "code-06"  # %agentsh status
+AUDIT_CELL = "code-07"  # %agentsh audit
 
 # Per code cell: its id, its outputs as the notebook model holds them, and
 # the text of each audit display JupyterLab rendered under it (its <p>
@@ -117,7 +118,6 @@ CLEAR = "() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outpu
 PAGE_TEXT = "() => document.body.innerText"
 SCROLL_TO = """id => window.jupyterapp.shell.currentWidget.content.widgets
   .find(c => c.model.id === id).node.scrollIntoView({block: 'start'})"""
-AUDIT_CELL = "code-07"  # %agentsh audit
 
 
 class Build:
