@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from .. import policy as pol
 from .._linux import files, procfs, sockets, subcommands, syscalls
 from .._linux.arch import Arch
-from . import _fast, _metadata, _netlink, _onfd, _pinned, _subcmds, _terminals
+from . import _attr_write, _fast, _metadata, _netlink, _onfd, _pinned, _sends, _subcmds, _terminals
 from ._exec_identity import for_policy as exec_identity_for
 from ._hosts import HostServices
 from ._proxy import Proxy
@@ -306,19 +306,20 @@ class Decoder:
         # openat2 too: its path was resolved with its RESOLVE semantics and
         # the open starts where the caller's did (_pinned.open_decided).
         # /proc, /dev and /sys where the supervisor's open means the same
-        # (_pinned.emulable_open). Not O_TMPFILE (an unnamed file in a
-        # directory: it has no path to race). O_PATH: NOTIF_ADDFD cannot
+        # (_pinned.emulable_open). O_TMPFILE too: its directory's path is
+        # read again by a continued call. O_PATH: NOTIF_ADDFD cannot
         # pass such an fd (EBADF); it reads and writes nothing, and what is
         # done through it (an open of /proc/self/fd/N, *at calls, fchdir,
         # execveat) is decided on the fd's real path.
         if (
             name in ("open", "openat", "creat", "openat2")
-            and flags & O_TMPFILE != O_TMPFILE
             and not flags & os.O_PATH
             and _pinned.emulable_open(real, flags, tid)
         ):
             req.open_spec = (real, flags, mode & 0o7777)
             self._open_via_copy(req, pid, tid, ops, real)
+        elif self.emulate_net and flags & O_ACCMODE and _pinned.is_proc_attr(real):
+            _attr_write.unless_alone(req, pid, tid, self.tree.members())  # it continues
         return req
 
     def _open_via_copy(self, req: Request, pid: int, tid: int, ops: list[str], real: str) -> None:
@@ -1037,24 +1038,22 @@ class Decoder:
         if refusal:
             return refusal
         req = self._msghdr(name, pid, tid, a[1])
-        if not self.emulate_net or (req is None and not control):
+        if not self.emulate_net:
             return req
         data, _ancillary = self._message(tid, a[1])
-        if control:
-            # Sent by the supervisor with the control bytes checked, unless
-            # a unix socket's fds or credentials travel with it.
-            if not _subcmds.emulable(pid, fd):
-                if req is not None:
-                    req.fields["unemulated"] = "ancillary data"
-                return req
-            if req is None:  # a connected socket: no address to decide, but the control
-                req = Request("net", "send", name, pid, tid, pol.Decision("allow", ""), quiet=True)
+        # Sent by the supervisor, with or without an address or control
+        # messages: a continued call would read the message again (_sends.py).
+        req = req or _sends.quiet_allow(name, pid, tid)
+        if control and not _subcmds.emulable(pid, fd):  # a unix socket's fds or credentials
+            if _sends.credentials(control):
+                return _sends.refuse_credentials(self, name, pid, tid, req)
+            return _sends.sendmsg(req, fd, data, _s32(a[2]), control)
         return self._net(req, fd, (data, _s32(a[2])), control)
 
     def _h_sendmmsg(self, name: str, pid: int, tid: int, a: tuple[int, ...]) -> Request | None:
         """Every message's destination must pass; the worst decision decides.
         Allowed, the supervisor sends them all itself (as for sendmsg) and
-        writes each msg_len back, unless one carries ancillary data."""
+        writes each msg_len back (_sends.py)."""
         found: Request | None = None
         count = min(a[2] & 0xFFFFFFFF, 1024)
         fd, flags = _s32(a[0]), _s32(a[3])
@@ -1075,44 +1074,16 @@ class Decoder:
                 found is None or RANK[r.decision.decision] > RANK[found.decision.decision]
             ):
                 found = r
-        controls = any(c for _h, _r, c in decided)
-        if found is None and controls and self.emulate_net:
-            found = Request("net", "send", name, pid, tid, pol.Decision("allow", ""), quiet=True)
+        if found is None and self.emulate_net:  # no address: sent all the same (_sends.py)
+            found = _sends.quiet_allow(name, pid, tid)
         if (
             found is None
             or not self.emulate_net
             or found.decision.decision not in ("allow", "audit")
         ):
             return found
-        if controls and not _subcmds.emulable(pid, fd):
-            found.fields["unemulated"] = "ancillary data on a unix socket"
-            return found
-        messages = []
-        for hdr, r, control in decided:
-            data, _ancillary = self._message(tid, hdr)
-            if r is not None and r.kind == "unix":
-                found.fields["unemulated"] = "a unix socket path"
-                return found
-            messages.append((hdr, r.sockaddr if r is not None else b"", data, control))
-
-        def send_all() -> int:
-            sent = 0
-            try:
-                sfd = sockets.steal(pid, fd)
-            except OSError as e:
-                return -(e.errno or errno.EBADF)
-            try:
-                for hdr, addr, data, control in messages:
-                    try:
-                        n = sockets.sendmsg(sfd, data, flags, addr, control)
-                    except OSError as e:
-                        return sent if sent else -(e.errno or errno.EIO)
-                    procfs.write_memory(tid, hdr + 56, struct.pack("<I", n))  # msg_len
-                    sent += 1
-            finally:
-                os.close(sfd)
-            return sent
-
-        found.action = send_all
-        found.run_async = True
-        return found
+        unix = any(c for _h, _r, c in decided) and not _subcmds.emulable(pid, fd)
+        if unix and any(_sends.credentials(c) for _h, _r, c in decided):
+            return _sends.refuse_credentials(self, name, pid, tid, found)
+        messages = [(hdr, r, self._message(tid, hdr)[0], control) for hdr, r, control in decided]
+        return _sends.sendmmsg(found, tid, fd, flags, messages)

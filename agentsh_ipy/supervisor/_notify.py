@@ -17,8 +17,8 @@ from collections.abc import Callable
 from .. import policy as pol
 from .._linux import files, seccomp
 from .._linux.arch import Arch
-from . import _ctty, _modes, _pinned
-from ._decoder import O_CREAT, OPEN_FLAGS, Decoder
+from . import _ctty, _fifo_open, _modes, _pinned
+from ._decoder import O_CREAT, O_TMPFILE, OPEN_FLAGS, Decoder
 from ._request import CONTINUE, Request, unreadable, unserved
 from ._workers import Workers
 
@@ -273,11 +273,22 @@ class NotifyLoop(threading.Thread):
             if not _pinned.same_creds(req.tid):
                 req.fields["unemulated"] = "the caller's credentials are not the supervisor's"
                 raise OSError(errno.EACCES, "credentials differ")
-            umask = files.umask_of(req.tid) if flags & O_CREAT else 0  # only creation uses it
+            creates = flags & (O_CREAT | O_TMPFILE)
+            umask = files.umask_of(req.tid) if creates else 0  # only creation uses it
+            pin = None if terminal or req.open_via else self._fifo_pin(path, flags, req)
+            if pin is not None:  # no open of ours first: it would be an end come and gone
+                return _fifo_open.wait(self, nid, req, pin, flags)
             if terminal:
                 fd, req.fields["terminal"] = _ctty.open_terminal(req.tid, ours)
             elif req.open_via is not None:  # our own copy's magic link: fixed
                 fd = os.open(f"/proc/self/fd/{req.open_via.fd}", ours, mode & ~umask)
+            elif flags & O_TMPFILE and not self.private_umask:
+                # always made by this open (as O_EXCL tells open_creating),
+                # opened with the caller's flags (O_EXCL there: never linkable)
+                want, at = mode & ~umask, req.open_at
+                fd = _modes.open_creating(
+                    lambda f: _pinned.open_decided(path, ours, want, at), ours | os.O_EXCL, want
+                )
             elif flags & O_CREAT and not self.private_umask:
                 want, at = mode & ~umask, req.open_at
                 fd = _modes.open_creating(
@@ -287,7 +298,7 @@ class NotifyLoop(threading.Thread):
                 fd = _pinned.open_decided(path, ours, mode & ~umask, req.open_at)
         except OSError as e:
             if e.errno == errno.ENXIO and not flags & os.O_NONBLOCK and _fifo(path):
-                return seccomp.notif_send(self.listener, nid, cont=True)  # waits for a reader
+                return self._fifo_wait(nid, req, path, flags)  # it waits for a reader
             req.fields["result"] = errno.errorcode.get(e.errno or 0, str(e.errno))
             return seccomp.notif_send(self.listener, nid, error=e.errno or errno.EACCES)
         try:
@@ -295,10 +306,13 @@ class NotifyLoop(threading.Thread):
             if not terminal and _ctty.is_opener_terminal(st):  # swapped in since: ours
                 req.fields["result"] = "EACCES"
                 return seccomp.notif_send(self.listener, nid, error=errno.EACCES)
-            # A FIFO whose open may block is left to the kernel; not one
+            # A FIFO whose open blocks waits on a thread of its own; not one
             # reopened through our copy (that would race a dup2): the open
             # we made does not wait for a writer, the caller's would have.
             if not _pinned.same_meaning(st.st_mode, flags) and req.open_via is None:
+                if stat.S_ISFIFO(st.st_mode):
+                    pin = os.open(f"/proc/self/fd/{fd}", os.O_PATH | os.O_CLOEXEC)
+                    return _fifo_open.wait(self, nid, req, pin, flags)
                 return seccomp.notif_send(self.listener, nid, cont=True)
             if not flags & os.O_NONBLOCK:
                 fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
@@ -319,6 +333,36 @@ class NotifyLoop(threading.Thread):
             os.close(fd)
             if req.open_via is not None:
                 req.open_via.close()
+
+    def _fifo_pin(self, path: str, flags: int, req: Request) -> int | None:
+        """An O_PATH fd of the FIFO at ``path`` when the caller's open of it
+        would wait for the other end; None otherwise (an lstat first: most
+        opens are of regular files)."""
+        if flags & (os.O_NONBLOCK | os.O_EXCL) or flags & os.O_ACCMODE == os.O_RDWR:
+            return None  # it does not wait (O_EXCL: EEXIST, from the open proper)
+        if not _fifo(path):
+            return None
+        try:
+            pin = _pinned.open_decided(path, os.O_PATH | os.O_CLOEXEC, 0, req.open_at)
+        except OSError:
+            return None  # the open proper meets the error
+        if stat.S_ISFIFO(os.fstat(pin).st_mode):
+            return pin
+        os.close(pin)
+        return None
+
+    def _fifo_wait(self, nid: int, req: Request, path: str, flags: int) -> bool:
+        """A write open of a FIFO with no reader yet: pinned, then waited
+        for on a thread of its own (_fifo_open.py)."""
+        try:
+            pin = _pinned.open_decided(path, os.O_PATH | os.O_CLOEXEC, 0, req.open_at)
+            if not stat.S_ISFIFO(os.fstat(pin).st_mode):  # swapped since: not what waits
+                os.close(pin)
+                raise OSError(errno.ENXIO, "no longer a FIFO")
+        except OSError as e:
+            req.fields["result"] = errno.errorcode.get(e.errno or 0, str(e.errno))
+            return seccomp.notif_send(self.listener, nid, error=e.errno or errno.EACCES)
+        return _fifo_open.wait(self, nid, req, pin, flags)
 
 
 def _fifo(path: str) -> bool:

@@ -334,6 +334,11 @@ def emulable_open(real: str, flags: int, tid: int) -> bool:
     return True
 
 
+def is_proc_attr(real: str) -> bool:
+    """An LSM attribute file (/proc/PID/attr/*, /proc/PID/task/TID/attr/*)."""
+    return bool(_PROC_ATTR.match(real))
+
+
 def same_meaning(mode: int, flags: int) -> bool:
     """Whether an fd the supervisor opened (O_NONBLOCK, O_NOCTTY) means what
     the caller's open would: files, directories, devices (a terminal then

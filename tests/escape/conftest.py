@@ -16,6 +16,7 @@ import random
 import shutil
 import socket
 import stat
+import struct
 import subprocess
 import time
 import uuid
@@ -126,6 +127,33 @@ class UnixListener(TcpListener):
         self._count = 0
 
 
+class UnixDatagrams:
+    """A bound unix datagram socket; what got through waits in its queue."""
+
+    def __init__(self, path: Path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        path.chmod(0o777)  # a send to it needs write permission on the socket
+        self.sock.setblocking(False)
+        self.path = path
+        self.received: list[bytes] = []
+
+    def datagrams(self) -> list[bytes]:
+        while True:
+            try:
+                data, ancillary, _flags, _addr = self.sock.recvmsg(65536, 4096)
+            except BlockingIOError:
+                return self.received
+            for level, kind, fds in ancillary:  # fds passed with it: not ours to keep
+                if (level, kind) == (socket.SOL_SOCKET, socket.SCM_RIGHTS):
+                    for fd in struct.unpack(f"{len(fds) // 4}i", fds[: len(fds) // 4 * 4]):
+                        os.close(fd)
+            self.received.append(data)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 @dataclass
 class Ctx:
     """The world one hostile program runs in (see `world`)."""
@@ -189,6 +217,16 @@ class Ctx:
             self._res[key] = lst
         res = self._res[key]
         assert isinstance(res, UnixListener)
+        return res
+
+    def unix_dgram(self, name: str) -> UnixDatagrams:
+        key = f"unix-dgram:{name}"
+        if key not in self._res:
+            lst = UnixDatagrams(self.area.mkdir("sockets") / f"{name}.dgram")
+            self._stack.callback(lst.close)
+            self._res[key] = lst
+        res = self._res[key]
+        assert isinstance(res, UnixDatagrams)
         return res
 
     def victim(self) -> subprocess.Popen[bytes]:
