@@ -285,7 +285,8 @@ class Daemon:
         # Names are decided by a proxy (_proxy), one for every launch of the session.
         self.proxy: Proxy | None = None
         if self.policy.has_domains:
-            self.proxy = Proxy(self.policy, self._proxy_emit, HostServices(self.members))
+            self.proxy = Proxy(self.policy, self._proxy_emit, HostServices(self.members),
+                               ask=self.approver.ask)  # fmt: skip
         self.config = self._config_message()
         self.listen = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
         self.listen.bind(self.sockpath)

@@ -156,8 +156,12 @@ class Proxy:
         emit: Callable[..., None],
         hosts: HostServices,
         resolve: Callable[[str, int], list[str]] | None = None,
+        ask: Callable[[str, float], tuple[bool, str]] | None = None,
     ) -> None:
+        """``ask(question, timeout)``: a person's answer to an ``approve``
+        rule, (granted, how it was decided)."""
         self.policy = policy
+        self.ask = ask
         self.emit = emit
         self.hosts = hosts
         path = os.environ.get(HOSTS_ENV)
@@ -294,18 +298,18 @@ class Proxy:
     def _serve(self, conn: socket.socket, pid: int) -> None:
         upstream: socket.socket | None = None
         event: dict[str, Any] = {"pid": pid}
+        allowed: pol.Decision | None = None  # decided and connected, not audited yet
         try:
             conn.settimeout(_TIMEOUT)
             head, rest = _read_head(conn)
             method, target, version, headers = _parse_head(head)
+            length = 0 if method == "CONNECT" else _body_length(headers)
             event["method"] = method
             host, port, path = _target(method, target)
             event.update(host=host, port=port)
             decision, rule = self.policy.check_domain(host, port)
             if decision.decision == "approve":
-                decision = pol.Decision(
-                    "deny", decision.rule, "approval is not asked for connections by name"
-                )
+                decision = self._asked(decision, host, port, pid, event)
             if not decision.allowed:
                 raise Refused("403 Forbidden", f"{host}:{port} is not allowed", decision)
             ip, decision = self._pick(host, port, rule, decision, event)
@@ -319,15 +323,16 @@ class Proxy:
                 ) from None
             with self._lock:
                 self._open.add(upstream)
+            allowed = decision
             if method == "CONNECT":
                 conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 rest = self._check_sni(conn, upstream, host, rest)
-                upstream.sendall(rest)
+                allowed = None
                 self._audit(event, decision)
+                upstream.sendall(rest)
                 _relay(conn, upstream)
             else:
                 upstream.sendall(_forward_head(method, path, version, headers, host, port))
-                length = _body_length(headers)
                 body = rest[:length]
                 upstream.sendall(body)
                 while len(body) < length:
@@ -336,6 +341,7 @@ class Proxy:
                         break
                     body += chunk
                     upstream.sendall(chunk)
+                allowed = None
                 self._audit(event, decision)
                 _pump(upstream, conn)
         except Refused as r:
@@ -351,8 +357,10 @@ class Proxy:
                     f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                     + body
                 )
-        except (OSError, ValueError):
-            pass  # the client went away or sent garbage: nothing was decided
+        except (OSError, ValueError) as e:
+            if allowed is not None:  # the client left before its first bytes
+                event["result"] = str(e) or type(e).__name__
+                self._audit(event, allowed)
         except Exception as e:  # a bug of ours: end this connection, keep the proxy
             with contextlib.suppress(Exception):
                 self.emit("sandbox", op="error", reason=f"proxy failure: {e!r}", **event)
@@ -362,6 +370,19 @@ class Proxy:
                     with self._lock:
                         self._open.discard(s)
                     s.close()
+
+    def _asked(
+        self, d: pol.Decision, host: str, port: int, pid: int, event: dict[str, Any]
+    ) -> pol.Decision:
+        """An ``approve`` rule: ask a person (this connection's thread may
+        wait; nothing else does), deny when nobody answers."""
+        if self.ask is None:
+            granted, how = False, "denied: no approver available"
+        else:
+            question = f"net proxy {host}:{port} (pid {pid}, rule {d.rule})"
+            granted, how = self.ask(question, self.policy.approval_timeout)
+        event["approval"] = how
+        return pol.Decision("allow" if granted else "deny", d.rule, d.message)
 
     def _pick(
         self,

@@ -147,7 +147,8 @@ class Session(TreeAudit):
         _cache.ensure(cache)
         kept.update(_cache.cache_env(cache))
         if self.policy.has_domains:  # names are decided by the proxy (_proxy)
-            self.proxy = Proxy(self.policy, self._emit, HostServices(self.table.members))
+            self.proxy = Proxy(self.policy, self._emit, HostServices(self.table.members),
+                               ask=_AtTheTerminal(self.approver, self).ask)  # fmt: skip
             kept.update(self.proxy.env())
         self._emit(
             "sandbox",

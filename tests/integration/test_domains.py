@@ -268,16 +268,25 @@ def test_local_resolutions_and_direct_connects_are_refused(
   - name: by-name
     domains: [loop.test, self.test]
     decision: allow
+  - name: ask-first
+    domains: [index.test]
+    ports: [8080]
+    decision: approve
 """)  # fmt: skip
     fetch = area.write("ws/fetch.py", _FETCH)
     r = _exec(area, user, index, mode, policy, [
         sys.executable, str(fetch), "http://loop.test/", "http://self.test/",
-        "http://index.test/simple/",
+        "http://index.test/simple/", "http://index.test:8080/",
     ])  # fmt: skip
     assert r.returncode == 0, r.stderr[-2000:]
     assert "http://loop.test/ refused" in r.stdout
     assert "http://self.test/ refused" in r.stdout
     assert "http://index.test/simple/ fetched" in r.stdout  # the control
+    # approve: nobody to ask (no terminal), so denied, and the event says why
+    assert "http://index.test:8080/ refused" in r.stdout
+    [asked] = [e for e in _proxied(r, "index.test") if e["port"] == 8080]
+    assert (asked["decision"], asked["rule"]) == ("deny", "ask-first")
+    assert asked["approval"].startswith("denied: no approver"), asked
     if mode == BLOCKED_MODE:
         [start] = [e for e in r.of_type("sandbox") if e.get("op") == "start"]
         assert start["mechanism"]["sockets"] == "ptrace-held"
@@ -473,3 +482,45 @@ def test_plain_http_goes_to_the_decided_name_only(proxy: Any) -> None:
     assert f"Host: svc.test:{upstream.port}\r\n" in head and "evil" not in head, head
     assert "Proxy-Connection" not in head and "Connection: close\r\n" in head
     assert [(e["host"], e["decision"]) for e in events] == [("svc.test", "allow")]
+
+
+@pytest.mark.parametrize("answer", [True, False])
+def test_an_approve_rule_asks_and_the_answer_decides(answer: bool) -> None:
+    policy = pol.Policy.parse(
+        "version: 1\nnetwork_rules:\n"
+        "  - {name: ask, domains: [svc.test], cidrs: [127.0.0.1/32], decision: approve}\n",
+        "p.yaml",
+        {"WORKSPACE": "/w", "HOME": "/h", "TMPDIR": "/t"},
+    )
+    upstream = _Listener()
+    events: list[dict[str, Any]] = []
+    questions: list[str] = []
+
+    def ask(question: str, timeout: float) -> tuple[bool, str]:
+        questions.append(question)
+        return answer, "granted at test" if answer else "refused at test"
+
+    p = _proxy.Proxy(
+        policy, lambda kind, **f: events.append(f), HostServices(list),
+        resolve=lambda host, port: ["127.0.0.1"], ask=ask,
+    )  # fmt: skip
+    p.start()
+    try:
+        s = _announced(p)
+        s.sendall(f"CONNECT svc.test:{upstream.port} HTTP/1.1\r\n\r\n".encode())
+        s.settimeout(30)
+        reply = s.recv(4096)
+        s.close()
+        for _ in range(1000):  # the event follows the client's close
+            if events:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        p.close()
+        upstream.sock.close()
+    assert questions == [f"net proxy svc.test:{upstream.port} (pid {os.getpid()}, rule ask)"]
+    [e] = events
+    assert (e["decision"], e["rule"], e["approval"]) == (
+        ("allow", "ask", "granted at test") if answer else ("deny", "ask", "refused at test")
+    )
+    assert reply.startswith(b"HTTP/1.1 200" if answer else b"HTTP/1.1 403")
