@@ -862,6 +862,12 @@ class Decoder:
             raw = self.mem.read_exact(tid, addr, min(length, 128))
         except OSError as e:
             raise Unreadable(f"sockaddr: {e.strerror}") from None
+        return self._decide_sockaddr(name, op, pid, tid, raw)
+
+    def _decide_sockaddr(
+        self, name: str, op: str, pid: int, tid: int, raw: bytes
+    ) -> Request | None:
+        """The decision on sockaddr bytes read once (None: not ours to decide)."""
         family = struct.unpack_from("=H", raw)[0]
         if family == socket.AF_UNSPEC and op != "connect" and len(raw) >= 8:
             # An IPv4 socket takes AF_UNSPEC as AF_INET in sendto and bind
@@ -1012,9 +1018,15 @@ class Decoder:
     def _msghdr(self, name: str, pid: int, tid: int, addr: int) -> Request | None:
         try:
             msg_name, namelen = struct.unpack("<QI", self.mem.read_exact(tid, addr, 12))
+            raw = self.mem.read_exact(tid, msg_name, min(namelen, 128)) if msg_name else b""
         except OSError as e:
             raise Unreadable(f"msghdr: {e.strerror}") from None
-        return self._sockaddr(name, "send", pid, tid, msg_name, namelen)
+        req = self._decide_sockaddr(name, "send", pid, tid, raw) if len(raw) >= 2 else None
+        if req is None and raw and self.emulate_net:
+            # A family not decided here (netlink to a port or groups): the
+            # supervisor sends to exactly these bytes, read once.
+            req = _sends.quiet_allow(name, pid, tid, raw)
+        return req
 
     def _message(self, tid: int, msghdr: int) -> tuple[bytes, bool]:
         """(the data of a struct msghdr's iovecs, whether it carries ancillary data)."""

@@ -116,7 +116,7 @@ def sendmsg(req: Request, fd: int, data: bytes, flags: int, control: bytes) -> R
     there is none)."""
     if req.decision.decision not in ("allow", "audit"):
         return req
-    pid, dest = req.pid, (req if req.sockaddr else None)
+    pid, dest = req.pid, (req if req.sockaddr else None)  # a quiet one: its raw bytes
 
     def run() -> int:
         try:
@@ -169,7 +169,9 @@ def sendmmsg(found: Request, tid: int, fd: int, flags: int, messages: list[Messa
     return found
 
 
-def quiet_allow(name: str, pid: int, tid: int) -> Request:
-    """A send with no address to decide, carried out by the supervisor all
-    the same (so a name written in after this is never read)."""
-    return Request("net", "send", name, pid, tid, pol.Decision("allow", ""), quiet=True)
+def quiet_allow(name: str, pid: int, tid: int, sockaddr: bytes = b"") -> Request:
+    """A send with no address to decide (none, or of a family no rule is
+    about), carried out by the supervisor all the same, to ``sockaddr`` (so
+    a name written in after this is never read)."""
+    allow = pol.Decision("allow", "")
+    return Request("net", "send", name, pid, tid, allow, quiet=True, sockaddr=sockaddr)
