@@ -183,6 +183,7 @@ def test_send_race_wins_unsandboxed(case: te.Case, world: Ctx) -> None:
     te.test_program_escapes_unsandboxed(case, world)
 
 
+@pytest.mark.slow
 def test_fifo_open_waits_and_is_released(world: Ctx, mode: str) -> None:
     """Not an escape: the FIFO open the supervisor now waits on still waits
     for a writer and reads what it wrote, and one whose caller is killed
