@@ -29,10 +29,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from agentsh_ipy import policy as pol  # noqa: E402
 from agentsh_ipy import supervisor as sup  # noqa: E402
 from agentsh_ipy._linux import files, procfs, seccomp  # noqa: E402
-from agentsh_ipy.supervisor import _decoder, _notify, _treeaudit  # noqa: E402
+from agentsh_ipy.supervisor import _decoder, _fast, _notify, _treeaudit  # noqa: E402
 
 PROGRAM = """\
 import os, sys
@@ -46,7 +45,8 @@ STAGES: list[tuple[str, Any, str]] = [
     ("NOTIF_ID_VALID", seccomp, "notif_id_valid"),
     ("decode: read the path (process_vm_readv)", procfs.MemoryReader, "read_cstring"),
     ("decode: resolve symlinks as the program sees them", procfs, "resolve"),
-    ("decide: the file rules", pol.Policy, "check_file"),
+    # (in C unless AGENTSH_IPY_FAST=0: the header says which)
+    ("decide: the file rules", _fast.FileDecider, "check_file"),
     ("decode: all of it (the three above included)", _decoder.Decoder, "decode"),
     ("answer: openat2 of the decided path", files, "openat2"),
     ("answer: NOTIF_ADDFD (CPU only)", seccomp, "notif_addfd"),
@@ -111,6 +111,7 @@ def main() -> int:
     per["the loop: the rest (poll, dispatch, timers)"] = cpu / n / 1000 - sum(per.values())
     width = max(map(len, per))
     print(f"{n} notifications, notify thread CPU {cpu / n / 1000:.1f} us each (timers included)")
+    print(f"fast path (file rules in C): {_fast.status()}")
     for stage, us in per.items():
         print(f"  {stage:{width}}  {us:6.1f} us")
     return 0

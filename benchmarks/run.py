@@ -4,8 +4,10 @@
 
 Each workload is a script written into a temporary directory and run
 identically bare, sandboxed (``agentsh-ipy exec``, so the cold start is
-included) and, where installed, under bubblewrap (namespaces only, audits
-nothing): alternated within each round, medians over the rounds. The
+included), sandboxed with the native fast path switched off
+(``AGENTSH_IPY_FAST=0``: file rules decided in Python) and, where installed,
+under bubblewrap (namespaces only, audits nothing): alternated within each
+round, medians over the rounds. The
 launch and kernel workloads compare a warm ``%%agentsh`` session and the
 sandboxed kernel with plain IPython and plain ipykernel instead.
 
@@ -55,6 +57,7 @@ WORKLOADS = ("cold", "launch", "exec", "file", "build", "network", "kernel", "no
 # %%agentsh daemon, which refuses there), and the mark of the re-executed run.
 BLOCKED_WORKLOADS = ("cold", "exec", "build", "network", "kernel")
 BLOCKED_CALLS = "pidfd_getfd,unshare_fs"
+FAST_ENV = "AGENTSH_IPY_FAST"  # "0": the file rules in Python (supervisor/_fast.py)
 BLOCKED_MARK = "AGENTSH_BENCH_BLOCKED"
 SKIP_MODULES = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo"}
 
@@ -196,6 +199,7 @@ class Row:
     bare: float | None = None  # seconds, or ms per launch for launch rows
     sandboxed: float | None = None
     bwrap: float | None = None
+    fast_off: float | None = None  # sandboxed with AGENTSH_IPY_FAST=0, as `sandboxed`
     result: float | None = None  # the ratio, the added ms or the value
     target: float | None = None
     unit: str = ""
@@ -239,7 +243,7 @@ class Ctx:
         return str(path)
 
     def modes(self) -> list[str]:
-        return ["bare", "sandboxed"] + (["bwrap"] if self.bwrap else [])
+        return ["bare", "sandboxed", "fast-off"] + (["bwrap"] if self.bwrap else [])
 
     def wrap(self, mode: str, argv: list[str], share_net: bool) -> tuple[list[str], Path | None]:
         if mode == "bare":
@@ -265,8 +269,9 @@ class Ctx:
         full, audit = self.wrap(mode, argv, share_net)
         pipe, hwm = subprocess.PIPE, 0
         t0 = time.perf_counter()
+        env = {**os.environ, FAST_ENV: "0"} if mode == "fast-off" else None
         with subprocess.Popen(
-            full, cwd=self.ws, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe
+            full, cwd=self.ws, stdin=subprocess.DEVNULL, stdout=pipe, stderr=pipe, env=env
         ) as p:
             while True:
                 try:
@@ -278,10 +283,20 @@ class Ctx:
         if p.returncode != 0:
             tail = err.decode(errors="replace").strip()[-800:]
             raise BenchError(f"{mode} run of {argv[:3]} exited {p.returncode}: {tail}")
+        if audit is not None:
+            fast_path(audit, on=mode != "fast-off")
         stats = {**end_stats(audit), "sampled_hwm_kb": hwm} if audit is not None else {}
         if audit is not None and os.environ.get(BLOCKED_MARK) and "traced" not in stats:
             raise BenchError("--blocked: the session did not use the stand-ins")
         return dt, out.decode(errors="replace"), stats
+
+
+def fast_path(audit: Path, on: bool) -> None:
+    """The start event must say the fast path was as this column claims."""
+    with open(audit, "rb") as f:
+        said = str(json.loads(f.readline()).get("fast_path"))
+    if (said == "on") != on:
+        raise BenchError(f"the fast path should be {'on' if on else 'off'}, the audit says {said}")
 
 
 def end_stats(audit: Path) -> dict[str, Any]:
@@ -339,6 +354,8 @@ def sized(
 def ratio_row(ctx: Ctx, name: str, size: str, s: dict[str, list[Any]], target: float | None) -> Row:
     bare, sbx = med(s["bare"]), med(s["sandboxed"])
     row = Row(name, size, "ratio", bare, sbx, result=sbx / bare, target=target)
+    if s.get("fast-off"):
+        row.fast_off = med(s["fast-off"])
     if s.get("bwrap"):
         row.bwrap = med(s["bwrap"])
     if bare < MIN_BARE_S and not ctx.quick:  # the sizing rule failed: say so
@@ -356,6 +373,7 @@ def w_cold(ctx: Ctx) -> list[Row]:
     bare, sbx = med(s["bare"]), med(s["sandboxed"])
     row = Row("cold start", "/bin/true", "added", bare, sbx, result=(sbx - bare) * 1e3, target=50)
     row.bwrap = med(s["bwrap"]) if s.get("bwrap") else None
+    row.fast_off = med(s["fast-off"]) if s.get("fast-off") else None
     row.unit, row.samples = "ms", s
     return [row]
 
@@ -490,7 +508,7 @@ def w_notify(ctx: Ctx) -> list[Row]:
     script = ctx.script("opens.py", OPENS_PY)
     n = ctx.size("opens")
     argv = [PY, script, str(n)]
-    bare, wall, cpu_rate, stats = [], [], [], []
+    bare, wall, cpu_rate, stats, cpu_off = [], [], [], [], []
     with pinned() as cpu:
         for _ in range(ctx.rounds):
             bare.append(n / float(ctx.run("bare", argv)[1]))
@@ -498,6 +516,8 @@ def w_notify(ctx: Ctx) -> list[Row]:
             wall.append(n / float(out))
             cpu_rate.append(st["notifications"] / st["notify_cpu_s"])
             stats.append(st)
+            st = ctx.run("fast-off", argv)[2]
+            cpu_off.append(st["notifications"] / st["notify_cpu_s"])
         # The same loop from a %%agentsh cell (the magic's daemon decides it
         # and sends each event to the notebook), on the same CPU.
         loop = (
@@ -515,7 +535,8 @@ def w_notify(ctx: Ctx) -> list[Row]:
     size = f"{n} opens, CPU {cpu}"
     r1 = Row("notifications/s (notify CPU)", size, "value", result=med(cpu_rate), target=40000)
     r1.higher_is_better, r1.unit, r1.sandboxed = True, "/s", med(cpu_rate)
-    r1.samples = {"rate": cpu_rate, "stats": stats}
+    r1.fast_off = med(cpu_off)
+    r1.samples = {"rate": cpu_rate, "stats": stats, "fast_off_rate": cpu_off}
     r2 = rate_row("notifications/s (wall, 1 CPU)", size, bare, wall,
                   "bare column: opens/s unsandboxed")  # fmt: skip
     magic = {mode: [n / dt for dt in res[mode]] for mode in ("bare", "sandboxed")}
@@ -715,6 +736,20 @@ def fmt_v(v: float, unit: str) -> str:
 
 
 def cells(r: Row) -> list[str]:
+    """workload, bare, sandboxed, result, fast path off, bwrap, target, met."""
+    row = _cells(r)
+    if r.error or r.fast_off is None:
+        off = "-"
+    elif r.kind == "ratio" and r.bare:
+        off = f"{fmt_t(r.fast_off)} {r.fast_off / r.bare:.2f}x"
+    elif r.kind == "added" and r.bare is not None:
+        off = f"+{(r.fast_off - r.bare) * 1e3:.2f} {r.unit}"
+    else:
+        off = fmt_v(r.fast_off, r.unit)
+    return [*row[:4], off, *row[4:]]
+
+
+def _cells(r: Row) -> list[str]:
     """workload, bare, sandboxed, result, bwrap, target, met."""
     name = f"{r.name} ({r.size})"
     if r.error:
@@ -739,7 +774,8 @@ def cells(r: Row) -> list[str]:
 
 
 def table(rows: list[Row]) -> str:
-    head = ["workload", "bare", "sandboxed", "ratio/added", "bwrap", "target", "met"]
+    head = ["workload", "bare", "sandboxed", "ratio/added", "fast path off", "bwrap", "target"]
+    head.append("met")
     body = [head] + [cells(r) for r in rows]
     widths = [max(len(line[i]) for line in body) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in body]
