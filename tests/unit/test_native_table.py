@@ -13,11 +13,19 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from agentsh_ipy import _native, policy
+from agentsh_ipy import policy
 from agentsh_ipy.policy._glob import GlobError, compile_path
 from agentsh_ipy.policy._schema import FILE_OPERATIONS, FileRule
 from agentsh_ipy.policy._table import OP_BITS, compile_file_rules
 from agentsh_ipy.supervisor import _fast
+
+try:
+    from agentsh_ipy import _native
+except ImportError as e:  # a failure, not a skip: the package build makes it
+    raise ImportError(
+        f"{e}: the tests import this checkout, so the extension must be built here too "
+        "(pip install -e ., or copy the installed one beside _native.c as .ci/run does)"
+    ) from e
 
 PATH_MAX = 4096
 
