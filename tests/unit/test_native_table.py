@@ -185,3 +185,18 @@ def test_forced_off_uses_python(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_op_bits_cover_every_operation() -> None:
     assert set(OP_BITS) == set(FILE_OPERATIONS)
     assert compile_file_rules(()) == array("I", [0]).tobytes()
+
+
+def test_missing_extension_falls_back_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import agentsh_ipy
+
+    monkeypatch.setitem(sys.modules, "agentsh_ipy._native", None)  # import fails
+    monkeypatch.delattr(agentsh_ipy, "_native", raising=False)
+    assert _fast.status().startswith("off: the extension agentsh_ipy._native does not load: ")
+    p = policy.Policy(name="t", source="<test>")
+    d = _fast.FileDecider(p)
+    assert not d.on
+    assert d.why.startswith("the extension agentsh_ipy._native does not load")
+    assert d.check_file("write", "/x") == p.check_file("write", "/x")
