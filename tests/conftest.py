@@ -2,8 +2,10 @@
 
 Every enforcement test takes the ``user`` fixture, so it runs twice: once as
 the user running the suite, once as uid 65534 (dropped with setpriv) when the
-suite runs as root. A non-root run is already unprivileged, so the root
-variant is skipped there with that reason.
+suite runs as root. A non-root run (uid 1000 in tests/container/run.sh's
+container) is already unprivileged: its one variant is that user, "self".
+Tests needing what such a host may refuse (notify mode, user namespaces)
+skip there naming it (pytest_runtest_setup, tests/_host.py).
 """
 
 from __future__ import annotations
@@ -105,7 +107,48 @@ def host_files_unchanged() -> Iterator[None]:
         )
 
 
-@pytest.fixture(params=["root", "nobody"])
+# As root both users; otherwise (uid 1000 under tests/container/launch.py,
+# say) the one user this process can be.
+USER_PARAMS = ["root", "nobody"] if IS_ROOT else ["self"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "needs_notify: runs the sandbox in notify mode (skips where it refuses)"
+    )
+    config.addinivalue_line(
+        "markers", "needs_userns: makes a user namespace (skips where they are refused)"
+    )
+    config.addinivalue_line(
+        "markers",
+        "needs_full_notify: notify mode with pidfd_getfd and unshare(CLONE_FS), as the "
+        "magic's daemon and the proxy's fd copy need (skips where stand-ins are in use)",
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip, naming the missing facility, a test that needs what this host
+    does not give (tests/_host.py): never on an ordinary root run."""
+    from tests import _host
+
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    wants_notify = str(params.get("mode", "")).startswith("notify")  # notify, notify-blocked
+    if (wants_notify or item.get_closest_marker("needs_notify")) and _host.notify_refusal():
+        pytest.skip(_host.notify_refusal())
+    if item.get_closest_marker("needs_userns") and _host.userns_refusal():
+        pytest.skip(_host.userns_refusal())
+    if item.get_closest_marker("needs_full_notify") and _host.stand_ins():
+        pytest.skip(
+            f"notify mode uses stand-ins here ({_host.stand_ins()}); this test needs its full "
+            "mechanism, which the magic's daemon and the proxy's fd copy still do "
+            "(docs/security.md, Containers)"
+        )
+    if params.get("mode") == "notify-blocked" and _host.outer_filter():
+        pytest.skip("an outer filter (a container's) refuses those calls already: the notify "
+                    "variant is this one")  # fmt: skip
+
+
+@pytest.fixture(params=USER_PARAMS)
 def user(request: pytest.FixtureRequest) -> User:
     if request.param == "root":
         if not IS_ROOT:
@@ -127,6 +170,9 @@ class Area:
     def __init__(self, user: User) -> None:
         parent = "/var/lib" if IS_ROOT else os.path.expanduser("~/.cache")
         os.makedirs(parent, exist_ok=True)
+        if os.path.realpath(parent).startswith(("/tmp/", "/var/tmp/", "/dev/shm/")):
+            pytest.fail(f"the scratch areas would be under {parent}, which the default policy "
+                        "lets a sandbox write: run the suite with HOME elsewhere")  # fmt: skip
         self.root = Path(tempfile.mkdtemp(prefix="agentsh-test-", dir=parent))
         self.root.chmod(0o755)
         self.user = user

@@ -343,8 +343,13 @@ class Ctx:
         for dirpath, _dirs, filenames in os.walk(self.area.root):
             for name in filenames:
                 p = os.path.join(dirpath, name)
-                if p == str(self.key) or not stat.S_ISREG(os.lstat(p).st_mode):
+                st = os.lstat(p)
+                if p == str(self.key) or not stat.S_ISREG(st.st_mode):
                     continue
+                if not os.access(p, os.R_OK) and st.st_uid == os.geteuid():
+                    # an unprivileged run (no CAP_DAC_OVERRIDE) owns what the
+                    # program made, execute-only copies too: make it readable
+                    os.chmod(p, stat.S_IMODE(st.st_mode) | stat.S_IRUSR)
                 data = Path(p).read_bytes()
                 if any(s.encode() in data for s in secrets):
                     found.append(p)

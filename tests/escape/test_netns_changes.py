@@ -33,7 +33,7 @@ import pytest
 from tests.conftest import Area, User, linux_only, read_audit, sandbox_env
 from tests.escape.conftest import program_copy
 
-pytestmark = linux_only
+pytestmark = [linux_only, pytest.mark.needs_userns]
 
 NET = "10.200.0."  # only ever added inside a namespace made here
 DONE = 42

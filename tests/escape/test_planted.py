@@ -352,6 +352,7 @@ unprotect:
 
 
 @pytest.mark.slow
+@pytest.mark.needs_notify
 def test_unprotect_opens_a_project_venv_not_the_sandbox_s_own(area: Area, user: User) -> None:
     """`unprotect: python-env` lets a cell install into a project's own
     venv; the environment the supervisor runs from stays protected

@@ -164,6 +164,7 @@ def test_the_notify_loop_fails_closed_without_unshare(user: User, area: Area) ->
     assert not (area.ws / "ran").exists()
 
 
+@pytest.mark.needs_full_notify  # it refuses only unshare(CLONE_FS) itself
 def test_the_notebook_daemon_uses_only_the_umask_stand_in(user: User, area: Area) -> None:
     """The %agentsh magic's daemon: without unshare(CLONE_FS) it applies the
     caller's umask explicitly and says so; without pidfd_getfd it refuses,

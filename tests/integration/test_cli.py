@@ -6,11 +6,14 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import Area, linux_only, read_audit, run_cli, sandbox, sandbox_env
 
 pytestmark = linux_only
 
 
+@pytest.mark.needs_notify
 def test_detect_json_says_what_the_sandbox_uses(area: Area) -> None:
     r = run_cli(area, ["detect", "--json"])
     assert r.returncode == 0, r.stderr
@@ -66,6 +69,7 @@ def test_audit_verb_and_report_print_the_table(area: Area) -> None:
     assert "DENY" in table.stdout and "process_exit" in table.stdout
 
 
+@pytest.mark.needs_notify
 def test_end_event_says_what_the_supervisor_spent(area: Area) -> None:
     """The stats benchmarks/run.py reads: calls handled, the notify thread's
     CPU time, and the supervisor's own peak RSS (its rusage maximum would

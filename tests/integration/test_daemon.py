@@ -16,7 +16,8 @@ import pytest
 
 from ..conftest import Area, linux_only, read_audit, sandbox_env, write_policy
 
-pytestmark = linux_only
+# The daemon runs its sandboxes in notify mode, with its full mechanism.
+pytestmark = [linux_only, pytest.mark.needs_notify, pytest.mark.needs_full_notify]
 
 DRIVER = Path(__file__).with_name("run_daemon.py")
 RACE_CONNECT = Path(__file__).parents[1] / "escape" / "programs" / "race_connect.py"

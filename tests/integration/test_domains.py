@@ -401,6 +401,7 @@ def _read_all(s: socket.socket) -> bytes:
     return data
 
 
+@pytest.mark.needs_full_notify  # the proxy's action copies the fd
 def test_only_an_announced_connection_is_served(proxy: Any) -> None:
     p, events, _ = proxy
     outsider = socket.create_connection(p.address)
@@ -415,6 +416,7 @@ def test_only_an_announced_connection_is_served(proxy: Any) -> None:
     assert events[1]["pid"] == os.getpid() and events[1]["host"] == "nope.test"
 
 
+@pytest.mark.needs_full_notify  # the proxy's action copies the fd
 def test_a_tls_server_name_must_be_the_connect_host(proxy: Any) -> None:
     p, events, upstream = proxy
     for sni in ("other.example", "svc.test"):
@@ -436,6 +438,7 @@ def test_a_tls_server_name_must_be_the_connect_host(proxy: Any) -> None:
     assert upstream.got[1][:1] == b"\x16" and len(upstream.got) == 2
 
 
+@pytest.mark.needs_full_notify  # the proxy's action copies the fd
 def test_an_allowed_host_that_does_not_answer(proxy: Any) -> None:
     p, events, upstream = proxy
     upstream.sock.shutdown(socket.SHUT_RDWR)  # nothing listens there now (wakes its accept)
@@ -447,6 +450,7 @@ def test_an_allowed_host_that_does_not_answer(proxy: Any) -> None:
     assert (e["decision"], e["rule"], e["result"]) == ("allow", "local", "ECONNREFUSED")
 
 
+@pytest.mark.needs_full_notify  # the proxy's action copies the fd
 def test_plain_http_goes_to_the_decided_name_only(proxy: Any) -> None:
     """A Host header naming another site is replaced (a shared server would
     answer for it), and a second request pipelined behind the first, to a
@@ -484,6 +488,7 @@ def test_plain_http_goes_to_the_decided_name_only(proxy: Any) -> None:
     assert [(e["host"], e["decision"]) for e in events] == [("svc.test", "allow")]
 
 
+@pytest.mark.needs_full_notify  # the proxy's action copies the fd
 @pytest.mark.parametrize("answer", [True, False])
 def test_an_approve_rule_asks_and_the_answer_decides(answer: bool) -> None:
     policy = pol.Policy.parse(

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from tests import _host
 from tests.conftest import (
     TEST_POLICY,
     Area,
@@ -251,9 +252,17 @@ SWAP_CONNECT = (
 )
 
 
+@pytest.mark.needs_notify
 def test_an_address_swapped_after_the_decision_is_not_used(
     area: Area, listeners: tuple[Listener, Listener]
 ) -> None:
+    sockets = (_host.notify_mechanism() or {}).get("sockets")
+    if sockets != "fd-copy":
+        # The stand-in continues the connect in the kernel with every task
+        # sharing the caller's memory held: no thread can swap, and this
+        # swap, made by the supervisor itself, models none (the escape
+        # suite's racers run there instead).
+        pytest.skip(f"notify mode's sockets are {sockets} here, not done on a copy of the fd")
     allowed, denied = listeners
     policy = write_policy(
         area,
@@ -269,6 +278,7 @@ def test_an_address_swapped_after_the_decision_is_not_used(
     assert (allowed.accepted, denied.accepted) == (1, 0)
 
 
+@pytest.mark.needs_notify
 def test_a_path_swapped_after_the_decision_is_not_opened(area: Area) -> None:
     (area.home / ".ssh").mkdir()
     area.own(area.home / ".ssh")

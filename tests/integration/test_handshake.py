@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import (
     Area,
     User,
@@ -60,6 +62,7 @@ def gone(pid: int) -> bool:
         return True
 
 
+@pytest.mark.needs_notify
 def test_a_wrapper_that_never_sends_the_fd_fails_at_the_handoff_bound(area: Area) -> None:
     r = run_session(area, "no_fd.py", ["true"], handoff=1.0)
     assert r["status"] == 125
@@ -68,6 +71,7 @@ def test_a_wrapper_that_never_sends_the_fd_fails_at_the_handoff_bound(area: Area
     assert gone(r["wrapper_pid"])
 
 
+@pytest.mark.needs_notify
 def test_a_wrapper_stalled_before_ready_fails_at_the_ready_bound(area: Area) -> None:
     # A leaked handoff bound (0.5 s) would fail early; a no-op bound would hang.
     r = run_session(area, "stall_ready.py", ["true"], handoff=0.5, ready=2.5)
@@ -78,6 +82,7 @@ def test_a_wrapper_stalled_before_ready_fails_at_the_ready_bound(area: Area) -> 
     assert not [e for e in r["events"] if e["type"] == "process_start"]
 
 
+@pytest.mark.needs_notify
 def test_a_wrong_ready_byte_is_rejected(area: Area) -> None:
     r = run_session(area, "bad_ready.py", ["true"])
     assert r["status"] == 125
@@ -85,6 +90,7 @@ def test_a_wrong_ready_byte_is_rejected(area: Area) -> None:
     assert gone(r["wrapper_pid"])
 
 
+@pytest.mark.needs_notify
 def test_signals_during_the_supervisor_handshake_reads_are_retried(area: Area, user: User) -> None:
     fakes = area.root / "fakes"
     run_session(area, None, ["true"])  # lays out the fakes copy
@@ -107,6 +113,7 @@ def test_signals_during_the_supervisor_handshake_reads_are_retried(area: Area, u
     assert sent > 50  # the one-second READY wait really was signalled
 
 
+@pytest.mark.needs_notify
 def test_a_command_that_exits_at_once_reports_its_own_status(area: Area) -> None:
     r = run_session(area, "exit_after_go.py", ["true"])
     assert (r["status"], r["error"]) == (5, None)
@@ -114,6 +121,7 @@ def test_a_command_that_exits_at_once_reports_its_own_status(area: Area) -> None
     assert [e.get("exit_code") for e in exits] == [5]
 
 
+@pytest.mark.needs_notify
 def test_a_wrapper_dying_around_the_attach_reports_its_real_status(area: Area) -> None:
     for _ in range(5):  # the race goes either way; both must give 137
         r = run_session(area, "die_after_ready.py", ["true"])
@@ -121,6 +129,7 @@ def test_a_wrapper_dying_around_the_attach_reports_its_real_status(area: Area) -
         assert r["error"] is None
 
 
+@pytest.mark.needs_notify
 def test_quick_real_commands_report_their_status(area: Area) -> None:
     for code in (0, 1, 3):
         r = run_session(area, None, ["sh", "-c", f"exit {code}"])
@@ -201,6 +210,7 @@ def test_supervisor_killed_takes_the_tree_down(area: Area, user: User) -> None:
             p.wait()
 
 
+@pytest.mark.needs_notify
 def test_auto_mode_falls_back_to_ptrace_when_the_host_refuses_a_listener(area: Area) -> None:
     secret = area.write("outside/secret", "SECRET\n")
     cmd = ["sh", "-c", f"cat {secret}; echo x > {area.outside}/new; exit 3"]
@@ -219,6 +229,7 @@ def test_auto_mode_falls_back_to_ptrace_when_the_host_refuses_a_listener(area: A
     assert [e["op"] for e in events if e["type"] == "sandbox"].count("start") == 2
 
 
+@pytest.mark.needs_notify
 def test_notify_mode_alone_refuses_when_the_host_refuses_a_listener(area: Area) -> None:
     r = run_session(area, "no_listener.py", ["true"], mode="notify")
     assert r["status"] == 125
@@ -226,6 +237,7 @@ def test_notify_mode_alone_refuses_when_the_host_refuses_a_listener(area: Area) 
     assert not [e for e in r["events"] if e["type"] == "process_start"]
 
 
+@pytest.mark.needs_notify
 def test_a_denied_exec_is_named_even_when_its_audit_lags(area: Area) -> None:
     """The command's own exec is denied; its event is recorded after the
     answer, on the notify thread. The error message names the rule however

@@ -17,7 +17,9 @@ SCRIPT = """\
 import json, sys, threading, time
 from agentsh_ipy import audit as aud, supervisor as sup
 ws, cmd = sys.argv[1], sys.argv[2:]
-session = sup.Session(sup.load_policy(None, ws), aud.AuditLog(None, "t", time.time))
+use = sup.host_choice()  # the mode and mechanism `auto` picks here (a container's differ)
+session = sup.Session(sup.load_policy(None, ws), aud.AuditLog(None, "t", time.time),
+                      mode=use["mode"], mechanism=use["mechanism"])
 out = {}
 t = threading.Thread(target=lambda: out.update(status=session.run(cmd, cwd=ws).status))
 t.start()

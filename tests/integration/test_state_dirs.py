@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import Area, User, linux_only, sandbox_env
 
 pytestmark = linux_only
@@ -38,6 +40,7 @@ def _exec(
     )  # fmt: skip
 
 
+@pytest.mark.needs_userns
 def test_a_read_only_home_puts_the_state_under_the_temp_dir(area: Area, user: User) -> None:
     tmp = area.mkdir("tmp")
     p = _exec(area, user, [area.home], tmp)
@@ -57,6 +60,7 @@ def test_a_read_only_home_puts_the_state_under_the_temp_dir(area: Area, user: Us
     assert not (area.home / ".local").exists()
 
 
+@pytest.mark.needs_userns
 def test_nowhere_writable_runs_nothing_and_says_where_it_looked(area: Area, user: User) -> None:
     tmp = area.mkdir("tmp")
     p = _exec(area, user, [area.home, tmp], tmp)

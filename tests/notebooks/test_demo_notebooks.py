@@ -111,6 +111,7 @@ def _notebook(name: str) -> Any:
     return nb
 
 
+@pytest.mark.needs_full_notify  # the %%agentsh magic
 def test_quickstart(area: Area) -> None:
     etc = Path("/etc/agentsh-demo")
     existed = etc.exists()
@@ -152,6 +153,7 @@ def test_quickstart(area: Area) -> None:
     assert [e for e in full["events"] if e in audit(shell)["events"]] == audit(shell)["events"]
 
 
+@pytest.mark.needs_full_notify  # the %%agentsh magic
 def test_policy(area: Area) -> None:
     nb = run_notebook(area, _notebook("policy"), "policy")
     no_errors(nb)

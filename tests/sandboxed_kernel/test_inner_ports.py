@@ -92,6 +92,7 @@ def _pick_in_small_range(tmp_path: Path, avoid: list[int]) -> dict[str, object]:
     return result
 
 
+@pytest.mark.needs_userns  # unshare -rn
 def test_the_frontends_ports_are_never_given_to_the_inner_kernel(tmp_path: Path) -> None:
     # The proxy binds the frontend's ports: an inner kernel given one of
     # them would die of EADDRINUSE.
@@ -99,6 +100,7 @@ def test_the_frontends_ports_are_never_given_to_the_inner_kernel(tmp_path: Path)
     assert got == {"ports": [40001, 40003, 40005, 40007, 40009]}
 
 
+@pytest.mark.needs_userns  # unshare -rn
 def test_too_few_free_ports_is_an_error_not_a_shared_port(tmp_path: Path) -> None:
     got = _pick_in_small_range(tmp_path, avoid=list(range(40000, 40006)))
     assert got == {"errno": errno.EADDRINUSE}
