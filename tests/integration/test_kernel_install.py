@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import tomllib
 import zlib
 from pathlib import Path
 
@@ -64,8 +65,12 @@ def test_shipped_kernelspec() -> None:
     assert spec["interrupt_mode"] == "signal"
     assert png_size(SPEC_DIR / "logo-32x32.png") == (32, 32)
     assert png_size(SPEC_DIR / "logo-64x64.png") == (64, 64)
-    pyproject = (REPO / "pyproject.toml").read_text()
-    assert '"kernel/agentsh" = "share/jupyter/kernels/agentsh"' in pyproject
+    # The build installs every file of it there, and inside the package.
+    tool = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    shipped = sorted(str(p.relative_to(REPO)) for p in SPEC_DIR.iterdir())
+    assert sorted(tool["data-files"]["share/jupyter/kernels/agentsh"]) == shipped
+    assert tool["package-dir"]["agentsh_ipy._kernelspec"] == "kernel/agentsh"
+    assert tool["package-data"]["agentsh_ipy._kernelspec"] == ["*"]
 
 
 def test_install_with_policy_into_a_prefix(tmp_path: Path) -> None:
