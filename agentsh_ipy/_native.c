@@ -1,4 +1,4 @@
-/* agentsh_ipy._native: the native fast path's Python face. The matcher
+/* agentsh_ipy_native: the native fast path's Python face. The matcher
  * itself, which parses the tracee's bytes, is _matcher.c (no Python there). */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -68,7 +68,7 @@ static PyMethodDef FileTable_methods[] = {
 };
 
 static PyTypeObject FileTableType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "agentsh_ipy._native.FileTable",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "agentsh_ipy_native.FileTable",
     .tp_basicsize = sizeof(FileTable),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "FileTable(program): file rules compiled by agentsh_ipy.policy._table.",
@@ -80,12 +80,12 @@ static PyTypeObject FileTableType = {
 
 static struct PyModuleDef native_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "agentsh_ipy._native",
+    .m_name = "agentsh_ipy_native",
     .m_doc = "The native fast path: the file-rule matcher.",
     .m_size = -1,
 };
 
-PyMODINIT_FUNC PyInit__native(void)
+PyMODINIT_FUNC PyInit_agentsh_ipy_native(void)
 {
     if (PyType_Ready(&FileTableType) < 0)
         return NULL;

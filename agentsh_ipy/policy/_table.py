@@ -1,4 +1,4 @@
-"""File rules compiled to plain data for the native matcher (agentsh_ipy._native).
+"""File rules compiled to plain data for the native matcher (agentsh_ipy_native).
 
 A flat array of uint32 words the C side loads once and checks for bounds:
 

@@ -1,5 +1,5 @@
 """The seam of the native fast path: file decisions by the C matcher
-(agentsh_ipy._native) when it is there and not switched off, else by the
+(agentsh_ipy_native) when it is there and not switched off, else by the
 pure-Python engine, which stays the reference (tests compare the two).
 
 Everything around a file decision (/proc of other processes, terminals,
@@ -23,9 +23,9 @@ def _load() -> tuple[ModuleType | None, str]:
     if os.environ.get(ENV, "1") == "0":
         return None, f"switched off ({ENV}=0)"
     try:
-        from .. import _native
+        import agentsh_ipy_native as _native
     except ImportError as e:  # built without a C compiler, or a broken build
-        return None, f"the extension agentsh_ipy._native does not load: {e}"
+        return None, f"the extension agentsh_ipy_native does not load: {e}"
     return _native, ""
 
 
