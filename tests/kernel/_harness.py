@@ -94,14 +94,24 @@ def kernel_env(area: Area, **extra: str) -> dict[str, str]:
         IPYTHONDIR=str(area.root / "ipython"),
         JUPYTER_PLATFORM_DIRS="1",
         PYDEVD_DISABLE_FILE_VALIDATION="1",
-        # The checkout under test, ahead of the installed copy (in CI they are
-        # the same; on a dev machine the installed one may be older).
-        PYTHONPATH=str(REPO),
         AGENTSH_TEST_OUTSIDE=str(area.outside),
         AGENTSH_TEST_WS=str(area.ws),
     )
+    if _open_to_all(REPO):
+        # The checkout under test, ahead of the installed copy (in CI they are
+        # the same; on a dev machine the installed one may be older). Not one
+        # uid 65534 cannot read (a clone under /root): Python skips it on
+        # sys.path, but pip's scan of sys.path fails on it.
+        env["PYTHONPATH"] = str(REPO)
     env.update(extra)
     return env
+
+
+def _open_to_all(path: Path) -> bool:
+    """Whether any user may list ``path`` (every directory above searchable)."""
+    if not path.stat().st_mode & 0o004:
+        return False
+    return all(p.stat().st_mode & 0o001 for p in (path, *path.parents))
 
 
 def copy_driver(area: Area, name: str) -> Path:

@@ -41,8 +41,15 @@ def test_postbuild_installs_the_kernelspec() -> None:
     assert "agentsh-ipy kernel install --sys-prefix" in _lines(post)
 
 
-def test_readme_badge_opens_the_quickstart() -> None:
+def test_readme_says_where_binder_opens_and_how_to_try_it_locally() -> None:
+    # No badge until the project has a public repository (issue 19 item 6):
+    # the README gives the link's form and the same image locally.
     readme = (REPO / "README.md").read_text()
-    [url] = re.findall(r"\]\((https://mybinder\.org/v2/gh/[^)]+)\)", readme)
-    assert url.endswith("/HEAD?labpath=notebooks%2Fquickstart.ipynb")
+    assert "no public repository" in readme
+    urls = re.findall(r"https://mybinder\.org/v2/gh/[^`)\s]+", readme)
+    assert urls, "the Binder link's form"
+    assert all(u.endswith("/HEAD?labpath=notebooks%2Fquickstart.ipynb") for u in urls), urls
     assert (REPO / "notebooks" / "quickstart.ipynb").exists()
+    assert "repo2docker" in readme
+    assert "docker build -f docker/Dockerfile" in readme
+    assert (REPO / "docker" / "Dockerfile").exists()
