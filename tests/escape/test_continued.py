@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
+from tests import _host
 from tests.conftest import Run, sandbox
 from tests.escape import test_escape as te
 from tests.escape.conftest import Ctx, program_copy
@@ -188,6 +189,11 @@ def test_fifo_open_waits_and_is_released(world: Ctx, mode: str) -> None:
     """Not an escape: the FIFO open the supervisor now waits on still waits
     for a writer and reads what it wrote, and one whose caller is killed
     while waiting does not linger as a reader (see fifo_wait.py)."""
+    if mode == "ptrace" and _host.outer_refusal("kcmp"):
+        pytest.skip(
+            "kcmp is refused here, so ptrace mode holds every process while the open runs, "
+            "the writer too: a known gap (docs/security.md, Ptrace mode)"
+        )
     program = program_copy(world.area, "fifo_wait.py")
     cmd = [sys.executable, "-I", str(program), str(world.ws / "wait.fifo")]
     run = sandbox(world.area, cmd, extra=["--mode", mode], env=world.env(), timeout=90)
