@@ -39,9 +39,28 @@ def escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
-def _translate(seg: str, star: str, one: str, no_slash: bool) -> str:
-    """Translate one glob fragment (no ``**`` segments) to regex source."""
-    out: list[str] = []
+STAR, ANY = "*", "?"
+"""Tokens of a glob fragment besides literal characters and classes."""
+
+
+@dataclass(frozen=True)
+class CharClass:
+    """``[...]``: inclusive code point ranges, or their complement."""
+
+    negate: bool
+    ranges: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Literal:
+    char: str
+
+
+def tokens(seg: str) -> list[str | CharClass | Literal]:
+    """One glob fragment (no ``**`` segments) read once, for every consumer
+    (the regex here, the native matcher's table): STAR for a run of ``*``,
+    ANY, a CharClass, or a Literal character."""
+    out: list[str | CharClass | Literal] = []
     i, n = 0, len(seg)
     while i < n:
         c = seg[i]
@@ -49,10 +68,10 @@ def _translate(seg: str, star: str, one: str, no_slash: bool) -> str:
             # Runs of '*' inside a fragment mean the same as one '*'.
             while i < n and seg[i] == "*":
                 i += 1
-            out.append(star)
+            out.append(STAR)
             continue
         if c == "?":
-            out.append(one)
+            out.append(ANY)
         elif c == "[":
             j = i + 1
             negate = j < n and seg[j] in "!^"
@@ -63,30 +82,52 @@ def _translate(seg: str, star: str, one: str, no_slash: bool) -> str:
                 k += 1
             if k >= n:
                 raise GlobError("unterminated '['")
-            out.append(_char_class(seg[j:k], negate, no_slash))
+            out.append(CharClass(negate, _ranges(seg[j:k])))
             i = k + 1
             continue
         else:
-            out.append(re.escape(c))
+            out.append(Literal(c))
         i += 1
-    return "".join(out)
+    return out
 
 
-def _char_class(body: str, negate: bool, no_slash: bool) -> str:
-    items: list[str] = []
+def _ranges(body: str) -> tuple[tuple[str, str], ...]:
+    items: list[tuple[str, str]] = []
     p = 0
     while p < len(body):
         if p + 2 < len(body) and body[p + 1] == "-":
             lo, hi = body[p], body[p + 2]
             if lo > hi:
                 raise GlobError(f"bad range '{lo}-{hi}' in '[...]'")
-            items.append(f"{re.escape(lo)}-{re.escape(hi)}")
+            items.append((lo, hi))
             p += 3
         else:
-            items.append(re.escape(body[p]))
+            items.append((body[p], body[p]))
             p += 1
-    inner = "".join(items)
-    if negate:
+    return tuple(items)
+
+
+def _translate(seg: str, star: str, one: str, no_slash: bool) -> str:
+    """Translate one glob fragment (no ``**`` segments) to regex source."""
+    out: list[str] = []
+    for t in tokens(seg):
+        if t == STAR:
+            out.append(star)
+        elif t == ANY:
+            out.append(one)
+        elif isinstance(t, CharClass):
+            out.append(_char_class(t, no_slash))
+        else:
+            assert isinstance(t, Literal)
+            out.append(re.escape(t.char))
+    return "".join(out)
+
+
+def _char_class(cls: CharClass, no_slash: bool) -> str:
+    inner = "".join(
+        re.escape(lo) if lo == hi else f"{re.escape(lo)}-{re.escape(hi)}" for lo, hi in cls.ranges
+    )
+    if cls.negate:
         return f"[^{'/' if no_slash else ''}{inner}]"
     # A range such as '[+-0]' covers '/'; a segment must still not cross it.
     return f"(?:(?!/)[{inner}])" if no_slash else f"[{inner}]"

@@ -6,9 +6,10 @@ A flat array of uint32 words the C side loads once and checks for bounds:
     segment: kind (SEG_NORMAL, SEG_DSTAR), nwords, then nwords atom words
     A_LIT cp | A_ANY | A_STAR | A_CLASS negate nitems (lo hi)*nitems
 
-Each glob is parsed here from its normalized pattern with the same rules as
-_glob's translation to a regex (the reference): ``*`` runs of code points
-within a segment, ``?`` and classes one code point, ``**`` whole segments.
+Each glob is read from its normalized pattern by _glob.tokens, the same
+reader as _glob's translation to a regex (the reference): ``*`` runs of code
+points within a segment, ``?`` and classes one code point, ``**`` whole
+segments.
 Pure Python: no os calls.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Sequence
 
+from ._glob import ANY, STAR, CharClass, Literal, tokens
 from ._schema import FILE_OPERATIONS, FileRule
 
 SEG_NORMAL, SEG_DSTAR = 0, 1
@@ -26,50 +28,21 @@ OP_BITS = {op: 1 << i for i, op in enumerate(FILE_OPERATIONS)}
 """One bit per file operation, as the table's operation masks use them."""
 
 
-def _class_items(body: str) -> list[int]:
-    """(lo, hi) pairs, flattened, as _glob._char_class reads ``body``."""
-    items: list[int] = []
-    p = 0
-    while p < len(body):
-        if p + 2 < len(body) and body[p + 1] == "-":
-            items += [ord(body[p]), ord(body[p + 2])]
-            p += 3
-        else:
-            items += [ord(body[p]), ord(body[p])]
-            p += 1
-    return items
-
-
 def _atoms(seg: str) -> list[int]:
-    """One segment's atom words, as _glob._translate reads it."""
+    """One segment's atom words, from the tokens _glob's regex is made of."""
     out: list[int] = []
-    i, n = 0, len(seg)
-    while i < n:
-        c = seg[i]
-        if c == "*":
-            while i < n and seg[i] == "*":
-                i += 1
+    for t in tokens(seg):
+        if t == STAR:
             out.append(A_STAR)
-            continue
-        if c == "?":
+        elif t == ANY:
             out.append(A_ANY)
-        elif c == "[":
-            j = i + 1
-            negate = j < n and seg[j] in "!^"
-            if negate:
-                j += 1
-            k = j + 1 if j < n and seg[j] == "]" else j
-            while k < n and seg[k] != "]":
-                k += 1
-            if k >= n:  # compile_path refused it already
-                raise ValueError(f"unterminated '[' in {seg!r}")
-            items = _class_items(seg[j:k])
-            out += [A_CLASS, int(negate), len(items) // 2, *items]
-            i = k + 1
-            continue
+        elif isinstance(t, CharClass):
+            out += [A_CLASS, int(t.negate), len(t.ranges)]
+            for lo, hi in t.ranges:
+                out += [ord(lo), ord(hi)]
         else:
-            out += [A_LIT, ord(c)]
-        i += 1
+            assert isinstance(t, Literal)
+            out += [A_LIT, ord(t.char)]
     return out
 
 
